@@ -1,0 +1,100 @@
+"""The policy contract: what an avatar sees when it decides, and what it answers.
+
+A policy decides for a *batch* of avatars at once (every avatar whose visit ends in this
+step): ``decide(obs) -> Decision``. Everything in an ``Observation`` is an array over
+those avatars, so a policy costs one call per step, never one per avatar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from agents.needs import Needs
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a policy may know of the venue: zones, legal moves, distances and the shows."""
+
+    zones: tuple[str, ...]
+    kinds: tuple[str, ...]
+    kind_ids: np.ndarray  # (Z,) index into llm.features.ZONE_KINDS
+    adjacency: np.ndarray  # (Z, Z) bool: one legal move from u to v
+    distance: np.ndarray  # (Z, Z) shortest walking distance, metres (inf: unreachable)
+    next_hop: np.ndarray  # (Z, Z) first zone on a shortest path from u to t
+    capacity: np.ndarray  # (Z,) hard capacity, persons
+    area: np.ndarray  # (Z,) square metres
+    show_stage: np.ndarray  # (S,) zone index of each show's stage
+    show_start_s: np.ndarray  # (S,) seconds after opening
+    show_end_s: np.ndarray  # (S,)
+    show_draw: np.ndarray  # (S,) share of visitors who want to see it
+    show_headline: np.ndarray  # (S,) bool
+    opening: datetime  # wall-clock time of t = 0
+    closing_s: float  # seconds after opening when the event ends
+
+    @property
+    def n_zones(self) -> int:
+        return len(self.zones)
+
+    def of_kind(self, *kinds: str) -> np.ndarray:
+        return np.array([i for i, k in enumerate(self.kinds) if k in kinds], dtype=np.int64)
+
+
+@dataclass
+class Observation:
+    """The avatars that decide this step, as arrays over the batch (B avatars)."""
+
+    avatar: np.ndarray  # (B,) avatar index
+    zone: np.ndarray  # (B,) zone each avatar is in
+    now_s: np.ndarray  # (B,) time of each decision, seconds after opening
+    entered_s: np.ndarray  # (B,) when each avatar entered its zone
+    legal: np.ndarray  # (B, Z) bool: zones each avatar may move to now
+    history: np.ndarray  # (B, H) previous zones, most recent last, -1 where none
+    occupancy: np.ndarray  # (Z,) persons in each zone now
+    crowd: np.ndarray  # (Z,) Fruin level 0 (A) .. 5 (F) of each zone now
+
+    def __len__(self) -> int:
+        return len(self.avatar)
+
+
+@dataclass
+class Decision:
+    """Each deciding avatar's next zone and how long it means to stay there (seconds).
+
+    For a service zone the dwell is the time spent after being served (drinking at the bar,
+    say); the queue and the service itself come from the twin.
+    """
+
+    next_zone: np.ndarray  # (B,) int64
+    dwell_s: np.ndarray  # (B,) float64
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Chooses the next zone for a batch of avatars."""
+
+    name: str
+
+    def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
+        """Prepare for a run: the venue, the visitors' needs, and the run's seeded generator."""
+
+    def decide(self, obs: Observation) -> Decision:
+        """Next zones (legal for each avatar) and dwell times for every avatar in ``obs``."""
+        ...
+
+
+def sample_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one column per row with probability proportional to the row's weights.
+
+    Rows whose weights are all zero get -1.
+    """
+    totals = weights.sum(axis=1)
+    cumulative = np.cumsum(weights, axis=1)
+    draws = rng.random(len(weights)) * totals
+    picked = (cumulative <= draws[:, None]).sum(axis=1)
+    picked = np.minimum(picked, weights.shape[1] - 1)
+    return np.where(totals > 0, picked, -1)

@@ -1,0 +1,49 @@
+"""The visit-log contract, defined once: one row per zone visit.
+
+The twin writes exactly this table and the trainer reads it, so simulate -> train ->
+simulate closes on itself. Real logs enter through the same door (see ``llm.data``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from llm.fileio import atomic_path
+
+#: Columns a visit log must have.
+REQUIRED_COLUMNS: tuple[str, ...] = ("avatar_id", "timestamp", "zone")
+#: Columns used when present (derived from the log otherwise).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("dwell_s", "occupancy", "run_id", "zone_kind")
+#: Column order and dtypes of the logs the twin writes.
+VISIT_DTYPES: dict[str, str] = {
+    "avatar_id": "int64",
+    "timestamp": "datetime64[ns]",
+    "zone": "string",
+    "dwell_s": "float64",
+    "occupancy": "int32",
+    "run_id": "string",
+    "zone_kind": "string",
+}
+
+
+def visits_frame(columns: dict[str, object]) -> pd.DataFrame:
+    """Build a visit log in the canonical column order and dtypes from column arrays."""
+    missing = [c for c in VISIT_DTYPES if c not in columns]
+    if missing:
+        raise ValueError(f"visit log is missing columns: {', '.join(missing)}")
+    frame = pd.DataFrame({c: columns[c] for c in VISIT_DTYPES})
+    return frame.astype(VISIT_DTYPES)
+
+
+def write_visits(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a visit log atomically: Parquet, or CSV when ``path`` ends in ``.csv``."""
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        if final.suffix == ".csv":
+            frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f")
+        else:
+            frame.to_parquet(tmp, index=False)
+    return final

@@ -1,0 +1,381 @@
+"""The crowd as arrays: every avatar's phase, place and next event, advanced event by event.
+
+Each avatar is a row. Its ``phase`` says what it is doing and ``t_next`` when that ends:
+
+- ``PENDING``  not arrived yet; ``t_next`` is its arrival time.
+- ``IN_ZONE``  queueing, being served or dwelling in ``zone``; ``t_next`` ends the visit.
+- ``BLOCKED``  wants to move to ``dest`` but it is full; retries every step, re-decides
+               after ``patience_s``.
+- ``LEAVING``  waiting at the door to ``dest``; ``t_next`` is when it passes.
+- ``WALKING``  on the edge to ``dest``; ``t_next`` is when it gets there.
+- ``LEFT``     gone.
+
+Event times are exact (continuous); a step only decides which events are handled together.
+``process(idx, t_end)`` handles the due events of the given avatars; the model calls it once
+per step for all due avatars (arrays), or once per avatar (Mesa's agent-by-agent stepping).
+Service zones are FIFO multi-server queues: a visitor's start of service is fixed when it
+joins (the earliest free server, never before those ahead of it), so waits are exact.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.avatar import PHASES  # noqa: F401  (re-exported: one list of phase names)
+from agents.needs import Needs
+from agents.policy import Decision, Layout, Observation, Policy
+from llm.features import crowd_level
+from twin import physics
+from twin.satisfaction import Satisfaction
+
+PENDING, IN_ZONE, BLOCKED, LEAVING, WALKING, LEFT = range(6)
+#: Zones remembered per avatar for the policies' observation.
+HISTORY = 16
+
+
+@dataclass
+class VisitLog:
+    """Completed visits, gathered as array chunks and joined once at the end."""
+
+    chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+    def add(self, avatar, entered_s, zone, dwell_s, occupancy) -> None:  # noqa: ANN001
+        self.chunks.append((avatar, entered_s, zone, dwell_s, occupancy))
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        if not self.chunks:
+            return tuple(np.empty(0) for _ in range(5))
+        return tuple(np.concatenate(part) for part in zip(*self.chunks, strict=True))
+
+
+class Crowd:
+    """All avatars of one run as arrays, and the physics that moves them."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        arrival_s: np.ndarray,
+        servers: np.ndarray,
+        service_s: np.ndarray,
+        capacity: np.ndarray,
+        open_gates: np.ndarray,
+        edge_id: np.ndarray,
+        edge_length: np.ndarray,
+        edge_width: np.ndarray,
+        js: float,
+        patience_s: float,
+        needs: Needs,
+        policy: Policy,
+        rng: np.random.Generator,
+    ) -> None:
+        n, z = len(arrival_s), layout.n_zones
+        self.layout, self.needs, self.policy, self.rng = layout, needs, policy, rng
+        self.patience_s = patience_s
+        self.kinds = np.array(layout.kinds)
+        self.is_exit = self.kinds == "exit"
+        self.capacity = np.where(self.is_exit, np.iinfo(np.int64).max // 4, capacity)
+        self.capacity[self.kinds == "entrance"] = np.iinfo(np.int64).max // 4
+        self.service_s = service_s
+        self.is_service = servers > 0
+        self.servers_free = [[0.0] * int(c) for c in servers]  # heaps of free times
+        self.open_gates = open_gates
+        self.legal_moves = layout.adjacency.copy()
+        self.edge_id, self.edge_length, self.edge_width = edge_id, edge_length, edge_width
+        self.edge_area = edge_length * edge_width
+        self.headway = physics.door_headway(edge_width, js)
+        self.door_free = np.zeros(len(edge_length))
+        self.on_edge = np.zeros(len(edge_length), dtype=np.int64)
+        # --- per avatar
+        self.phase = np.full(n, PENDING, dtype=np.int8)
+        self.t_next = arrival_s.astype(np.float64).copy()
+        self.zone = np.full(n, -1, dtype=np.int64)
+        self.dest = np.full(n, -1, dtype=np.int64)
+        self.edge = np.full(n, -1, dtype=np.int64)
+        self.entered_s = np.zeros(n)
+        self.entry_occupancy = np.zeros(n, dtype=np.int32)
+        self.service_start = np.full(n, -np.inf)
+        self.planned_dwell = np.zeros(n)
+        self.blocked_since = np.full(n, np.inf)
+        self.refused = np.full(n, -1, dtype=np.int64)
+        self.waited_s = np.zeros(n)
+        self.ring = np.full((n, HISTORY), -1, dtype=np.int16)
+        self.visits = np.zeros(n, dtype=np.int64)
+        # --- per zone
+        self.occupancy = np.zeros(z, dtype=np.int64)
+        self.inbound = np.zeros(z, dtype=np.int64)
+        self.served = np.zeros(z, dtype=np.int64)
+        self.satisfaction = Satisfaction(layout, needs, n)
+        self.log = VisitLog()
+        self.waits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # zone, t, wait
+        self.arrived = 0
+        self.left = 0
+        self.joined: list[np.ndarray] = []  # arrivals not yet given a Mesa agent
+        self.gone: list[np.ndarray] = []  # leavers whose Mesa agent is not yet removed
+
+    # ================================================================== queries
+    def due(self, t_end: float) -> np.ndarray:
+        """Avatars with an event before ``t_end`` (one pass over the arrays)."""
+        return np.flatnonzero(self.t_next < t_end)
+
+    @property
+    def inside(self) -> int:
+        return self.arrived - self.left
+
+    def density(self) -> np.ndarray:
+        return self.occupancy / self.layout.area
+
+    def crowd_levels(self) -> np.ndarray:
+        return crowd_level(self.density())
+
+    def queue_lengths(self, now: float) -> np.ndarray:
+        """Persons waiting (not yet in service) in each service zone at ``now``."""
+        waiting = (self.phase == IN_ZONE) & (self.service_start > now)
+        return np.bincount(self.zone[waiting], minlength=self.layout.n_zones)
+
+    def history(self, idx: np.ndarray) -> np.ndarray:
+        """(B, HISTORY) zones visited so far, most recent last, -1 where none."""
+        ahead = self.visits[idx, None] - HISTORY + np.arange(HISTORY)[None, :]
+        zones = self.ring[idx[:, None], ahead % HISTORY].astype(np.int64)
+        return np.where(ahead >= 0, zones, -1)
+
+    def drain_joined(self) -> np.ndarray:
+        out = np.concatenate(self.joined) if self.joined else np.empty(0, dtype=np.int64)
+        self.joined = []
+        return out
+
+    def drain_gone(self) -> np.ndarray:
+        out = np.concatenate(self.gone) if self.gone else np.empty(0, dtype=np.int64)
+        self.gone = []
+        return out
+
+    # ================================================================== events
+    def process(self, idx: np.ndarray, t_start: float, t_end: float) -> None:
+        """Handle every event of avatars ``idx`` due before ``t_end``."""
+        idx = idx[self.t_next[idx] < t_end]
+        if len(idx) == 0:
+            return
+        phase = self.phase[idx]
+        self.arrive(idx[phase == PENDING])
+        reached = self.reach(idx[phase == WALKING])
+        self.pass_doors(idx[phase == LEAVING], t_end)
+        deciding = np.concatenate(
+            [idx[(phase == IN_ZONE) | (phase == BLOCKED)], reached[self.t_next[reached] < t_end]]
+        )
+        self.decide(deciding, t_start, t_end)
+
+    def arrive(self, idx: np.ndarray) -> None:
+        """New visitors join the queue of an open entrance gate (the one that will serve
+        them soonest, unless it is no sooner than their preferred gate by two minutes)."""
+        if len(idx) == 0:
+            return
+        idx = idx[np.argsort(self.t_next[idx], kind="stable")]
+        gates = self.open_gates
+        weights = np.array([len(self.servers_free[g]) for g in gates], dtype=np.float64)
+        preferred = gates[self.rng.choice(len(gates), size=len(idx), p=weights / weights.sum())]
+        chosen = np.empty(len(idx), dtype=np.int64)
+        for k, (t, pref) in enumerate(zip(self.t_next[idx], preferred, strict=True)):
+            best, best_start = pref, max(t, self.servers_free[pref][0])
+            for g in gates:
+                start = max(t, self.servers_free[g][0])
+                if start < best_start - 120.0:
+                    best, best_start = g, start
+            chosen[k] = best
+        self.arrived += len(idx)
+        self.joined.append(idx)
+        self.needs.arrive(idx, self.t_next[idx])
+        self.phase[idx] = IN_ZONE
+        self.planned_dwell[idx] = 0.0
+        self.enter(idx, chosen, self.t_next[idx])
+
+    def reach(self, idx: np.ndarray) -> np.ndarray:
+        """Walkers reach their destination: exits let them out, other zones take them in.
+        Returns the avatars that entered a zone."""
+        if len(idx) == 0:
+            return idx
+        np.subtract.at(self.on_edge, self.edge[idx], 1)
+        dest, t = self.dest[idx], self.t_next[idx]
+        np.subtract.at(self.inbound, dest, 1)
+        self.edge[idx] = -1
+        out = self.is_exit[dest]
+        gone = idx[out]
+        if len(gone):
+            self.push_history(gone, dest[out])
+            self.log.add(
+                gone,
+                t[out],
+                dest[out],
+                np.zeros(len(gone)),
+                self.occupancy[dest[out]].astype(np.int32),
+            )
+            self.phase[gone] = LEFT
+            self.t_next[gone] = np.inf
+            self.zone[gone] = -1
+            self.left += len(gone)
+            self.gone.append(gone)
+        stay = idx[~out]
+        self.phase[stay] = IN_ZONE
+        self.enter(stay, dest[~out], t[~out])
+        return stay
+
+    def enter(self, idx: np.ndarray, zone: np.ndarray, t: np.ndarray) -> None:
+        """Avatars enter zones at times ``t``; service zones queue them first come first
+        served on the earliest free server."""
+        np.add.at(self.occupancy, zone, 1)
+        self.zone[idx] = zone
+        self.entered_s[idx] = t
+        self.entry_occupancy[idx] = self.occupancy[zone]
+        self.satisfaction.enter(idx, zone, t)
+        self.push_history(idx, zone)
+        start = t.copy()
+        serving = self.is_service[zone]
+        if serving.any():
+            order = np.flatnonzero(serving)[np.argsort(t[serving], kind="stable")]
+            service = self.rng.exponential(self.service_s[zone[order]])
+            for k, z, svc in zip(order, zone[order], service, strict=True):
+                heap = self.servers_free[z]
+                begin = max(t[k], heap[0])
+                heapq.heapreplace(heap, begin + svc)
+                start[k] = begin
+                t[k] = begin + svc  # end of service
+            wait = start[order] - self.entered_s[idx[order]]
+            self.waits.append((zone[order], start[order], wait))
+            self.waited_s[idx[order]] += wait
+            self.satisfaction.wait(idx[order], wait)
+            np.add.at(self.served, zone[order], 1)
+        self.service_start[idx] = np.where(serving, start, -np.inf)
+        self.t_next[idx] = t + self.planned_dwell[idx]
+
+    def push_history(self, idx: np.ndarray, zone: np.ndarray) -> None:
+        self.ring[idx, self.visits[idx] % HISTORY] = zone
+        self.visits[idx] += 1
+
+    def decide(self, idx: np.ndarray, t_start: float, t_end: float) -> None:
+        """Visits end: the policy picks the next zones of all deciders in one call; full
+        zones refuse entry (the avatar waits, and reroutes after ``patience_s``)."""
+        if len(idx) == 0:
+            return
+        now = np.maximum(self.t_next[idx], t_start)
+        retry = (self.phase[idx] == BLOCKED) & (now - self.blocked_since[idx] < self.patience_s)
+        dest = self.dest[idx].copy()
+        fresh = ~retry
+        if fresh.any():
+            chosen = self.ask_policy(idx[fresh], now[fresh])
+            dest[fresh] = chosen.next_zone
+            self.planned_dwell[idx[fresh]] = chosen.dwell_s
+        staying = dest == self.zone[idx]
+        if staying.any():  # no legal move: stay on
+            s = idx[staying]
+            self.phase[s] = IN_ZONE
+            self.refused[s] = -1
+            self.t_next[s] = now[staying] + np.maximum(self.planned_dwell[s], 5.0)
+        moving = ~staying
+        idx, dest, now = idx[moving], dest[moving], now[moving]
+        admitted = self.admit(dest, now)
+        self.block(idx[~admitted], dest[~admitted], now[~admitted], t_end)
+        go = idx[admitted]
+        if len(go):
+            was_blocked = np.isfinite(self.blocked_since[go])
+            if was_blocked.any():  # time spent refused at a full zone counts as waiting
+                held = go[was_blocked]
+                waited = now[admitted][was_blocked] - self.blocked_since[held]
+                self.waited_s[held] += waited
+                self.satisfaction.wait(held, waited)
+            self.refused[go] = -1
+            self.blocked_since[go] = np.inf
+            self.dest[go] = dest[admitted]
+            np.add.at(self.inbound, dest[admitted], 1)
+            edge = self.edge_id[self.zone[go], dest[admitted]]
+            self.edge[go] = edge
+            self.phase[go] = LEAVING
+            self.t_next[go] = physics.schedule_doors(
+                edge, now[admitted], self.door_free, self.headway
+            )
+            self.pass_doors(go, t_end)
+
+    def ask_policy(self, idx: np.ndarray, now: np.ndarray) -> Decision:
+        zone = self.zone[idx]
+        legal = self.legal_moves[zone]
+        refused = self.refused[idx]
+        rows = np.flatnonzero(refused >= 0)
+        legal[rows, refused[rows]] = False
+        dead_end = rows[~legal[rows].any(axis=1)]  # the full zone is the only way on: wait
+        legal[dead_end, refused[dead_end]] = True
+        occupancy = self.occupancy.copy()
+        obs = Observation(
+            avatar=idx,
+            zone=zone,
+            now_s=now,
+            entered_s=self.entered_s[idx],
+            legal=legal,
+            history=self.history(idx),
+            occupancy=occupancy,
+            crowd=crowd_level(occupancy / self.layout.area),
+        )
+        decision = self.policy.decide(obs)
+        nxt = np.asarray(decision.next_zone, dtype=np.int64)
+        ok = (nxt == zone) | legal[np.arange(len(idx)), np.clip(nxt, 0, legal.shape[1] - 1)]
+        ok &= (nxt >= 0) & (nxt < legal.shape[1])
+        if not ok.all():
+            bad = np.flatnonzero(~ok)[0]
+            raise RuntimeError(
+                f"policy {self.policy.name!r} chose an illegal move for avatar {idx[bad]}: "
+                f"{self.layout.zones[zone[bad]]} -> zone #{nxt[bad]}"
+            )
+        dwell = np.maximum(np.asarray(decision.dwell_s, dtype=np.float64), 0.0)
+        return Decision(next_zone=nxt, dwell_s=dwell)
+
+    def admit(self, dest: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Which moves fit under the destinations' hard capacities, earliest first."""
+        order = np.lexsort((now, dest))
+        d = dest[order]
+        first = np.r_[True, d[1:] != d[:-1]]
+        position = np.arange(len(d))
+        rank = position - np.maximum.accumulate(np.where(first, position, 0))
+        room = self.capacity[d] - self.occupancy[d] - self.inbound[d]
+        admitted = np.empty(len(d), dtype=bool)
+        admitted[order] = rank < room
+        return admitted
+
+    def block(self, idx: np.ndarray, dest: np.ndarray, now: np.ndarray, t_end: float) -> None:
+        if len(idx) == 0:
+            return
+        newly = self.phase[idx] != BLOCKED
+        self.blocked_since[idx[newly]] = now[newly]
+        self.phase[idx] = BLOCKED
+        self.dest[idx] = dest
+        self.t_next[idx] = t_end
+        waited = now - self.blocked_since[idx]
+        give_up = waited >= self.patience_s
+        self.refused[idx[give_up]] = dest[give_up]
+
+    def pass_doors(self, idx: np.ndarray, t_end: float) -> None:
+        """Avatars whose turn at the door has come leave their zone and start walking at the
+        Weidmann speed of the corridor's density."""
+        idx = idx[self.t_next[idx] < t_end]
+        if len(idx) == 0:
+            return
+        zone, t, edge = self.zone[idx], self.t_next[idx], self.edge[idx]
+        dwell = t - self.entered_s[idx]
+        self.log.add(idx, self.entered_s[idx], zone, dwell, self.entry_occupancy[idx])
+        self.satisfaction.leave(idx, zone, self.entered_s[idx], t)
+        lay = self.layout
+        self.needs.end_visits(
+            idx,
+            zone,
+            self.kinds[zone],
+            self.entered_s[idx],
+            t,
+            lay.show_stage,
+            lay.show_start_s,
+            lay.show_end_s,
+        )
+        np.subtract.at(self.occupancy, zone, 1)
+        np.add.at(self.on_edge, edge, 1)
+        speed = physics.weidmann_speed(self.on_edge[edge] / self.edge_area[edge])
+        self.zone[idx] = -1
+        self.phase[idx] = WALKING
+        self.t_next[idx] = t + self.edge_length[edge] / speed

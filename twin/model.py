@@ -1,0 +1,242 @@
+"""``VenueModel``: the Mesa model of a venue, its visitors, and what is recorded of them.
+
+    from twin import VenueModel, Scenario
+    model = VenueModel(Scenario(venue="expo", avatars=2000, seed=1))
+    model.run()
+    model.kpis()["mean_wait_s"]
+
+Each ``step()`` advances the clock by ``scenario.step_s`` seconds: every avatar with an
+event in that window is handled at once as arrays (arrivals at the gates, doors, walking,
+queues, the policy's batched decision), then KPIs are accounted and, every
+``record_every_s``, the ``DataCollector`` records the venue. ``stepping="agents"`` runs the
+same events with Mesa's plain one-Python-call-per-agent stepping, for comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
+from llm.features import FRUIN_LABELS
+from llm.logschema import visits_frame
+from twin import kpis as kpi
+from twin.arrivals import draw_arrivals
+from twin.crowd import PENDING, Crowd
+from twin.scenario import Scenario, ScenarioError, Show
+from twin.venue import Venue
+
+Stepping = Literal["arrays", "agents"]
+
+
+def make_policy(name: str) -> Policy:
+    """The built-in policy of that name."""
+    if name == "scripted":
+        return ScriptedPolicy()
+    if name == "random":
+        return RandomPolicy()
+    raise ScenarioError(f"policy: unknown policy {name!r}")
+
+
+def build_layout(venue: Venue, scenario: Scenario, shows: list[Show]) -> Layout:
+    """What the policies may know of this venue and this scenario's programme."""
+    idx = venue.index
+    return Layout(
+        zones=venue.zones,
+        kinds=venue.kinds,
+        kind_ids=venue.kind_ids,
+        adjacency=venue.adjacency,
+        distance=venue.distance,
+        next_hop=venue.next_hop,
+        capacity=venue.capacity,
+        area=venue.area,
+        show_stage=np.array([idx[s.stage] for s in shows], dtype=np.int64),
+        show_start_s=np.array([s.start_h * 3600 for s in shows], dtype=np.float64),
+        show_end_s=np.array([s.end_h * 3600 for s in shows], dtype=np.float64),
+        show_draw=np.array([s.draw for s in shows], dtype=np.float64),
+        show_headline=np.array([s.headline for s in shows], dtype=bool),
+        opening=scenario.opening_time,
+        closing_s=scenario.hours * 3600.0,
+    )
+
+
+class VenueModel(mesa.Model):
+    """A venue and its visitors. ``model.agents`` holds the ``Avatar``s inside right now."""
+
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        *,
+        policy: Policy | None = None,
+        stepping: Stepping = "arrays",
+        **overrides: Any,
+    ) -> None:
+        scenario = scenario or Scenario()
+        if overrides:
+            try:
+                scenario = dataclasses.replace(scenario, **overrides)
+            except TypeError as exc:
+                raise ScenarioError(f"VenueModel: {exc}") from None
+        super().__init__(rng=scenario.seed)
+        venue = scenario.load_venue()
+        scenario.check(venue)
+        self.scenario, self.venue, self.stepping = scenario, venue, stepping
+        self.shows = scenario.programme(venue)
+        self.layout = build_layout(venue, scenario, self.shows)
+        n = scenario.avatars
+        arrival_s = draw_arrivals(
+            n, scenario.arrival_window_h * 3600, scenario.arrival_profile, self.rng
+        )
+        self.needs = Needs.draw(n, venue.kinds, self.layout.show_draw, self.rng)
+        self.policy = policy or make_policy(scenario.policy)
+        self.policy.bind(self.layout, self.needs, np.random.default_rng(self.rng.integers(2**63)))
+        self.crowd = Crowd(
+            self.layout,
+            arrival_s=arrival_s,
+            servers=self.lever_servers(),
+            service_s=venue.service_s,
+            capacity=self.lever_capacity(),
+            open_gates=self.lever_gates(),
+            edge_id=venue.edge_id,
+            edge_length=venue.edge_length,
+            edge_width=venue.edge_width,
+            js=scenario.js,
+            patience_s=scenario.patience_s,
+            needs=self.needs,
+            policy=self.policy,
+            rng=np.random.default_rng(self.rng.integers(2**63)),
+        )
+        self.avatar_of = np.full(n, None, dtype=object)
+        self.time_s = 0.0
+        self.end_s = scenario.hours * 3600.0
+        self.record_every = max(1, round(scenario.record_every_s / scenario.step_s))
+        self.totals = kpi.Totals(venue.n_zones)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "time_s": "time_s",
+                "inside": lambda m: m.crowd.inside,
+                "arrived": lambda m: m.crowd.arrived,
+                "left": lambda m: m.crowd.left,
+                "queueing": lambda m: int(m.crowd.queue_lengths(m.time_s).sum()),
+                "mean_satisfaction": lambda m: m.mean_satisfaction(),
+                "person_minutes_los_ef": lambda m: m.totals.person_minutes_los_ef,
+            },
+            tables={"zones": list(kpi.ZONE_COLUMNS)},
+        )
+        self.record()
+        self.running = True
+
+    # ------------------------------------------------------------------ levers
+    def lever_servers(self) -> np.ndarray:
+        servers = self.venue.servers.copy()
+        for zone, count in self.scenario.levers.servers.items():
+            servers[self.venue.index[zone]] = count
+        return servers
+
+    def lever_capacity(self) -> np.ndarray:
+        capacity = self.venue.capacity.copy()
+        for zone, cap in self.scenario.levers.capacity_caps.items():
+            i = self.venue.index[zone]
+            capacity[i] = min(capacity[i], cap)
+        return capacity
+
+    def lever_gates(self) -> np.ndarray:
+        gates = self.scenario.levers.open_gates
+        if gates is None:
+            return self.venue.entrances
+        return np.array([self.venue.index[g] for g in gates], dtype=np.int64)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self) -> None:
+        """Advance the venue by one step of ``scenario.step_s`` seconds."""
+        t_end = self.time_s + self.scenario.step_s
+        if self.stepping == "arrays":
+            self.crowd.process(self.crowd.due(t_end), self.time_s, t_end)
+            self.sync_agents()
+        else:
+            due = self.crowd.due(t_end)
+            self.crowd.process(due[self.crowd.phase[due] == PENDING], self.time_s, t_end)
+            self.sync_agents()
+            self._window = (self.time_s, t_end)
+            self.agents.shuffle_do("step")
+            self.sync_agents()
+        self.time_s = t_end
+        self.totals.account(self.crowd, self.scenario.step_s)
+        if self.steps % self.record_every == 0:
+            self.record()
+        if self.time_s >= self.end_s - 1e-9:
+            self.running = False
+
+    def process_avatars(self, idx: np.ndarray) -> None:
+        """Handle the due events of some avatars now (used by ``Avatar.step``)."""
+        self.crowd.process(idx, *self._window)
+
+    def sync_agents(self) -> None:
+        """Give arrived avatars a Mesa agent and remove the agents of those who left."""
+        for i in self.crowd.drain_joined():
+            self.avatar_of[i] = Avatar(self, i)
+        for i in self.crowd.drain_gone():
+            self.avatar_of[i].remove()
+            self.avatar_of[i] = None
+
+    def run(self, progress: bool = False) -> VenueModel:
+        """Step until closing time; ``progress`` shows a progress bar."""
+        from tqdm import tqdm
+
+        total = int(round((self.end_s - self.time_s) / self.scenario.step_s))
+        with tqdm(total=total, disable=not progress, unit="step", leave=False) as bar:
+            while self.running:
+                self.step()
+                bar.update()
+        return self
+
+    # ------------------------------------------------------------------ records
+    def record(self) -> None:
+        self.datacollector.collect(self)
+        for row in kpi.zone_rows(self):
+            self.datacollector.add_table_row("zones", row)
+
+    def mean_satisfaction(self) -> float:
+        arrived = self.crowd.phase != PENDING
+        return float(self.crowd.satisfaction.score[arrived].mean()) if arrived.any() else 0.0
+
+    def visits(self) -> pd.DataFrame:
+        """The visit log of completed visits, in the schema of ``llm.logschema``."""
+        avatar, entered, zone, dwell, occupancy = self.crowd.log.columns()
+        zone = zone.astype(np.int64)
+        order = np.lexsort((entered, avatar))
+        names = np.array(self.venue.zones, dtype=object)
+        kinds = np.array(self.venue.kinds, dtype=object)
+        opening = np.datetime64(self.scenario.opening_time.replace(tzinfo=None), "ns")
+        stamps = opening + (entered[order] * 1e9).astype("timedelta64[ns]")
+        return visits_frame(
+            {
+                "avatar_id": avatar[order].astype(np.int64),
+                "timestamp": stamps,
+                "zone": names[zone[order]],
+                "dwell_s": dwell[order],
+                "occupancy": occupancy[order].astype(np.int32),
+                "run_id": f"{self.scenario.name}-s{self.scenario.seed}",
+                "zone_kind": kinds[zone[order]],
+            }
+        )
+
+    def zones_frame(self) -> pd.DataFrame:
+        """The per-zone table recorded every ``record_every_s`` seconds."""
+        return self.datacollector.get_table_dataframe("zones")
+
+    def kpis(self) -> dict[str, Any]:
+        return kpi.summarise(self)
+
+    def where(self) -> dict[str, int]:
+        """How many avatars are in each phase right now."""
+        counts = np.bincount(self.crowd.phase, minlength=6)
+        return {name: int(c) for name, c in zip(kpi.PHASE_NAMES, counts, strict=True)}
+
+    @property
+    def fruin_labels(self) -> list[str]:
+        return [FRUIN_LABELS[level] for level in self.crowd.crowd_levels()]

@@ -1,0 +1,336 @@
+"""A scenario: which venue, how many visitors arriving when, which shows, which levers.
+
+A ``Scenario`` is a typed config, built in Python or read from a TOML file::
+
+    name = "friday"
+    venue = "expo"            # a built-in venue or a venue JSON file
+    avatars = 10000
+    hours = 4
+    seed = 1
+    policy = "scripted"       # scripted | random
+    arrival_window_h = 2.0    # arrivals spread over the first 2 hours ...
+    arrival_profile = [3, 3, 2, 1]   # ... with these relative rates in equal slices
+
+    [[shows]]
+    stage = "main_stage"
+    start_h = 1.0
+    end_h = 1.75
+    draw = 0.5                # share of visitors who came for it
+    headline = false
+
+    [levers]
+    open_gates = ["gate_north", "gate_south"]
+    servers = { bar_1 = 4 }
+    capacity_caps = { main_stage = 800 }
+
+Unknown keys and out-of-range values are refused with a message naming the file and key;
+``check(venue)`` also refuses zones the venue lacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from llm.fileio import write_text_atomic
+from twin.venue import Venue, load_venue
+
+POLICIES: tuple[str, ...] = ("scripted", "random")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the file and the key."""
+
+
+@dataclass
+class Show:
+    """A show on a stage between two times (hours after opening)."""
+
+    stage: str
+    start_h: float
+    end_h: float
+    draw: float = 0.5
+    headline: bool = False
+
+
+@dataclass
+class Levers:
+    """What an operator can change: staff, gates, capacity caps."""
+
+    servers: dict[str, int] = field(default_factory=dict)  # service zone -> servers
+    open_gates: list[str] | None = None  # entrances open (None: all)
+    capacity_caps: dict[str, int] = field(default_factory=dict)  # zone -> hard cap
+
+
+@dataclass
+class Scenario:
+    """Everything one run of the twin needs, apart from the policy's model."""
+
+    name: str = "default"
+    venue: str | Venue = "expo"
+    avatars: int = 2000
+    hours: float = 4.0
+    step_s: float = 5.0
+    seed: int = 0
+    policy: str = "scripted"
+    opening: str = "2026-06-06T18:00:00"
+    arrival_window_h: float = 2.0
+    arrival_profile: list[float] = field(default_factory=lambda: [3.0, 3.0, 2.0, 1.0])
+    shows: list[Show] | None = None  # None: the venue's default programme
+    js: float = 1.3  # door flow, persons per metre per second
+    patience_s: float = 120.0  # how long a refused avatar waits before rerouting
+    record_every_s: float = 60.0  # zone table resolution
+    levers: Levers = field(default_factory=Levers)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.levers, dict):
+            self.levers = _build(Levers, self.levers, "levers", "<memory>")
+        if self.shows is not None:
+            self.shows = [
+                s if isinstance(s, Show) else _build(Show, s, f"shows[{i}]", "<memory>")
+                for i, s in enumerate(self.shows)
+            ]
+        _check_ranges(self, "<memory>")
+
+    # ------------------------------------------------------------------ venue
+    def load_venue(self) -> Venue:
+        return self.venue if isinstance(self.venue, Venue) else load_venue(self.venue)
+
+    @property
+    def opening_time(self) -> datetime:
+        return datetime.fromisoformat(self.opening)
+
+    def programme(self, venue: Venue) -> list[Show]:
+        """The shows of this run: the scenario's own, or the venue's default programme."""
+        return (
+            list(self.shows)
+            if self.shows is not None
+            else default_shows(venue, self.hours, self.avatars)
+        )
+
+    def check(self, venue: Venue, source: str = "<memory>") -> None:
+        """Refuse shows and levers that name zones the venue lacks or misuse them."""
+        kinds = dict(zip(venue.zones, venue.kinds, strict=True))
+        for i, show in enumerate(self.shows or []):
+            if kinds.get(show.stage) != "stage":
+                raise ScenarioError(
+                    f"{source}: shows[{i}].stage: {show.stage!r} is not a stage of "
+                    f"venue {venue.name!r}"
+                )
+        for zone, n in self.levers.servers.items():
+            if zone not in kinds:
+                raise ScenarioError(f"{source}: levers.servers: unknown zone {zone!r}")
+            if not venue.is_service[venue.index[zone]]:
+                raise ScenarioError(
+                    f"{source}: levers.servers.{zone}: a {kinds[zone]} has no servers"
+                )
+            if not isinstance(n, int) or n < 1 or n > 1000:
+                raise ScenarioError(f"{source}: levers.servers.{zone}: must be 1..1000, got {n}")
+        gates = self.levers.open_gates
+        if gates is not None:
+            if not gates:
+                raise ScenarioError(f"{source}: levers.open_gates: at least one gate must open")
+            for gate in gates:
+                if kinds.get(gate) != "entrance":
+                    raise ScenarioError(
+                        f"{source}: levers.open_gates: {gate!r} is not an entrance of "
+                        f"venue {venue.name!r}"
+                    )
+        for zone, cap in self.levers.capacity_caps.items():
+            if zone not in kinds:
+                raise ScenarioError(f"{source}: levers.capacity_caps: unknown zone {zone!r}")
+            if kinds[zone] in ("entrance", "exit"):
+                raise ScenarioError(
+                    f"{source}: levers.capacity_caps.{zone}: entrances and exits are not capped"
+                )
+            if not isinstance(cap, int) or cap < 1:
+                raise ScenarioError(
+                    f"{source}: levers.capacity_caps.{zone}: must be a whole number >= 1, "
+                    f"got {cap!r}"
+                )
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Scenario:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text("utf-8"))
+        except FileNotFoundError:
+            raise ScenarioError(f"{source}: no such scenario file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"{source}: not valid TOML ({exc})") from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> Scenario:
+        data = dict(data)
+        if "levers" in data:
+            data["levers"] = _build(Levers, data["levers"], "levers", source)
+        if "shows" in data:
+            if not isinstance(data["shows"], list):
+                raise ScenarioError(f"{source}: shows must be a list of [[shows]] tables")
+            data["shows"] = [
+                _build(Show, s, f"shows[{i}]", source) for i, s in enumerate(data["shows"])
+            ]
+        scenario = _build(cls, data, "", source, check=False)
+        _check_ranges(scenario, source)
+        return scenario
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if isinstance(self.venue, Venue):
+            data["venue"] = self.venue.source
+        if data["shows"] is None:
+            del data["shows"]
+        if data["levers"]["open_gates"] is None:
+            del data["levers"]["open_gates"]
+        return data
+
+    def to_toml(self, path: str | os.PathLike[str]) -> Path:
+        """Write the scenario as TOML, atomically; ``from_toml`` reads it back equal."""
+        write_text_atomic(path, tomli_w.dumps(self.to_dict()))
+        return Path(path)
+
+    def replace(self, **changes: Any) -> Scenario:
+        return dataclasses.replace(self, **changes)
+
+
+def default_shows(venue: Venue, hours: float, avatars: int) -> list[Show]:
+    """A plausible programme: a support act and a headliner on the biggest stage, talks or
+    sets every 75 minutes on the others. Each show draws at most as many visitors as its
+    stage holds."""
+    stages = sorted(venue.of_kind("stage"), key=lambda i: -venue.area[i])
+    shows: list[Show] = []
+    for rank, zone in enumerate(stages):
+        name = venue.zones[zone]
+        fits = float(venue.capacity[zone]) / max(avatars, 1)
+
+        def draw(share: float, fits: float = fits) -> float:
+            return round(min(share, fits), 3)
+
+        if rank == 0:
+            if hours >= 3.0:
+                shows.append(Show(name, 0.75, 1.5, draw=draw(0.5)))
+                shows.append(Show(name, hours - 1.75, hours - 0.75, draw=draw(0.8), headline=True))
+            else:
+                shows.append(Show(name, hours * 0.4, hours * 0.75, draw=draw(0.7), headline=True))
+            continue
+        start = 0.5 + 0.25 * rank
+        while start + 0.6 <= hours - 0.5:
+            shows.append(Show(name, round(start, 2), round(start + 0.6, 2), draw=draw(0.25)))
+            start += 1.25
+    return shows
+
+
+def _build(cls: type, data: Any, where: str, source: str, check: bool = True) -> Any:
+    """Build dataclass ``cls`` from a dict, refusing unknown keys and wrong types by name."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: {where or 'scenario'} must be a table")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ScenarioError(
+                f"{source}: unknown key {prefix}{key!r} (known: {', '.join(known)})"
+            )
+    for key, value in data.items():
+        expected = _TYPES.get((cls.__name__, key))
+        if expected and not _is_type(value, expected):
+            raise ScenarioError(f"{source}: {prefix}{key} must be {expected}, got {value!r}")
+    try:
+        return cls(**data)
+    except ScenarioError as exc:
+        raise ScenarioError(str(exc).replace("<memory>", source)) from None
+    except TypeError as exc:
+        raise ScenarioError(f"{source}: {where or 'scenario'}: {exc}") from None
+
+
+_TYPES: dict[tuple[str, str], str] = {
+    ("Scenario", "name"): "text",
+    ("Scenario", "venue"): "text",
+    ("Scenario", "avatars"): "a whole number",
+    ("Scenario", "hours"): "a number",
+    ("Scenario", "step_s"): "a number",
+    ("Scenario", "seed"): "a whole number",
+    ("Scenario", "policy"): "text",
+    ("Scenario", "opening"): "text",
+    ("Scenario", "arrival_window_h"): "a number",
+    ("Scenario", "arrival_profile"): "a list of numbers",
+    ("Scenario", "js"): "a number",
+    ("Scenario", "patience_s"): "a number",
+    ("Scenario", "record_every_s"): "a number",
+    ("Show", "stage"): "text",
+    ("Show", "start_h"): "a number",
+    ("Show", "end_h"): "a number",
+    ("Show", "draw"): "a number",
+    ("Show", "headline"): "true or false",
+    ("Levers", "servers"): "a table of whole numbers",
+    ("Levers", "open_gates"): "a list of text",
+    ("Levers", "capacity_caps"): "a table of whole numbers",
+}
+
+
+def _is_type(value: Any, expected: str) -> bool:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    return {
+        "text": lambda v: isinstance(v, str),
+        "a whole number": whole,
+        "a number": number,
+        "true or false": lambda v: isinstance(v, bool),
+        "a list of numbers": lambda v: isinstance(v, list) and all(map(number, v)),
+        "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "a table of whole numbers": lambda v: (
+            isinstance(v, dict) and all(whole(x) for x in v.values())
+        ),
+    }[expected](value)
+
+
+def _check_ranges(s: Scenario, source: str) -> None:
+    def bad(key: str, rule: str, value: Any) -> ScenarioError:
+        return ScenarioError(f"{source}: {key} must be {rule}, got {value!r}")
+
+    if not 1 <= s.avatars <= 10_000_000:
+        raise bad("avatars", "1..10000000", s.avatars)
+    if not 0 < s.hours <= 72:
+        raise bad("hours", "in (0, 72]", s.hours)
+    if not 0.5 <= s.step_s <= 60:
+        raise bad("step_s", "0.5..60 seconds", s.step_s)
+    if s.policy not in POLICIES:
+        raise bad("policy", f"one of {', '.join(POLICIES)}", s.policy)
+    if not 0 < s.arrival_window_h <= s.hours:
+        raise bad("arrival_window_h", f"in (0, hours={s.hours}]", s.arrival_window_h)
+    profile = s.arrival_profile
+    if not profile or any(r < 0 for r in profile) or sum(profile) <= 0:
+        raise bad("arrival_profile", "non-negative rates with a positive sum", profile)
+    if not 0.1 <= s.js <= 5.0:
+        raise bad("js", "0.1..5 persons per metre per second", s.js)
+    if not 0 <= s.patience_s <= 3600:
+        raise bad("patience_s", "0..3600 seconds", s.patience_s)
+    if not s.step_s <= s.record_every_s <= 3600:
+        raise bad("record_every_s", f"{s.step_s}..3600 seconds", s.record_every_s)
+    if s.seed < 0:
+        raise bad("seed", ">= 0", s.seed)
+    try:
+        datetime.fromisoformat(s.opening)
+    except (TypeError, ValueError):
+        raise bad("opening", "an ISO-8601 date and time", s.opening) from None
+    for i, show in enumerate(s.shows or []):
+        if not 0 <= show.start_h < show.end_h <= s.hours:
+            raise ScenarioError(
+                f"{source}: shows[{i}] must satisfy 0 <= start_h < end_h <= hours={s.hours}, "
+                f"got {show.start_h}..{show.end_h}"
+            )
+        if not 0 <= show.draw <= 1:
+            raise bad(f"shows[{i}].draw", "in [0, 1]", show.draw)
