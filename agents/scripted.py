@@ -68,8 +68,8 @@ class ScriptedPolicy:
         goal = self.goal[idx].copy()
         goal[goal == zone] = -1  # reached: choose anew
 
-        show_goal, show_end = self.wanted_show(idx, now)
-        goal = self.choose_goal(idx, zone, now, goal, crowded, show_goal)
+        show_goal, show_end, show_soon = self.wanted_show(idx, now)
+        goal = self.choose_goal(idx, zone, now, goal, crowded, show_goal, show_soon)
         self.goal[idx] = goal
 
         next_zone = self.layout.next_hop[zone, goal]
@@ -77,21 +77,29 @@ class ScriptedPolicy:
         dwell = self.dwell_at(next_zone, goal, idx, zone, now, show_goal, show_end)
         return Decision(next_zone=next_zone, dwell_s=dwell)
 
-    def wanted_show(self, idx: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stage of a wanted show that is about to start or running (-1 if none), and its end."""
+    def wanted_show(
+        self, idx: np.ndarray, now: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next wanted show not yet seen: its stage (-1 if none), its end, and whether it
+        is about to start or running (within ``SHOW_LEAD_S``)."""
         lay = self.layout
         if len(lay.show_stage) == 0:
             none = np.full(len(idx), -1)
-            return none, np.zeros(len(idx))
-        due = (
+            return none, np.zeros(len(idx)), np.zeros(len(idx), dtype=bool)
+        ahead = (
             self.needs.show_wanted[idx]
             & (self.needs.show_watched[idx] < 0.5)
-            & (now[:, None] >= lay.show_start_s[None, :] - SHOW_LEAD_S)
             & (now[:, None] < lay.show_end_s[None, :] - 300.0)
         )
-        first = np.argmax(due, axis=1)
-        has = due[np.arange(len(idx)), first]
-        return np.where(has, lay.show_stage[first], -1), np.where(has, lay.show_end_s[first], 0.0)
+        start = np.where(ahead, lay.show_start_s[None, :], np.inf)
+        first = np.argmin(start, axis=1)
+        has = np.isfinite(start[np.arange(len(idx)), first])
+        soon = has & (now >= lay.show_start_s[first] - SHOW_LEAD_S)
+        return (
+            np.where(has, lay.show_stage[first], -1),
+            np.where(has, lay.show_end_s[first], 0.0),
+            soon,
+        )
 
     def choose_goal(
         self,
@@ -101,9 +109,11 @@ class ScriptedPolicy:
         goal: np.ndarray,
         crowded: np.ndarray,
         show_goal: np.ndarray,
+        show_soon: np.ndarray,
     ) -> np.ndarray:
         """The goal zone of each avatar, by priority: leave, show, restroom, bar, lounge,
-        the current goal if still worth it, else a new attraction drawn by interest."""
+        the current goal if still worth it, a new attraction drawn by interest, the stage of
+        a show still to come, else an exit."""
         needs, lay = self.needs, self.layout
         fatigue = needs.fatigue(idx, now)
         leaving = (
@@ -112,7 +122,7 @@ class ScriptedPolicy:
             | self.headline_over(idx, now)
         )
         new = np.where(leaving, self.nearest(zone, self.exits, crowded), -1)
-        new = np.where((new < 0) & (show_goal >= 0), show_goal, new)
+        new = np.where((new < 0) & show_soon, show_goal, new)
         for wanted, places in (
             (needs.bladder(idx, now) >= 1.0, self.restrooms),
             (needs.thirst(idx, now) >= 1.0, self.bars),
@@ -133,7 +143,8 @@ class ScriptedPolicy:
             weights = interest * worth * nearness
             weights[np.arange(len(ex_zone)), ex_zone] = 0.0
             picked = sample_rows(weights, self.rng)
-            # Nothing left worth seeing: go home.
+            # Nothing left worth seeing: wait for a show still to come, or go home.
+            picked = np.where(picked < 0, show_goal[explore], picked)
             picked = np.where(picked < 0, self.nearest(ex_zone, self.exits, crowded), picked)
             new[explore] = picked
         return new

@@ -251,3 +251,103 @@ def test_service_zone_needs_servers(servers: int | None) -> None:
         g.nodes["bar"]["servers"] = servers
     with pytest.raises(VenueError, match=r"zone 'bar': a bar serves, so it needs servers"):
         Venue(g)
+
+
+# --------------------------------------------------------------------------- legal moves
+def test_zone_only_behind_an_exit_cannot_be_reached() -> None:
+    g = tiny()
+    g.add_node("annex", kind="lounge", area=40.0)
+    g.add_edge("out", "annex", length=5.0, width=2.0)  # nobody walks out of an exit
+    with pytest.raises(VenueError, match="zone 'annex' cannot be reached from any entrance"):
+        Venue(g)
+
+
+def test_zone_only_beside_an_entrance_has_no_way_out() -> None:
+    g = tiny()
+    g.add_node("cloakroom", kind="lounge", area=40.0)
+    g.add_edge("gate", "cloakroom", length=5.0, width=2.0)  # nobody walks back into a gate
+    with pytest.raises(VenueError, match="zone 'cloakroom' has no way to an exit"):
+        Venue(g)
+
+
+def test_every_stuck_zone_is_named() -> None:
+    g = tiny()
+    g.add_node("gate2", kind="entrance", area=20.0, servers=1, service_s=5.0)
+    g.add_node("kiosk", kind="shop", area=20.0, servers=1, service_s=30.0)
+    g.add_edge("gate", "gate2", length=5.0, width=2.0)
+    g.add_edge("gate2", "kiosk", length=5.0, width=2.0)
+    # gate2 is entered only from gate (illegal), kiosk only from gate2; neither gets out.
+    with pytest.raises(VenueError, match="zones 'gate2', 'kiosk' have no way to an exit"):
+        Venue(g)
+
+
+def test_entrance_beside_only_an_entrance_is_refused() -> None:
+    g = tiny()
+    g.add_node("gate2", kind="entrance", area=20.0, servers=1, service_s=5.0)
+    g.add_edge("gate", "gate2", length=5.0, width=2.0)
+    with pytest.raises(VenueError, match="zone 'gate2' has no way to an exit"):
+        Venue(g)
+
+
+def test_entrances_need_not_be_reached_nor_exits_lead_anywhere() -> None:
+    g = tiny()
+    # A second gate and a second exit that adjoins only that gate: both legal.
+    g.add_node("gate2", kind="entrance", area=20.0, servers=1, service_s=5.0)
+    g.add_node("out2", kind="exit", area=10.0)
+    g.add_edge("gate2", "hall", length=10.0, width=3.0)
+    g.add_edge("gate2", "out2", length=5.0, width=3.0)
+    v = Venue(g)
+    assert not v.adjacency[:, v.entrances].any()
+    assert not v.adjacency[v.exits, :].any()
+    assert np.isfinite(v.distance[v.index["gate2"], v.index["out2"]])
+
+
+def test_builtin_source_loads_the_venue_again(builtin: Venue) -> None:
+    """A scenario saved with a loaded built-in venue names it so that it loads again."""
+    assert builtin.source == builtin.name
+    assert load_venue(builtin.source).zones == builtin.zones
+
+
+# --------------------------------------------------------------------------- malformed files
+def test_directory_is_refused_naming_the_path(tmp_path: Path) -> None:
+    folder = tmp_path / "venue.json"
+    folder.mkdir()
+    with pytest.raises(VenueError, match=r"venue\.json: cannot read the venue file") as err:
+        load_venue(folder)
+    assert str(folder) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"nodes": {"gate": {}}, "edges": []}, "nodes"),
+        ({"nodes": "gate", "edges": []}, "nodes"),
+        ({"nodes": [], "edges": {"gate": "out"}}, "edges"),
+        ({"nodes": [], "links": 3}, "links"),
+    ],
+)
+def test_nodes_and_edges_must_be_lists(tmp_path: Path, data: object, key: str) -> None:
+    with pytest.raises(VenueError, match=rf"bad\.json: '{key}' must be a list"):
+        load_venue(write_json(tmp_path / "bad.json", data))
+
+
+def test_duplicate_zone_id_is_refused(tmp_path: Path) -> None:
+    data = nx.node_link_data(tiny(), edges="edges")
+    data["nodes"].append({**data["nodes"][1], "area": 999.0})
+    with pytest.raises(VenueError, match="node #4: zone 'hall' is defined twice"):
+        load_venue(write_json(tmp_path / "twice.json", data))
+
+
+def test_unusable_ids_and_kinds_are_refused(tmp_path: Path) -> None:
+    data = nx.node_link_data(tiny(), edges="edges")
+    data["nodes"][1]["id"] = ["hall"]
+    with pytest.raises(VenueError, match="node #1: id must be text or a number"):
+        load_venue(write_json(tmp_path / "a.json", data))
+    data = nx.node_link_data(tiny(), edges="edges")
+    data["edges"][0]["target"] = {"zone": "hall"}
+    with pytest.raises(VenueError, match="edge #0: target must be a zone id"):
+        load_venue(write_json(tmp_path / "b.json", data))
+    data = nx.node_link_data(tiny(), edges="edges")
+    data["nodes"][1]["kind"] = ["hall"]
+    with pytest.raises(VenueError, match=r"zone 'hall': unknown kind \['hall'\]"):
+        load_venue(write_json(tmp_path / "c.json", data))

@@ -71,11 +71,13 @@ class VenueModel(mesa.Model):
         self,
         scenario: Scenario | None = None,
         *,
-        policy: Policy | None = None,
+        policy: Policy | str | None = None,
         stepping: Stepping = "arrays",
         **overrides: Any,
     ) -> None:
         scenario = scenario or Scenario()
+        if isinstance(policy, str):  # a scenario override, not a policy object
+            overrides["policy"], policy = policy, None
         if overrides:
             try:
                 scenario = dataclasses.replace(scenario, **overrides)
@@ -88,9 +90,7 @@ class VenueModel(mesa.Model):
         self.shows = scenario.programme(venue)
         self.layout = build_layout(venue, scenario, self.shows)
         n = scenario.avatars
-        arrival_s = draw_arrivals(
-            n, scenario.arrival_window_h * 3600, scenario.arrival_profile, self.rng
-        )
+        arrival_s = draw_arrivals(n, scenario.arrival_window_s, scenario.arrival_profile, self.rng)
         self.needs = Needs.draw(n, venue.kinds, self.layout.show_draw, self.rng)
         self.policy = policy or make_policy(scenario.policy)
         self.policy.bind(self.layout, self.needs, np.random.default_rng(self.rng.integers(2**63)))

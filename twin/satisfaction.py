@@ -7,7 +7,7 @@ avatars, so scripted, Markov and GPT avatars are judged alike:
 - a drink: + thirst when served (at most 2); a restroom: + bladder / 2 (at most 1);
 - a show: + 2 x share watched if the visitor came for it, + 0.3 x share otherwise;
 - waiting in queues or at full zones: -0.05 a minute;
-- time in a zone at Fruin level E or F: -0.1 a minute.
+- time in a zone at Fruin level E or F: -0.02 a minute.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from agents.needs import ATTRACTION_KINDS, Needs
 from agents.policy import Layout
 
 WAIT_COST_PER_MIN = 0.05
-CROWD_COST_PER_MIN = 0.1
+CROWD_COST_PER_MIN = 0.02
 CROWDED_LEVEL = 4  # Fruin E
 
 

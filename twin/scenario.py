@@ -30,6 +30,7 @@ Unknown keys and out-of-range values are refused with a message naming the file 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class Scenario:
     seed: int = 0
     policy: str = "scripted"
     opening: str = "2026-06-06T18:00:00"
-    arrival_window_h: float = 2.0
+    arrival_window_h: float | None = None  # None: the first half of the event
     arrival_profile: list[float] = field(default_factory=lambda: [3.0, 3.0, 2.0, 1.0])
     shows: list[Show] | None = None  # None: the venue's default programme
     js: float = 1.3  # door flow, persons per metre per second
@@ -90,6 +91,17 @@ class Scenario:
     levers: Levers = field(default_factory=Levers)
 
     def __post_init__(self) -> None:
+        if isinstance(self.opening, datetime):
+            self.opening = self.opening.isoformat()
+        for f in dataclasses.fields(self):
+            expected = _TYPES.get(("Scenario", f.name))
+            value = getattr(self, f.name)
+            if f.name == "venue" and isinstance(value, Venue):
+                continue
+            if f.name == "arrival_window_h" and value is None:
+                continue
+            if expected and not _is_type(value, expected):
+                raise ScenarioError(f"<memory>: {f.name} must be {expected}, got {value!r}")
         if isinstance(self.levers, dict):
             self.levers = _build(Levers, self.levers, "levers", "<memory>")
         if self.shows is not None:
@@ -102,6 +114,12 @@ class Scenario:
     # ------------------------------------------------------------------ venue
     def load_venue(self) -> Venue:
         return self.venue if isinstance(self.venue, Venue) else load_venue(self.venue)
+
+    @property
+    def arrival_window_s(self) -> float:
+        """Seconds over which visitors arrive (the first half of the event by default)."""
+        hours = self.arrival_window_h if self.arrival_window_h is not None else self.hours / 2
+        return hours * 3600.0
 
     @property
     def opening_time(self) -> datetime:
@@ -166,11 +184,17 @@ class Scenario:
             raise ScenarioError(f"{source}: no such scenario file") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ScenarioError(f"{source}: not valid TOML ({exc})") from None
+        except OSError as exc:
+            raise ScenarioError(
+                f"{source}: cannot read the scenario file ({exc.strerror})"
+            ) from None
         return cls.from_dict(data, source)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> Scenario:
         data = dict(data)
+        if isinstance(data.get("opening"), datetime):  # a TOML date-time
+            data["opening"] = data["opening"].isoformat()
         if "levers" in data:
             data["levers"] = _build(Levers, data["levers"], "levers", source)
         if "shows" in data:
@@ -189,6 +213,8 @@ class Scenario:
             data["venue"] = self.venue.source
         if data["shows"] is None:
             del data["shows"]
+        if data["arrival_window_h"] is None:
+            del data["arrival_window_h"]
         if data["levers"]["open_gates"] is None:
             del data["levers"]["open_gates"]
         return data
@@ -213,10 +239,11 @@ def default_shows(venue: Venue, hours: float, avatars: int) -> list[Show]:
         fits = float(venue.capacity[zone]) / max(avatars, 1)
 
         def draw(share: float, fits: float = fits) -> float:
-            return round(min(share, fits), 3)
+            # Round down where the stage limits the draw, so draw x avatars <= capacity.
+            return min(round(share, 3), math.floor(fits * 1000) / 1000)
 
         if rank == 0:
-            if hours >= 3.0:
+            if hours >= 3.25:  # room for the support act to end before the headliner
                 shows.append(Show(name, 0.75, 1.5, draw=draw(0.5)))
                 shows.append(Show(name, hours - 1.75, hours - 0.75, draw=draw(0.8), headline=True))
             else:
@@ -238,7 +265,7 @@ def _build(cls: type, data: Any, where: str, source: str, check: bool = True) ->
     for key in data:
         if key not in known:
             raise ScenarioError(
-                f"{source}: unknown key {prefix}{key!r} (known: {', '.join(known)})"
+                f"{source}: unknown key '{prefix}{key}' (known: {', '.join(known)})"
             )
     for key, value in data.items():
         expected = _TYPES.get((cls.__name__, key))
@@ -303,13 +330,13 @@ def _check_ranges(s: Scenario, source: str) -> None:
 
     if not 1 <= s.avatars <= 10_000_000:
         raise bad("avatars", "1..10000000", s.avatars)
-    if not 0 < s.hours <= 72:
-        raise bad("hours", "in (0, 72]", s.hours)
+    if not 0 < s.hours <= 720:
+        raise bad("hours", "in (0, 720]", s.hours)
     if not 0.5 <= s.step_s <= 60:
         raise bad("step_s", "0.5..60 seconds", s.step_s)
     if s.policy not in POLICIES:
         raise bad("policy", f"one of {', '.join(POLICIES)}", s.policy)
-    if not 0 < s.arrival_window_h <= s.hours:
+    if s.arrival_window_h is not None and not 0 < s.arrival_window_h <= s.hours:
         raise bad("arrival_window_h", f"in (0, hours={s.hours}]", s.arrival_window_h)
     profile = s.arrival_profile
     if not profile or any(r < 0 for r in profile) or sum(profile) <= 0:

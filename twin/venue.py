@@ -223,7 +223,7 @@ def _validate(graph: nx.Graph, source: str) -> None:
     for zone, attrs in graph.nodes(data=True):
         where = f"{source}: zone {zone!r}"
         kind = attrs.get("kind")
-        if kind not in KIND_INDEX:
+        if not isinstance(kind, str) or kind not in KIND_INDEX:
             raise VenueError(f"{where}: unknown kind {kind!r} (known: {', '.join(ZONE_KINDS)})")
         if "area" not in attrs:
             raise VenueError(f"{where}: area is missing")
@@ -266,6 +266,33 @@ def _validate(graph: nx.Graph, source: str) -> None:
     for zone, kind in kinds.items():
         if kind == "exit" and not any(kinds[n] != "exit" for n in graph.neighbors(zone)):
             raise VenueError(f"{source}: zone {zone!r}: an exit must adjoin a non-exit zone")
+    # Legal moves (see ``Venue.adjacency``): nobody walks into an entrance or out of an exit.
+    moves = nx.DiGraph()
+    moves.add_nodes_from(graph)
+    for u, v in graph.edges:
+        for a, b in ((u, v), (v, u)):
+            if kinds[b] != "entrance" and kinds[a] != "exit":
+                moves.add_edge(a, b)
+
+    def named(zones: list[Any]) -> str:
+        return ("zone " if len(zones) == 1 else "zones ") + ", ".join(map(repr, zones))
+
+    entrances = [z for z, k in kinds.items() if k == "entrance"]
+    exits = [z for z, k in kinds.items() if k == "exit"]
+    reached = set(entrances).union(*(nx.descendants(moves, z) for z in entrances))
+    unreached = [z for z, k in kinds.items() if k != "entrance" and z not in reached]
+    if unreached:
+        raise VenueError(
+            f"{source}: {named(unreached)} cannot be reached from any entrance "
+            "(nobody walks back into an entrance or out of an exit)"
+        )
+    leaving = set(exits).union(*(nx.ancestors(moves, z) for z in exits))
+    stuck = [z for z, k in kinds.items() if k != "exit" and z not in leaving]
+    if stuck:
+        raise VenueError(
+            f"{source}: {named(stuck)} {'has' if len(stuck) == 1 else 'have'} no way to an exit "
+            "(nobody walks back into an entrance or out of an exit)"
+        )
 
 
 def venue_from_json(data: Any, source: str = "<memory>") -> Venue:
@@ -275,14 +302,31 @@ def venue_from_json(data: Any, source: str = "<memory>") -> Venue:
     edges_key = "edges" if "edges" in data else "links"
     if edges_key not in data:
         raise VenueError(f"{source}: not a node-link venue (no 'edges' list)")
+    for key in ("nodes", edges_key):
+        if not isinstance(data[key], list):
+            raise VenueError(f"{source}: {key!r} must be a list, got {type(data[key]).__name__}")
     data = {**data, "directed": False, "multigraph": False}
+
+    def is_id(value: Any) -> bool:  # text or a number: not a list, table, bool or null
+        return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+    ids: set[Any] = set()
     for i, node in enumerate(data["nodes"]):
         if not isinstance(node, dict) or "id" not in node:
             raise VenueError(f"{source}: node #{i} has no 'id'")
+        if not is_id(node["id"]):
+            raise VenueError(
+                f"{source}: node #{i}: id must be text or a number, got {node['id']!r}"
+            )
+        if node["id"] in ids:
+            raise VenueError(f"{source}: node #{i}: zone {node['id']!r} is defined twice")
+        ids.add(node["id"])
     for i, edge in enumerate(data[edges_key]):
         if not isinstance(edge, dict) or "source" not in edge or "target" not in edge:
             raise VenueError(f"{source}: edge #{i} needs 'source' and 'target'")
-    ids = {node["id"] for node in data["nodes"]}
+        for end in ("source", "target"):
+            if not is_id(edge[end]):
+                raise VenueError(f"{source}: edge #{i}: {end} must be a zone id, got {edge[end]!r}")
     for edge in data[edges_key]:
         for end in ("source", "target"):
             if edge[end] not in ids:
@@ -299,7 +343,8 @@ def load_venue(name_or_path: str | os.PathLike[str]) -> Venue:
     name = str(name_or_path)
     if name in BUILTIN_VENUES:
         text = resources.files("twin").joinpath("venues", f"{name}.json").read_text("utf-8")
-        return venue_from_json(json.loads(text), source=f"{name}.json")
+        # The source is the name, so ``load_venue(venue.source)`` loads it again.
+        return venue_from_json(json.loads(text), source=name)
     path = Path(name)
     if not path.exists():
         raise VenueError(
@@ -309,4 +354,6 @@ def load_venue(name_or_path: str | os.PathLike[str]) -> Venue:
         data = json.loads(path.read_text("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VenueError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise VenueError(f"{path}: cannot read the venue file ({exc.strerror or exc})") from None
     return venue_from_json(data, source=str(path))

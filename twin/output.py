@@ -1,0 +1,34 @@
+"""Writing a run's results: the visit log, the per-zone table and ``kpis.json``.
+
+Every file is written atomically (a temporary file renamed into place), and only after
+the run has finished, so an interrupted run leaves no half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llm.fileio import atomic_path, write_text_atomic
+from llm.logschema import write_visits
+
+if TYPE_CHECKING:
+    from twin.model import VenueModel
+
+
+def write_run(model: VenueModel, out_dir: str | os.PathLike[str], csv: bool = False) -> dict:
+    """Write ``visits.parquet`` (or ``visits.csv``), ``zones.parquet`` and ``kpis.json``.
+
+    Returns the paths written, by name.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    visits = write_visits(model.visits(), out / ("visits.csv" if csv else "visits.parquet"))
+    zones = out / "zones.parquet"
+    with atomic_path(zones) as tmp:
+        model.zones_frame().to_parquet(tmp, index=False)
+    kpis = out / "kpis.json"
+    write_text_atomic(kpis, json.dumps(model.kpis(), indent=2) + "\n")
+    return {"visits": visits, "zones": zones, "kpis": kpis}
