@@ -127,7 +127,8 @@ class VenueModel(mesa.Model):
             },
             tables={"zones": list(kpi.ZONE_COLUMNS)},
         )
-        self.record()
+        self.datacollector.collect(self)
+        self.record_zones()
         self.running = True
 
     # ------------------------------------------------------------------ levers
@@ -166,8 +167,9 @@ class VenueModel(mesa.Model):
             self.sync_agents()
         self.time_s = t_end
         self.totals.account(self.crowd, self.scenario.step_s)
+        self.datacollector.collect(self)  # every step, as mesa.batch_run expects
         if self.steps % self.record_every == 0:
-            self.record()
+            self.record_zones()
         if self.time_s >= self.end_s - 1e-9:
             self.running = False
 
@@ -195,8 +197,8 @@ class VenueModel(mesa.Model):
         return self
 
     # ------------------------------------------------------------------ records
-    def record(self) -> None:
-        self.datacollector.collect(self)
+    def record_zones(self) -> None:
+        """Add the venue's zones, as they are now, to the DataCollector's zones table."""
         for row in kpi.zone_rows(self):
             self.datacollector.add_table_row("zones", row)
 

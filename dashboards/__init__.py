@@ -1,0 +1,1 @@
+"""The Streamlit dashboard (run scenarios, watch the venue, read attention, optimise, train)."""

@@ -1,0 +1,157 @@
+"""The Mesa model: conservation of avatars, hard caps, reproducibility, logs, Mesa APIs."""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents import Avatar
+from llm.logschema import VISIT_DTYPES
+from twin import Levers, Scenario, VenueModel
+from twin.crowd import BLOCKED, IN_ZONE, LEAVING, LEFT, PENDING, WALKING
+
+#: A crowded concert: the main hall is capped well below demand, so avatars get refused.
+CAPPED = Scenario(
+    venue="concert_hall",
+    avatars=1500,
+    hours=2.0,
+    arrival_window_h=0.5,
+    seed=3,
+    levers=Levers(capacity_caps={"main_hall": 300, "merch": 20}, servers={"hall_bar": 2}),
+)
+
+
+def check_conservation(model: VenueModel) -> None:
+    """Every avatar is in exactly one place, and the counters agree with the arrays."""
+    crowd = model.crowd
+    phase = crowd.phase
+    arrived = int((phase != PENDING).sum())
+    left = int((phase == LEFT).sum())
+    assert crowd.arrived == arrived and crowd.left == left
+    assert crowd.arrived == crowd.inside + crowd.left
+    in_zone = np.isin(phase, (IN_ZONE, BLOCKED, LEAVING))
+    assert (crowd.zone[in_zone] >= 0).all() and (crowd.zone[~in_zone] == -1).all()
+    np.testing.assert_array_equal(
+        crowd.occupancy, np.bincount(crowd.zone[in_zone], minlength=model.venue.n_zones)
+    )
+    walking = phase == WALKING
+    np.testing.assert_array_equal(
+        crowd.on_edge, np.bincount(crowd.edge[walking], minlength=len(crowd.on_edge))
+    )
+    np.testing.assert_array_equal(
+        crowd.inbound,
+        np.bincount(crowd.dest[np.isin(phase, (LEAVING, WALKING))], minlength=model.venue.n_zones),
+    )
+    assert len(model.agents) == crowd.inside  # one Mesa agent per avatar inside
+
+
+def test_no_avatar_is_lost_or_duplicated_and_caps_hold_every_step() -> None:
+    model = VenueModel(CAPPED)
+    capped = model.lever_capacity()
+    hard = ~np.isin(np.array(model.venue.kinds), ["entrance", "exit"])
+    refused_seen = 0
+    while model.running:
+        model.step()
+        check_conservation(model)
+        assert (model.crowd.occupancy[hard] <= capped[hard]).all()
+        refused_seen += int((model.crowd.phase == BLOCKED).sum())
+    assert refused_seen > 0  # the caps really bit
+    hall = model.venue.index["main_hall"]
+    assert model.zones_frame().query("zone == 'main_hall'")["occupancy"].max() == capped[hall]
+
+
+def test_same_seed_same_run_other_seed_other_run() -> None:
+    small = CAPPED.replace(avatars=400)
+    a, b = VenueModel(small).run(), VenueModel(small).run()
+    pd.testing.assert_frame_equal(a.visits(), b.visits())
+    pd.testing.assert_frame_equal(a.zones_frame(), b.zones_frame())
+    assert a.kpis() == b.kpis()
+    c = VenueModel(small.replace(seed=4)).run()
+    assert not a.visits()["dwell_s"].equals(c.visits()["dwell_s"])
+
+
+def test_visit_log_follows_the_schema_and_the_venue() -> None:
+    model = VenueModel(Scenario(venue="expo", avatars=600, hours=3.0, seed=2)).run()
+    visits = model.visits()
+    assert list(visits.columns) == list(VISIT_DTYPES)
+    assert {c: str(t) for c, t in visits.dtypes.items()} == {
+        c: ("string" if t == "string" else t) for c, t in VISIT_DTYPES.items()
+    }
+    assert (visits["dwell_s"] >= 0).all() and (visits["occupancy"] >= 1).sum() > 0
+    adjacency, index = model.venue.adjacency, model.venue.index
+    for _, trip in visits.groupby("avatar_id"):
+        assert trip["timestamp"].is_monotonic_increasing
+        zones = [index[z] for z in trip["zone"]]
+        assert model.venue.kinds[zones[0]] == "entrance"
+        assert all(adjacency[u, v] for u, v in zip(zones, zones[1:], strict=False))
+    left = visits.groupby("avatar_id")["zone_kind"].last()
+    assert (left == "exit").sum() == model.crowd.left
+
+
+def test_kpis_are_consistent_with_the_tables() -> None:
+    model = VenueModel(CAPPED.replace(avatars=800)).run()
+    kpis = model.kpis()
+    zones = model.zones_frame()
+    assert kpis["avatars"] == 800 == kpis["left"] + kpis["inside_at_end"]
+    assert kpis["peak_density"] >= zones["density"].max() - 1e-9
+    gates = kpis["throughput_per_gate"]
+    assert sum(g["admitted"] for g in gates.values()) == 800
+    assert 0 <= kpis["mean_wait_s"] <= kpis["p95_wait_s"] or kpis["mean_wait_s"] > 0
+    assert kpis["person_minutes_los_ef"] >= 0
+    series = model.datacollector.get_model_vars_dataframe()
+    assert (series["arrived"] == series["inside"] + series["left"]).all()
+    assert series["arrived"].is_monotonic_increasing
+
+
+def test_halving_bar_staff_makes_its_queue_longer() -> None:
+    base = Scenario(venue="concert_hall", avatars=2000, hours=3.0, seed=5)
+    full = VenueModel(base).run()
+    bar = full.venue.index["hall_bar"]
+    halved = VenueModel(
+        base.replace(levers=Levers(servers={"hall_bar": int(full.venue.servers[bar]) // 2}))
+    ).run()
+
+    def bar_wait(model: VenueModel) -> float:
+        frame = model.zones_frame().query("zone == 'hall_bar'")
+        return float(np.average(frame["mean_wait_s"].fillna(0), weights=frame["served"] + 1e-9))
+
+    assert bar_wait(halved) > 1.5 * bar_wait(full)
+
+
+def test_avatars_are_mesa_agents() -> None:
+    model = VenueModel(Scenario(venue="concert_hall", avatars=300, hours=1.0, seed=1))
+    for _ in range(200):
+        model.step()
+    avatars = model.agents_by_type[Avatar]
+    assert len(avatars) == model.crowd.inside > 0
+    phases = {a.phase for a in avatars}
+    assert phases <= {"in_zone", "blocked", "leaving", "walking"}
+    in_zone = avatars.select(lambda a: a.phase == "in_zone")
+    assert all(a.zone in model.venue.zones for a in in_zone)
+    assert model.steps == 200
+
+
+def test_agent_by_agent_stepping_runs_the_same_physics() -> None:
+    scenario = Scenario(venue="concert_hall", avatars=400, hours=1.5, seed=7)
+    arrays = VenueModel(scenario).run()
+    agents = VenueModel(scenario, stepping="agents")
+    while agents.running:
+        agents.step()
+        check_conservation(agents)
+    a, b = arrays.kpis(), agents.kpis()
+    assert a["avatars"] == b["avatars"] == 400
+    assert b["visits"] == pytest.approx(a["visits"], rel=0.15)
+    assert b["mean_satisfaction"] == pytest.approx(a["mean_satisfaction"], abs=0.3)
+
+
+def test_batch_run_sweeps_parameters() -> None:
+    results = mesa.batch_run(
+        VenueModel,
+        parameters={"venue": "concert_hall", "avatars": [100, 200], "hours": 1.0, "seed": 1},
+        max_steps=10_000,
+        display_progress=False,
+    )
+    final = pd.DataFrame(results).groupby("avatars")["arrived"].max()
+    assert final.to_dict() == {100: 100, 200: 200}
