@@ -4,10 +4,14 @@ What it measures
 ----------------
 For each size N (default 1,000, 10,000 and 100,000 avatars) the built-in ``expo`` venue is
 run for a 4-hour event with the scripted policy (``Scenario(venue="expo", avatars=N,
-hours=4.0, seed=s)``), ``--repeats`` times with seeds ``0..r-1``. Every run happens in a
-fresh Python process (this same file in its hidden ``--one`` mode), so its peak resident
-memory (``ru_maxrss`` of that process) belongs to that run alone and no run warms caches
-for the next. Per run it records:
+hours=4.0, seed=s)``), ``--repeats`` times with seeds ``0..r-1``. The expo is built for
+about 10,000 visitors (its gates admit about 6,300 an hour): above that, the run uses
+``expo.scaled(N / 10,000)`` (areas, capacities, servers and door widths multiplied, the
+layout unchanged), so 100,000 avatars do the same work per avatar as 10,000 instead of
+spending the event in the gate queues (``--no-scale`` runs the expo as built).
+Every run happens in a fresh Python process (this same file in its hidden ``--one``
+mode), so its peak resident memory (``ru_maxrss`` of that process) belongs to that run
+alone and no run warms caches for the next. Per run it records:
 
 - ``build_s``  wall time of ``VenueModel(...)`` (venue, programme, arrivals, needs, crowd);
 - ``run_s``    wall time of ``model.run()`` (every step until closing time);
@@ -79,6 +83,10 @@ GOAL_SCALING = 1.3
 GOAL_100K_MB = 4096.0
 HOURS = 4.0
 VENUE = "expo"
+#: Crowd the expo is built for; larger crowds run on ``expo.scaled(avatars / BASE_AVATARS)``
+#: (areas, capacities, servers and door widths multiplied), so every size does the same
+#: work per avatar. With ``--no-scale`` 100,000 avatars mostly queue at the expo's gates.
+BASE_AVATARS = 10_000
 
 
 # ====================================================================== one run (child)
@@ -88,13 +96,22 @@ def peak_rss_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KB else
 
 
-def run_one(avatars: int, seed: int, stepping: str) -> dict[str, Any]:
+def venue_factor(avatars: int, scale: bool) -> float:
+    """How many times the expo is enlarged for this crowd (1 up to ``BASE_AVATARS``)."""
+    return max(1.0, avatars / BASE_AVATARS) if scale else 1.0
+
+
+def run_one(avatars: int, seed: int, stepping: str, scale: bool = True) -> dict[str, Any]:
     """One timed run in this process; the figures as a dict."""
     t_import = time.perf_counter()
-    from twin import Scenario, VenueModel
+    from twin import Scenario, VenueModel, load_venue
 
     import_s, import_mb = time.perf_counter() - t_import, peak_rss_mb()
-    scenario = Scenario(venue=VENUE, avatars=avatars, hours=HOURS, seed=seed)
+    venue = load_venue(VENUE)
+    factor = venue_factor(avatars, scale)
+    if factor > 1:
+        venue = venue.scaled(factor)
+    scenario = Scenario(venue=venue, avatars=avatars, hours=HOURS, seed=seed)
     t0 = time.perf_counter()
     model = VenueModel(scenario, stepping=stepping)  # type: ignore[arg-type]
     t1 = time.perf_counter()
@@ -105,6 +122,7 @@ def run_one(avatars: int, seed: int, stepping: str) -> dict[str, Any]:
     build_s, run_s = t1 - t0, t2 - t1
     return {
         "avatars": avatars,
+        "venue_scale": factor,
         "seed": seed,
         "stepping": stepping,
         "build_s": build_s,
@@ -166,7 +184,9 @@ class Summary:
         }
 
 
-def spawn_one(avatars: int, seed: int, stepping: str, timeout_s: float | None) -> dict[str, Any]:
+def spawn_one(
+    avatars: int, seed: int, stepping: str, timeout_s: float | None, scale: bool = True
+) -> dict[str, Any]:
     """Run one configuration in a fresh interpreter; its figures, or an ``error`` entry."""
     cmd = [
         sys.executable,
@@ -175,7 +195,7 @@ def spawn_one(avatars: int, seed: int, stepping: str, timeout_s: float | None) -
         str(avatars),
         str(seed),
         stepping,
-    ]
+    ] + ([] if scale else ["--no-scale"])
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, check=False
@@ -190,11 +210,16 @@ def spawn_one(avatars: int, seed: int, stepping: str, timeout_s: float | None) -
 
 
 def measure(
-    avatars: int, stepping: str, repeats: int, timeout_s: float | None, log: bool = True
+    avatars: int,
+    stepping: str,
+    repeats: int,
+    timeout_s: float | None,
+    log: bool = True,
+    scale: bool = True,
 ) -> Summary:
     summary = Summary(avatars, stepping)
     for seed in range(repeats):
-        result = spawn_one(avatars, seed, stepping, timeout_s)
+        result = spawn_one(avatars, seed, stepping, timeout_s, scale)
         if "error" in result:
             summary.errors.append(f"seed {seed}: {result['error']}")
             msg = f"FAILED: {result['error']}"
@@ -405,6 +430,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per run")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
     p.add_argument(
+        "--no-scale",
+        action="store_true",
+        help=f"run every size on the expo as built (by default, above {BASE_AVATARS:,} "
+        "avatars the expo is enlarged in proportion so the crowd fits its gates)",
+    )
+    p.add_argument(
         "--one", nargs=3, metavar=("AVATARS", "SEED", "STEPPING"), help=argparse.SUPPRESS
     )
     args = p.parse_args(argv)
@@ -419,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.one:
         avatars, seed, stepping = int(args.one[0]), int(args.one[1]), args.one[2]
-        print(json.dumps(run_one(avatars, seed, stepping)), flush=True)
+        print(json.dumps(run_one(avatars, seed, stepping, not args.no_scale)), flush=True)
         return 0
 
     info = machine()
@@ -432,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.sizes))
     by_size: dict[int, Summary] = {}
     for n in sizes:
-        by_size[n] = measure(n, "arrays", args.repeats, args.timeout)
+        by_size[n] = measure(n, "arrays", args.repeats, args.timeout, scale=not args.no_scale)
 
     comparison: dict[str, Any] | None = None
     agents: Summary | None = None

@@ -155,3 +155,16 @@ def test_batch_run_sweeps_parameters() -> None:
     )
     final = pd.DataFrame(results).groupby("avatars")["arrived"].max()
     assert final.to_dict() == {100: 100, 200: 200}
+
+
+def test_gate_throughput_is_bounded_by_its_servers() -> None:
+    """With everybody arriving at once, each gate admits at its service capacity."""
+    model = VenueModel(
+        Scenario(venue="concert_hall", avatars=2500, hours=1.5, arrival_window_h=0.1, seed=2)
+    ).run()
+    gates = model.kpis()["throughput_per_gate"]
+    assert sum(g["admitted"] for g in gates.values()) == 2500
+    for name, gate in gates.items():
+        z = model.venue.index[name]
+        capacity = model.venue.servers[z] * 3600 / model.venue.service_s[z]
+        assert 0.8 * capacity <= gate["peak_per_hour"] <= 1.2 * capacity

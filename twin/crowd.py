@@ -106,10 +106,10 @@ class Crowd:
         # --- per zone
         self.occupancy = np.zeros(z, dtype=np.int64)
         self.inbound = np.zeros(z, dtype=np.int64)
-        self.served = np.zeros(z, dtype=np.int64)
         self.satisfaction = Satisfaction(layout, needs, n)
         self.log = VisitLog()
-        self.waits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # zone, t, wait
+        #: (zone, start of service, wait) of every visitor who joined a queue, as chunks
+        self.waits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.arrived = 0
         self.left = 0
         self.joined: list[np.ndarray] = []  # arrivals not yet given a Mesa agent
@@ -244,7 +244,6 @@ class Crowd:
             self.waits.append((zone[order], start[order], wait))
             self.waited_s[idx[order]] += wait
             self.satisfaction.wait(idx[order], wait)
-            np.add.at(self.served, zone[order], 1)
         self.service_start[idx] = np.where(serving, start, -np.inf)
         self.t_next[idx] = t + self.planned_dwell[idx]
 

@@ -30,15 +30,16 @@ THROUGHPUT_WINDOW_S = 900.0
 
 
 class Totals:
-    """Running sums over steps: person-minutes at level E/F, peak density."""
+    """Running sums over steps: person-minutes at level E/F, peak density, services."""
 
     def __init__(self, n_zones: int) -> None:
         self.person_minutes_los_ef = 0.0
         self.peak_density = 0.0
         self.peak_zone = -1
         self.avatar_steps = 0
-        self.served_mark = np.zeros(n_zones, dtype=np.int64)
-        self.waits_mark = 0
+        self.waits_mark = 0  # chunks of crowd.waits already seen by the zones table
+        self.upcoming = (np.empty(0, dtype=np.int64), np.empty(0))  # services not yet begun
+        self.person_zone_minutes = np.zeros(n_zones)  # time spent in each zone, all visitors
 
     def account(self, crowd: Crowd, dt: float) -> None:
         density = crowd.density()
@@ -50,23 +51,41 @@ class Totals:
         if density[z] > self.peak_density:
             self.peak_density, self.peak_zone = float(density[z]), z
         self.avatar_steps += crowd.inside
+        self.person_zone_minutes += crowd.occupancy * dt / 60.0
+
+    def take_new_waits(self, crowd: Crowd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(zone, start, wait) of the visitors who joined a queue since the last call."""
+        new = crowd.waits[self.waits_mark :]
+        self.waits_mark = len(crowd.waits)
+        if not new:
+            return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
+        return tuple(np.concatenate(part) for part in zip(*new, strict=True))  # type: ignore
+
+    def services_begun(self, zone: np.ndarray, start: np.ndarray, now: float) -> np.ndarray:
+        """Per zone, how many services began by ``now`` among those not counted yet
+        (``zone``/``start`` are the newly joined; earlier ones still to begin are kept)."""
+        zone = np.concatenate([self.upcoming[0], zone])
+        start = np.concatenate([self.upcoming[1], start])
+        begun = start <= now
+        self.upcoming = (zone[~begun], start[~begun])
+        return np.bincount(zone[begun], minlength=len(self.person_zone_minutes))
 
 
 def zone_rows(model: VenueModel) -> list[dict[str, Any]]:
-    """One row per zone for the zones table, at the model's current time."""
-    crowd, venue, totals = model.crowd, model.venue, model.totals
+    """One row per zone for the zones table, at the model's current time.
+
+    ``served`` counts services begun since the previous row; ``mean_wait_s`` is the mean
+    wait of the visitors who joined the queue since then (NaN where nobody did).
+    """
+    crowd, venue = model.crowd, model.venue
     density = crowd.density()
     levels = crowd_level(density)
     queue = crowd.queue_lengths(model.time_s)
-    served = crowd.served - totals.served_mark
-    totals.served_mark = crowd.served.copy()
-    wait_sum = np.zeros(venue.n_zones)
-    wait_n = np.zeros(venue.n_zones)
-    for zone, _, wait in crowd.waits[totals.waits_mark :]:
-        np.add.at(wait_sum, zone, wait)
-        np.add.at(wait_n, zone, 1)
-    totals.waits_mark = len(crowd.waits)
-    mean_wait = np.divide(wait_sum, wait_n, out=np.full(venue.n_zones, np.nan), where=wait_n > 0)
+    zone, start, wait = model.totals.take_new_waits(crowd)
+    count = np.bincount(zone, minlength=venue.n_zones)
+    total = np.bincount(zone, weights=wait, minlength=venue.n_zones)
+    joined_wait = np.divide(total, count, out=np.full(venue.n_zones, np.nan), where=count > 0)
+    served = model.totals.services_begun(zone, start, model.time_s)
     return [
         {
             "time_s": model.time_s,
@@ -77,7 +96,7 @@ def zone_rows(model: VenueModel) -> list[dict[str, Any]]:
             "fruin": FRUIN_LABELS[levels[z]],
             "queue": int(queue[z]),
             "served": int(served[z]),
-            "mean_wait_s": float(mean_wait[z]),
+            "mean_wait_s": float(joined_wait[z]),
         }
         for z in range(venue.n_zones)
     ]
@@ -93,17 +112,19 @@ def all_waits(crowd: Crowd) -> tuple[np.ndarray, np.ndarray]:
 
 
 def throughput_per_gate(model: VenueModel) -> dict[str, dict[str, float]]:
-    """Per entrance: visitors admitted, and the peak rate (per hour) over 15 minutes."""
-    frame = model.zones_frame()
+    """Per entrance: visitors admitted (service begun by now), and the peak admission rate
+    per hour over any 15-minute window."""
     out: dict[str, dict[str, float]] = {}
-    window = max(1, round(THROUGHPUT_WINDOW_S / model.scenario.record_every_s))
-    period_h = model.record_every * model.scenario.step_s / 3600.0
+    if model.crowd.waits:
+        zone = np.concatenate([w[0] for w in model.crowd.waits])
+        start = np.concatenate([w[1] for w in model.crowd.waits])
+    else:
+        zone, start = np.empty(0, dtype=np.int64), np.empty(0)
     for g in model.venue.entrances:
-        name = model.venue.zones[g]
-        served = frame.loc[frame["zone"] == name, "served"].to_numpy()
-        rolling = np.convolve(served, np.ones(window), mode="valid") if len(served) else served
-        peak = float(rolling.max() / (window * period_h)) if len(rolling) else 0.0
-        out[name] = {"admitted": int(model.crowd.served[g]), "peak_per_hour": round(peak, 1)}
+        times = np.sort(start[(zone == g) & (start <= model.time_s)])
+        in_window = np.searchsorted(times, times + THROUGHPUT_WINDOW_S) - np.arange(len(times))
+        peak = float(in_window.max()) * 3600.0 / THROUGHPUT_WINDOW_S if len(times) else 0.0
+        out[model.venue.zones[g]] = {"admitted": len(times), "peak_per_hour": round(peak, 1)}
     return out
 
 

@@ -189,6 +189,24 @@ class Venue:
             hop[u, u] = u
         return hop
 
+    def scaled(self, factor: float) -> Venue:
+        """The same layout ``factor`` times as big: areas, capacities, servers and door
+        widths multiplied (walking distances unchanged). ``expo.scaled(10)`` holds ten
+        times the expo's crowd with the same queues and densities."""
+        if not factor > 0:
+            raise VenueError(f"{self.source}: scale factor must be positive, got {factor}")
+        graph = self.graph.copy()
+        graph.graph["name"] = f"{self.name}_x{factor:g}"
+        for _, attrs in graph.nodes(data=True):
+            attrs["area"] = float(attrs["area"]) * factor
+            if attrs.get("capacity") is not None:
+                attrs["capacity"] = max(1, round(float(attrs["capacity"]) * factor))
+            if attrs.get("servers") is not None:
+                attrs["servers"] = max(1, round(float(attrs["servers"]) * factor))
+        for _, _, attrs in graph.edges(data=True):
+            attrs["width"] = float(attrs["width"]) * factor
+        return Venue(graph, source=f"{self.source} x{factor:g}")
+
     # ---------------------------------------------------------------- i/o
     def to_json(self) -> dict[str, Any]:
         return nx.node_link_data(self.graph, edges="edges")
