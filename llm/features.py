@@ -34,3 +34,64 @@ def crowd_level(density: np.ndarray | float) -> np.ndarray:
     return np.searchsorted(np.asarray(FRUIN_BOUNDS), np.asarray(density), side="left").astype(
         np.int8
     )
+
+
+# --------------------------------------------------------------------------- buckets
+#: Time of day is cut into half hours.
+TOD_BUCKET_S = 1800.0
+N_TOD = 48
+#: Time since the avatar's first visit, in quarter hours, the last bucket open-ended.
+STAY_BUCKET_S = 900.0
+N_STAY = 32
+#: Dwell buckets: upper bounds in seconds (the last bucket is open-ended).
+DWELL_EDGES_S: tuple[float, ...] = (5, 15, 30, 60, 120, 300, 600, 1200, 2400, 4800)
+N_DWELL = len(DWELL_EDGES_S) + 1
+#: A typical dwell of each bucket (seconds), used when a dwell must be drawn from a bucket.
+DWELL_CENTRES_S: tuple[float, ...] = (2, 9, 21, 42, 85, 190, 420, 850, 1700, 3400, 7000)
+N_CROWD = len(FRUIN_BOUNDS) + 1
+
+
+def tod_bucket(seconds_of_day: np.ndarray) -> np.ndarray:
+    return (np.asarray(seconds_of_day) // TOD_BUCKET_S).astype(np.int64) % N_TOD
+
+
+def stay_bucket(since_arrival_s: np.ndarray) -> np.ndarray:
+    buckets = np.asarray(since_arrival_s) // STAY_BUCKET_S
+    return np.clip(buckets, 0, N_STAY - 1).astype(np.int64)
+
+
+def dwell_bucket(dwell_s: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(DWELL_EDGES_S), np.asarray(dwell_s), side="right").astype(
+        np.int64
+    )
+
+
+def zone_crowd(occupancy: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Crowd level (Fruin, 0..5) of zones from persons present and their areas."""
+    return crowd_level(np.asarray(occupancy, dtype=np.float64) / np.asarray(area))
+
+
+def visit_features(
+    zone: np.ndarray,
+    kind_of_zone: np.ndarray,
+    area_of_zone: np.ndarray,
+    seconds_of_day: np.ndarray,
+    since_arrival_s: np.ndarray,
+    occupancy: np.ndarray,
+    dwell_s: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The model's inputs for visits (one token each): every categorical feature.
+
+    ``zone`` indexes the vocabulary; ``kind_of_zone``/``area_of_zone`` are per-zone arrays
+    of the vocabulary; ``occupancy`` is the persons in the zone when the visit began; the
+    rest are per visit. Called on logs in training and on avatars live: one definition.
+    """
+    zone = np.asarray(zone, dtype=np.int64)
+    return {
+        "zone": zone,
+        "kind": np.asarray(kind_of_zone)[zone].astype(np.int64),
+        "tod": tod_bucket(seconds_of_day),
+        "stay": stay_bucket(since_arrival_s),
+        "crowd": zone_crowd(occupancy, np.asarray(area_of_zone)[zone]).astype(np.int64),
+        "dwell": dwell_bucket(dwell_s),
+    }

@@ -12,11 +12,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from llm.checkpoint import CheckpointError
+from llm.data import LogError
+from llm.train import OptionError
+from llm.vocab import ZoneVocab
 from twin.scenario import POLICIES, Scenario, ScenarioError
-from twin.venue import BUILTIN_VENUES, VenueError, load_venue
+from twin.venue import BUILTIN_VENUES, Venue, VenueError, load_venue
 
 #: Errors that are the user's input, not a bug: one line, exit status 2.
-INPUT_ERRORS: tuple[type[Exception], ...] = (VenueError, ScenarioError)
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    VenueError,
+    ScenarioError,
+    LogError,
+    CheckpointError,
+    OptionError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +62,172 @@ def build_parser() -> argparse.ArgumentParser:
 
     venues = commands.add_parser("venues", help="list the built-in venues")
     venues.set_defaults(run=list_venues)
+
+    from llm.train import add_arguments
+
+    train = commands.add_parser("train", help="train or fine-tune the avatar GPT on visit logs")
+    add_arguments(train)
+    train.add_argument("--venue", help="venue whose zones the model uses (default: the logs')")
+    train.add_argument(
+        "--nproc", type=int, default=1, help="data-parallel processes on this machine (torchrun)"
+    )
+    train.set_defaults(run=train_model)
+
+    evaluate = commands.add_parser("evaluate", help="score a model against baselines")
+    evaluate.add_argument("checkpoint", help="model.safetensors")
+    evaluate.add_argument("logs", nargs="+", help="held-out visit logs (CSV or Parquet)")
+    evaluate.add_argument("--id-col", default="avatar_id")
+    evaluate.add_argument("--time-col", default="timestamp")
+    evaluate.add_argument("--zone-col", default="zone")
+    evaluate.add_argument(
+        "--baseline-logs",
+        nargs="+",
+        help="logs to fit the Markov baselines on (default: the training "
+        "logs named in the checkpoint, else a split of LOGS)",
+    )
+    evaluate.add_argument("--bleu-trajectories", type=int, default=300)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", help="also write the figures as JSON")
+    evaluate.set_defaults(run=evaluate_model)
+
+    vocab = commands.add_parser("vocab", help="write a venue's zone vocabulary as JSON")
+    vocab.add_argument("venue", help="built-in venue or venue JSON")
+    vocab.add_argument("--out", required=True, help="vocabulary JSON file")
+    vocab.set_defaults(run=write_vocab)
     return parser
+
+
+def venue_vocab(venue: Venue) -> ZoneVocab:
+    """The venue's zones as a model vocabulary: names, kinds, areas, legal moves."""
+    return ZoneVocab.from_venue(
+        venue.zones, venue.kinds, venue.area, venue.adjacency, source=f"venue:{venue.name}"
+    )
+
+
+def write_vocab(args: argparse.Namespace) -> int:
+    from llm.fileio import write_text_atomic
+
+    write_text_atomic(args.out, venue_vocab(load_venue(args.venue)).dumps() + "\n")
+    print(args.out)
+    return 0
+
+
+def train_model(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from llm.train import run_from_args
+
+    vocab = venue_vocab(load_venue(args.venue)) if args.venue else None
+    if args.nproc < 1:
+        raise OptionError("--nproc must be at least 1")
+    if args.nproc == 1:
+        summary = run_from_args(args, vocab)
+    else:
+        from pathlib import Path
+
+        from llm.fileio import write_text_atomic
+        from llm.train import configs_from_args
+
+        configs_from_args(args)  # refuse bad options before starting processes
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={args.nproc}",
+            "-m",
+            "llm.train",
+            *forwarded(args),
+        ]
+        if vocab is not None:
+            vocab_file = Path(args.out) / "vocab.json"
+            write_text_atomic(vocab_file, vocab.dumps() + "\n")
+            command += ["--vocab", str(vocab_file)]
+        done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            return 2 if done.returncode == 2 else 1
+        import json
+
+        summary = json.loads((Path(args.out) / "metrics.json").read_text())
+    ppl = summary.get("best_val_perplexity")
+    print(
+        f"trained {summary['steps']} steps on {summary['train_visits']:,} visits "
+        f"({summary['world_size']} process(es), {summary['wall_s']} s); "
+        f"validation perplexity {ppl:.3f}"
+        if ppl
+        else "no validation improvement"
+    )
+    print(f"  model: {args.out}/model.safetensors\nmetrics: {args.out}/metrics.json")
+    return 0
+
+
+def forwarded(args: argparse.Namespace) -> list[str]:
+    """The training options again, as command-line words for ``llm.train``."""
+    words = [*args.logs, "--out", args.out]
+    for name in (
+        "id_col",
+        "time_col",
+        "zone_col",
+        "init",
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "grad_accum",
+        "lr",
+        "eval_every",
+        "checkpoint_every",
+        "patience",
+        "seed",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "block_size",
+        "dropout",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    words += ["--resume"] if args.resume else []
+    words += ["--quiet"] if args.quiet else []
+    return words
+
+
+def evaluate_model(args: argparse.Namespace) -> int:
+    """Score a checkpoint on held-out logs beside Markov and popularity baselines fitted on
+    the model's own training split (when its training logs are at hand)."""
+    import json
+    from pathlib import Path
+
+    from llm import checkpoint
+    from llm.data import Columns, check_zones, encode, read_logs, split
+    from llm.evaluate import evaluate, format_table
+    from llm.fileio import write_text_atomic
+
+    ckpt = checkpoint.load(args.checkpoint)
+    seed = ckpt.training.get("config", {}).get("seed", 0)
+    columns = Columns(args.id_col, args.time_col, args.zone_col)
+
+    def sequences(paths: list[str], cols: Columns = columns):  # noqa: ANN202
+        frame = read_logs(paths, cols)
+        check_zones(frame, ckpt.vocab, ", ".join(paths), ckpt.vocab.source)
+        return encode(frame, ckpt.vocab)
+
+    trained_on = [str(p) for p in ckpt.training.get("logs", [])]
+    fit_logs = args.baseline_logs or trained_on
+    if sorted(map(str, args.logs)) == sorted(trained_on):
+        fit, _, test = split(sequences(args.logs), seed=seed)  # the model's own test split
+    elif fit_logs and all(Path(p).exists() for p in fit_logs):
+        fit, _, _ = split(sequences(fit_logs, Columns()), seed=seed)
+        test = sequences(args.logs)
+    else:
+        fit, _, test = split(sequences(args.logs), seed=args.seed)
+    result = evaluate(
+        ckpt.model, ckpt.vocab, fit, test, seed=args.seed, bleu_trajectories=args.bleu_trajectories
+    )
+    print(format_table(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:

@@ -1,0 +1,193 @@
+"""Checkpoints: ``model.safetensors`` with everything needed to use it in its metadata.
+
+A checkpoint is a safetensors file (tensors only: nothing is ever unpickled) whose
+metadata key ``venuetwin`` holds JSON: the format version, the model config, the zone
+vocabulary (names, kinds, areas, legal moves), the feature buckets the model was trained
+with, and a training summary. Loading checks all of it and refuses, naming what is wrong,
+a file that is not safetensors (a pickle renamed, say), tensors with wrong names or
+shapes, other feature buckets, or a vocabulary that does not match the venue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from llm import features
+from llm.fileio import atomic_path
+from llm.model import GPT, GPTConfig
+from llm.vocab import ZoneVocab
+
+FORMAT_VERSION = 1
+METADATA_KEY = "venuetwin"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what is wrong."""
+
+
+def feature_spec() -> dict[str, Any]:
+    """The feature buckets of this code; a checkpoint must have been trained with them."""
+    return {
+        "zone_kinds": list(features.ZONE_KINDS),
+        "fruin_bounds": list(features.FRUIN_BOUNDS),
+        "tod_bucket_s": features.TOD_BUCKET_S,
+        "n_tod": features.N_TOD,
+        "stay_bucket_s": features.STAY_BUCKET_S,
+        "n_stay": features.N_STAY,
+        "dwell_edges_s": list(features.DWELL_EDGES_S),
+    }
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model with its vocabulary and training summary."""
+
+    model: GPT
+    vocab: ZoneVocab
+    training: dict[str, Any] = field(default_factory=dict)
+    path: str = "<memory>"
+
+
+def save(
+    path: str | os.PathLike[str], model: GPT, vocab: ZoneVocab, training: dict[str, Any]
+) -> Path:
+    """Write ``model`` with its vocabulary and training summary, atomically."""
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "vocab": vocab.to_json(),
+        "features": feature_spec(),
+        "training": training,
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+    return Path(path)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's JSON metadata, refusing files that are not venuetwin checkpoints."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+    if raw is None:
+        raise CheckpointError(f"{path}: not a venuetwin checkpoint (no '{METADATA_KEY}' metadata)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {meta.get('format_version')!r}, this venuetwin reads "
+            f"{FORMAT_VERSION}"
+        )
+    for key in ("config", "vocab", "features"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: metadata has no {key!r}")
+    if meta["features"] != feature_spec():
+        changed = sorted(k for k in feature_spec() if meta["features"].get(k) != feature_spec()[k])
+        raise CheckpointError(
+            f"{path}: trained with other feature buckets ({', '.join(changed)}): retrain it"
+        )
+    return meta
+
+
+def load(path: str | os.PathLike[str], venue_vocab: ZoneVocab | None = None) -> Checkpoint:
+    """Load a checkpoint; with ``venue_vocab``, refuse one whose zones differ from it."""
+    meta = read_metadata(path)
+    try:
+        config = GPTConfig(**meta["config"])
+        vocab = ZoneVocab.from_json(meta["vocab"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: bad config or vocabulary in metadata ({exc})") from None
+    if len(vocab) != config.n_zones:
+        raise CheckpointError(
+            f"{path}: vocabulary has {len(vocab)} zones, the config {config.n_zones}"
+        )
+    if venue_vocab is not None:
+        check_vocab(vocab, venue_vocab, str(path))
+    model = GPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with safe_open(str(path), framework="pt") as handle:
+        found = set(handle.keys())
+        missing, unexpected = sorted(set(expected) - found), sorted(found - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path}: tensors do not match the model: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        state = {}
+        for name in expected:
+            tensor = handle.get_tensor(name)
+            if tuple(tensor.shape) != expected[name]:
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the config "
+                    f"needs {expected[name]}"
+                )
+            state[name] = tensor
+    model.load_state_dict(state)
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    model.eval()
+    return Checkpoint(model, vocab, meta.get("training", {}), str(path))
+
+
+def check_vocab(vocab: ZoneVocab, venue: ZoneVocab, where: str) -> None:
+    """Refuse a checkpoint vocabulary that is not the venue's, saying what differs."""
+    if vocab.names == venue.names and vocab.kinds == venue.kinds:
+        return
+    missing = [n for n in venue.names if n not in vocab.index]
+    extra = [n for n in vocab.names if n not in venue.index]
+    kinds = [
+        n
+        for n in venue.names
+        if n in vocab.index and vocab.kinds[vocab.index[n]] != venue.kinds[venue.index[n]]
+    ]
+    detail = []
+    if missing:
+        detail.append(f"zones it lacks: {', '.join(missing[:6])}")
+    if extra:
+        detail.append(f"zones the venue lacks: {', '.join(extra[:6])}")
+    if kinds:
+        detail.append(f"zones of another kind: {', '.join(kinds[:6])}")
+    if not detail:
+        detail.append("the zones are in another order")
+    raise CheckpointError(
+        f"{where}: the model's vocabulary ({vocab.source}) is not this venue's "
+        f"({venue.source}): {'; '.join(detail)}. Fine-tune it on this venue's logs "
+        "(venuetwin train --init ...)"
+    )
+
+
+def transfer(source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None) -> GPT:
+    """A model for ``vocab`` initialised from ``source`` (fine-tuning on another venue).
+
+    Everything carries over except the zones' own embeddings: zones with the same name and
+    kind keep theirs, new zones start at zero, so they begin as "their kind".
+    """
+    config = GPTConfig(**{**source.model.config.to_dict(), "n_zones": len(vocab)})
+    if dropout is not None:
+        config.dropout = dropout
+    model = GPT(config)
+    state = {k: v for k, v in source.model.state_dict().items() if k != "zone_emb.weight"}
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        model.zone_emb.weight.zero_()
+        for i, (name, kind) in enumerate(zip(vocab.names, vocab.kinds, strict=True)):
+            j = source.vocab.index.get(name)
+            if j is not None and source.vocab.kinds[j] == kind:
+                model.zone_emb.weight[i] = source.model.zone_emb.weight[j]
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    return model

@@ -1,0 +1,478 @@
+"""How good is a model of visitors? Next-move metrics and trajectory BLEU against baselines.
+
+Every visit of a held-out ``Sequences`` that has a next visit is a *target*: the model sees
+the trajectory so far and predicts the next visit's zone and dwell bucket. The metrics:
+
+- ``perplexity``: ``exp`` of the mean negative log-likelihood of the true next zone (1 is
+  perfect; a uniform guess over the legal moves scores about the number of legal moves);
+- ``acc1`` / ``acc5``: the true next zone is the most likely one / among the five most likely
+  (ties broken by zone index, as ``argmax`` does);
+- ``dwell_acc``: the predicted dwell bucket of the next visit is the true one; the prediction
+  is made for the *predicted* (top-1) next zone, since the true one is unknown at that time;
+- ``dwell_mae_s``: mean absolute error in seconds between the predicted bucket's typical
+  dwell (``DWELL_CENTRES_S``) and the next visit's true dwell;
+- ``bleu4``: BLEU-4 (nltk ``corpus_bleu``, smoothed) of whole trajectories sampled from the
+  first visit of held-out ones, zone names as words, against the held-out trajectories that
+  start at the same entrance.
+
+Baselines are fitted on the training ``Sequences`` only: ``PopularBaseline`` (how often each
+zone is the next one, restricted to the legal moves) and ``MarkovBaseline`` of order 1 or 2
+(additive smoothing towards the next lower order, down to the popularity). All predictors
+share ``predict(seqs) -> (log_probs, dwell_pred)`` and ``sample(seqs, which, max_len, seed)``;
+``GPTPredictor`` wraps a ``llm.model.GPT`` in the same interface. ``evaluate`` runs them all and
+``format_table`` prints the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+
+from llm.data import FEATURES, Sequences, blocks
+from llm.features import DWELL_CENTRES_S, N_DWELL, TOD_BUCKET_S, stay_bucket, tod_bucket
+from llm.model import GPT
+from llm.vocab import ZoneVocab
+
+#: Seconds of walking assumed between two sampled visits.
+WALK_S = 30.0
+#: Longest sampled trajectory, in visits (also at most twice the longest held-out one).
+MAX_SAMPLE_LEN = 128
+#: References per hypothesis in BLEU.
+MAX_REFERENCES = 50
+#: Metric keys, in table order.
+METRICS = ("perplexity", "acc1", "acc5", "dwell_acc", "dwell_mae_s", "bleu4")
+BASELINES = ("markov1", "markov2", "popular")
+
+
+# ============================================================================ targets
+def target_positions(seqs: Sequences) -> np.ndarray:
+    """Positions of the visits that have a next visit in their trajectory (the targets)."""
+    has_next = np.ones(seqs.n_visits, dtype=bool)
+    has_next[seqs.offsets[1:] - 1] = False
+    return np.flatnonzero(has_next)
+
+
+def previous_zones(seqs: Sequences, start: int) -> np.ndarray:
+    """(N,) zone of each visit's previous visit, ``start`` at a trajectory's first visit."""
+    zone = seqs.features["zone"]
+    prev = np.r_[start, zone[:-1]].astype(np.int64)
+    prev[seqs.offsets[:-1]] = start
+    return prev
+
+
+def allowed_moves(vocab: ZoneVocab) -> np.ndarray:
+    """(Z, Z) legal moves, where a zone with none (an exit) may go anywhere."""
+    allowed = vocab.legal.copy()
+    allowed[~allowed.any(axis=1)] = True
+    return allowed
+
+
+def stop_zones(vocab: ZoneVocab) -> np.ndarray:
+    """(Z,) zones where a sampled trajectory ends: exits, and zones with no legal move."""
+    return (np.asarray(vocab.kinds) == "exit") | ~vocab.legal.any(axis=1)
+
+
+# ============================================================================ metrics
+def next_move_metrics(
+    log_probs: np.ndarray, dwell_pred: np.ndarray, seqs: Sequences
+) -> dict[str, float]:
+    """Perplexity, top-1/top-5 accuracy and dwell accuracy/MAE of predictions aligned with
+    ``target_positions(seqs)``: ``log_probs`` (n_targets, Z), ``dwell_pred`` (n_targets,)."""
+    pos = target_positions(seqs)
+    if log_probs.shape[0] != len(pos) or dwell_pred.shape[0] != len(pos):
+        raise ValueError(f"predictions for {log_probs.shape[0]} targets, expected {len(pos)}")
+    if len(pos) == 0:
+        raise ValueError("the held-out sequences have no visit with a next visit")
+    true = seqs.features["zone"][pos + 1]
+    true_lp = log_probs[np.arange(len(pos)), true]
+    above = (log_probs > true_lp[:, None]).sum(axis=1)
+    tied_before = (
+        (log_probs == true_lp[:, None]) & (np.arange(log_probs.shape[1]) < true[:, None])
+    ).sum(axis=1)
+    rank = above + tied_before
+    with np.errstate(over="ignore"):
+        perplexity = float(np.exp(-np.mean(true_lp.astype(np.float64))))
+    centres = np.asarray(DWELL_CENTRES_S, dtype=np.float64)
+    return {
+        "perplexity": perplexity,
+        "acc1": float(np.mean(rank < 1)),
+        "acc5": float(np.mean(rank < 5)),
+        "dwell_acc": float(np.mean(dwell_pred == seqs.features["dwell"][pos + 1])),
+        "dwell_mae_s": float(np.mean(np.abs(centres[dwell_pred] - seqs.dwell_s[pos + 1]))),
+    }
+
+
+def bleu4(
+    hypotheses: Sequence[Sequence[str]],
+    held_out: Sequence[Sequence[str]],
+    sources: Sequence[int] | None = None,
+    seed: int = 0,
+    max_references: int = MAX_REFERENCES,
+) -> float:
+    """Corpus BLEU-4 of trajectories (lists of zone names) against held-out ones.
+
+    Hypothesis ``i`` started from the first visit of ``held_out[sources[i]]`` (by default
+    ``sources[i] == i``). Its references are the held-out trajectories starting at the same
+    zone, that one always among them, at most ``max_references`` (the others drawn with
+    ``seed``); all held-out trajectories when fewer than two start there. So the held-out
+    trajectories scored against themselves get 1.0.
+    """
+    if sources is None:
+        if len(hypotheses) != len(held_out):
+            raise ValueError("give sources: which held-out trajectory each hypothesis began")
+        sources = range(len(hypotheses))
+    if len(hypotheses) == 0:
+        raise ValueError("no trajectories to score")
+    rng = np.random.default_rng(seed)
+    by_start: dict[str, list[int]] = {}
+    for i, trajectory in enumerate(held_out):
+        by_start.setdefault(trajectory[0], []).append(i)
+    everyone = list(range(len(held_out)))
+    references = []
+    for source in sources:
+        same = by_start[held_out[source][0]]
+        pool = same if len(same) >= 2 else everyone
+        if len(pool) > max_references:
+            others = np.array([i for i in pool if i != source])
+            pool = [source, *rng.choice(others, max_references - 1, replace=False).tolist()]
+        references.append([list(held_out[i]) for i in pool])
+    return float(
+        corpus_bleu(
+            references,
+            [list(h) for h in hypotheses],
+            weights=(0.25, 0.25, 0.25, 0.25),
+            smoothing_function=SmoothingFunction().method1,
+        )
+    )
+
+
+# ============================================================================ predictors
+class Predictor(Protocol):
+    """What ``evaluate`` needs of a model or a baseline."""
+
+    def predict(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+        """``log_probs`` (n_targets, Z) of the next zone and ``dwell_pred`` (n_targets,)
+        bucket of the next visit, aligned with ``target_positions(seqs)``."""
+        ...
+
+    def sample(
+        self, seqs: Sequences, which: np.ndarray, max_len: int, seed: int
+    ) -> list[np.ndarray]:
+        """Zone indices of one trajectory sampled from the first visit of each trajectory
+        ``which`` of ``seqs``, until an exit or ``max_len`` visits."""
+        ...
+
+
+class _CountBaseline:
+    """Counts of next zones given the last ``order`` zones (0: none), fitted on training
+    sequences; probabilities are additively smoothed towards the next lower order and
+    restricted to the legal moves of the current zone."""
+
+    def __init__(self, train: Sequences, vocab: ZoneVocab, order: int, k: float = 0.1) -> None:
+        if order not in (0, 1, 2):
+            raise ValueError(f"order must be 0, 1 or 2, got {order}")
+        z = len(vocab)
+        self.order, self.k, self.n_zones = order, k, z
+        self.allowed = allowed_moves(vocab)
+        self.n_allowed = self.allowed.sum(axis=1).astype(np.float64)
+        self.stop = stop_zones(vocab)
+        self.start = z  # the "previous zone" of a first visit
+        zone = train.features["zone"]
+        pos = target_positions(train)
+        cur, nxt = zone[pos], zone[pos + 1]
+        # Order 0: how often each zone is the next one, among the current zone's moves.
+        popular = self.allowed * (np.bincount(nxt, minlength=z) + k)[None, :]
+        self.table = popular / popular.sum(axis=1, keepdims=True)
+        if order >= 1:
+            counts = np.zeros((z, z))
+            np.add.at(counts, (cur, nxt), 1.0)
+            counts *= self.allowed
+            alpha = k * self.n_allowed
+            self.table = (counts + alpha[:, None] * self.table) / (counts.sum(axis=1) + alpha)[
+                :, None
+            ]
+        if order == 2:
+            prev = previous_zones(train, self.start)[pos]
+            self.contexts, inverse = np.unique(prev * z + cur, return_inverse=True)
+            self.context_counts = np.zeros((len(self.contexts), z))
+            np.add.at(self.context_counts, (inverse.ravel(), nxt), 1.0)
+            self.context_counts *= self.allowed[self.contexts % z]
+        # Dwell at each zone: the most frequent bucket there (else overall), and its spread.
+        dwell = np.zeros((z, N_DWELL))
+        np.add.at(dwell, (zone, train.features["dwell"]), 1.0)
+        overall = int(np.argmax(dwell.sum(axis=0)))
+        self.dwell_mode = np.where(dwell.sum(axis=1) > 0, dwell.argmax(axis=1), overall)
+        spread = dwell + 0.01
+        self.dwell_probs = spread / spread.sum(axis=1, keepdims=True)
+
+    def distribution(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        """(n, Z) probabilities of the next zone after ``prev`` then ``cur``."""
+        probs = self.table[cur]
+        if self.order < 2:
+            return probs
+        codes = prev * self.n_zones + cur
+        rows = np.searchsorted(self.contexts, codes).clip(max=len(self.contexts) - 1)
+        seen = self.contexts[rows] == codes
+        counts = np.where(seen[:, None], self.context_counts[rows], 0.0)
+        alpha = self.k * self.n_allowed[cur]
+        return (counts + alpha[:, None] * probs) / (counts.sum(axis=1) + alpha)[:, None]
+
+    def predict(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+        pos = target_positions(seqs)
+        probs = self.distribution(previous_zones(seqs, self.start)[pos], seqs.features["zone"][pos])
+        with np.errstate(divide="ignore"):
+            log_probs = np.log(probs)
+        return log_probs, self.dwell_mode[probs.argmax(axis=1)]
+
+    def sample(
+        self, seqs: Sequences, which: np.ndarray, max_len: int, seed: int
+    ) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        first = seqs.features["zone"][seqs.offsets[np.asarray(which)]]
+        paths = [[int(z)] for z in first]
+        prev = np.full(len(paths), self.start, dtype=np.int64)
+        cur = first.astype(np.int64)
+        active = ~self.stop[cur]
+        for _ in range(1, max_len):
+            if not active.any():
+                break
+            idx = np.flatnonzero(active)
+            cumulative = np.cumsum(self.distribution(prev[idx], cur[idx]), axis=1)
+            u = rng.random(len(idx)) * cumulative[:, -1]
+            nxt = (cumulative <= u[:, None]).sum(axis=1).clip(max=self.n_zones - 1)
+            for i, z in zip(idx, nxt, strict=True):
+                paths[i].append(int(z))
+            prev[idx], cur[idx] = cur[idx], nxt
+            active[idx] = ~self.stop[nxt]
+        return [np.array(p, dtype=np.int64) for p in paths]
+
+
+class PopularBaseline(_CountBaseline):
+    """The next zone is drawn by how often each zone was a next zone in training, among the
+    current zone's legal moves; the dwell is the next zone's most frequent bucket."""
+
+    def __init__(self, train: Sequences, vocab: ZoneVocab, k: float = 0.1) -> None:
+        super().__init__(train, vocab, order=0, k=k)
+
+
+class MarkovBaseline(_CountBaseline):
+    """P(next zone | last ``order`` zones), add-k smoothed towards order ``order - 1`` (order 1
+    towards the popularity), among the current zone's legal moves. A first visit's previous
+    zone is a start marker, so order 2 knows where a trajectory began."""
+
+    def __init__(self, train: Sequences, vocab: ZoneVocab, order: int = 1, k: float = 0.1) -> None:
+        if order not in (1, 2):
+            raise ValueError(f"a Markov baseline has order 1 or 2, got {order}")
+        super().__init__(train, vocab, order=order, k=k)
+
+
+def typical_crowd(train: Sequences, n_zones: int) -> np.ndarray:
+    """(Z,) each zone's median crowd level on entry in the training visits (0 if unseen)."""
+    zone, crowd = train.features["zone"], train.features["crowd"]
+    typical = np.zeros(n_zones, dtype=np.int64)
+    for z in np.unique(zone):
+        typical[z] = int(np.median(crowd[zone == z]))
+    return typical
+
+
+class GPTPredictor:
+    """A ``GPT`` behind the ``Predictor`` interface (eval mode, no gradients).
+
+    Sampled visits after the first get the zone's kind, time advanced by the sampled dwell's
+    typical seconds plus ``WALK_S`` of walking, and the zone's typical crowd level (from
+    ``train``), which is also every candidate zone's crowd level.
+    """
+
+    def __init__(
+        self, model: GPT, vocab: ZoneVocab, train: Sequences, batch_size: int = 256
+    ) -> None:
+        self.model, self.vocab, self.batch_size = model, vocab, batch_size
+        self.device = next(model.parameters()).device
+        self.typical = typical_crowd(train, len(vocab))
+        self.stop = stop_zones(vocab)
+
+    @torch.no_grad()
+    def predict(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            data = blocks(seqs, self.model.config.block_size)
+            log_probs, dwell = [], []
+            for lo in range(0, len(data["length"]), self.batch_size):
+                hi = lo + self.batch_size
+                tokens = {name: data[name][lo:hi].to(self.device) for name in FEATURES}
+                options = data["options"][lo:hi].to(self.device)
+                keep = data["next_zone"][lo:hi].to(self.device) != -1
+                out = self.model(tokens, options)
+                logits = out.zone_logits.float()
+                top = logits.argmax(dim=-1)
+                dwell_logits = self.model.dwell_logits(out.hidden, top)
+                log_probs.append(F.log_softmax(logits[keep], dim=-1).cpu())
+                dwell.append(dwell_logits.argmax(dim=-1)[keep].cpu())
+        finally:
+            self.model.train(was_training)
+        return torch.cat(log_probs).double().numpy(), torch.cat(dwell).numpy()
+
+    @torch.no_grad()
+    def sample(
+        self, seqs: Sequences, which: np.ndarray, max_len: int, seed: int, temperature: float = 1.0
+    ) -> list[np.ndarray]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._sample(seqs, np.asarray(which), max_len, seed, temperature)
+        finally:
+            self.model.train(was_training)
+
+    def _sample(
+        self, seqs: Sequences, which: np.ndarray, max_len: int, seed: int, temperature: float
+    ) -> list[np.ndarray]:
+        device, z_count = self.device, len(self.vocab)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        kind_ids = torch.as_tensor(self.vocab.kind_ids, device=device)
+        typical = torch.as_tensor(self.typical, device=device)
+        centres = np.asarray(DWELL_CENTRES_S, dtype=np.float64)
+        first = seqs.offsets[which]
+        b = len(which)
+        tokens = {
+            name: torch.as_tensor(seqs.features[name][first], device=device).view(b, 1)
+            for name in FEATURES
+        }
+        options = torch.as_tensor(seqs.options_crowd[first], device=device).view(b, 1, z_count)
+        typical_options = typical.view(1, 1, z_count).expand(b, 1, z_count)
+        # Clocks at the start of the current visit, and its length (the first one's is known).
+        day_s = (seqs.features["tod"][first] + 0.5) * TOD_BUCKET_S
+        since_s = np.zeros(b)
+        step_s = seqs.dwell_s[first] + WALK_S
+        paths = [[int(z)] for z in seqs.features["zone"][first]]
+        active = ~self.stop[seqs.features["zone"][first]]
+        past = None
+        for _ in range(1, min(max_len, self.model.config.block_size)):
+            if not active.any():
+                break
+            out = self.model(tokens, options, past=past)
+            past = out.past
+            logits = out.zone_logits[:, -1].float() / temperature
+            stuck = ~torch.isfinite(logits).any(dim=-1, keepdim=True)  # finished rows only
+            probs = F.softmax(logits.masked_fill(stuck, 0.0), dim=-1)
+            zone = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            dwell_logits = self.model.dwell_logits(out.hidden[:, -1:], zone)[:, 0].float()
+            dwell = torch.multinomial(
+                F.softmax(dwell_logits / temperature, dim=-1), 1, generator=generator
+            )
+            day_s, since_s = day_s + step_s, since_s + step_s
+            dwell_np, zone_np = dwell.cpu().numpy()[:, 0], zone.cpu().numpy()[:, 0]
+            step_s = centres[dwell_np] + WALK_S
+            tokens = {
+                "zone": zone,
+                "kind": kind_ids[zone],
+                "tod": torch.as_tensor(tod_bucket(day_s), device=device).view(b, 1),
+                "stay": torch.as_tensor(stay_bucket(since_s), device=device).view(b, 1),
+                "crowd": typical[zone],
+                "dwell": dwell,
+            }
+            options = typical_options
+            for i in np.flatnonzero(active):
+                paths[i].append(int(zone_np[i]))
+            active &= ~self.stop[zone_np]
+        return [np.array(p, dtype=np.int64) for p in paths]
+
+
+# ============================================================================ evaluate
+def score(
+    predictor: Predictor,
+    vocab: ZoneVocab,
+    test: Sequences,
+    which: np.ndarray,
+    max_len: int,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every metric of one predictor on held-out ``test``; BLEU from trajectories ``which``."""
+    log_probs, dwell_pred = predictor.predict(test)
+    result = next_move_metrics(log_probs, dwell_pred, test)
+    names = np.asarray(vocab.names, dtype=object)
+    held_out = [names[t].tolist() for t in test.trajectories()]
+    samples = predictor.sample(test, which, max_len, seed)
+    result["bleu4"] = bleu4([names[s].tolist() for s in samples], held_out, which, seed)
+    return result
+
+
+def evaluate(
+    model: GPT | None,
+    vocab: ZoneVocab,
+    train: Sequences,
+    test: Sequences,
+    seed: int = 0,
+    bleu_trajectories: int = 300,
+) -> dict[str, Any]:
+    """The model's metrics (``METRICS``, top level; none when ``model`` is None), the number
+    of ``targets``, and the same metrics of the ``baselines`` fitted on ``train``."""
+    rng = np.random.default_rng(seed)
+    which = np.sort(rng.choice(len(test), size=min(len(test), bleu_trajectories), replace=False))
+    longest = int(np.diff(test.offsets).max())
+    max_len = min(2 * longest, MAX_SAMPLE_LEN)
+    result: dict[str, Any] = {}
+    if model is not None:
+        result.update(score(GPTPredictor(model, vocab, train), vocab, test, which, max_len, seed))
+    result["targets"] = len(target_positions(test))
+    baselines: dict[str, Predictor] = {
+        "markov1": MarkovBaseline(train, vocab, order=1),
+        "markov2": MarkovBaseline(train, vocab, order=2),
+        "popular": PopularBaseline(train, vocab),
+    }
+    result["baselines"] = {
+        name: score(b, vocab, test, which, max_len, seed) for name, b in baselines.items()
+    }
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The model (when evaluated) and each baseline as rows of a plain-text table."""
+    header = ("", "perplexity", "acc@1", "acc@5", "dwell acc", "dwell MAE s", "BLEU-4")
+    rows = []
+    named = [("model", result)] if "perplexity" in result else []
+    named += list(result.get("baselines", {}).items())
+    for name, m in named:
+        rows.append(
+            (
+                name,
+                f"{m['perplexity']:.3f}",
+                f"{m['acc1']:.3f}",
+                f"{m['acc5']:.3f}",
+                f"{m['dwell_acc']:.3f}",
+                f"{m['dwell_mae_s']:.1f}",
+                f"{m['bleu4']:.3f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append(f"{result.get('targets', 0):,} held-out next-visit targets")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "BASELINES",
+    "METRICS",
+    "GPTPredictor",
+    "MarkovBaseline",
+    "PopularBaseline",
+    "Predictor",
+    "bleu4",
+    "evaluate",
+    "format_table",
+    "next_move_metrics",
+    "score",
+    "target_positions",
+]

@@ -1,0 +1,261 @@
+"""The avatar's GPT: a small decoder-only Transformer over visits, in one readable file.
+
+What a token is
+---------------
+One token per *visit*. Its embedding is the sum of embeddings of the zone, the zone's kind,
+the time of day (half hours), the time since the avatar arrived (quarter hours), the crowd
+level where it stood (Fruin A..F on entry) and how long it stayed (log-spaced buckets),
+plus a learned position. So a trajectory of 30 visits is 30 tokens, not hundreds of
+characters; contexts stay short, a live decision adds one token, and the attention is
+readable: it says which earlier visits mattered for the next move.
+
+Heads
+-----
+- **Next zone**: the hidden state is scored against every zone's *output embedding*,
+  zone + kind embedding (tied with the input), plus a learned vector for the crowd level
+  that candidate zone has at that moment. Moves the venue does not allow are masked out.
+  Because a zone is "its kind plus itself", a model trained on one venue fine-tunes on
+  another: kinds, time, crowd and dwell carry over, new zones start from their kind.
+- **Next dwell**: given the next zone (the true one in training, the sampled one live),
+  a linear head over the dwell buckets.
+
+Attention is ``softmax(Q K^T / sqrt(d_k)) V`` with a causal mask, in multi-head blocks with
+pre-layer-norm residual connections (``CausalSelfAttention``, ``MLP``, ``Block``, ``GPT``,
+after nanoGPT). The fast path is ``F.scaled_dot_product_attention``; ``need_weights=True``
+takes the plain path that also returns every layer's ``(batch, heads, T, T)`` weights.
+A key/value cache (``past``) makes a live decision cost one token, whatever the history.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llm.features import N_CROWD, N_DWELL, N_STAY, N_TOD, ZONE_KINDS
+
+#: A layer's cached keys and values, each (batch, heads, time, head_size).
+KV = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class GPTConfig:
+    n_zones: int
+    block_size: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.1
+    n_kinds: int = len(ZONE_KINDS)
+    n_tod: int = N_TOD
+    n_stay: int = N_STAY
+    n_crowd: int = N_CROWD
+    n_dwell: int = N_DWELL
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False, past: KV | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, KV]:
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        t_all = k.size(2)
+        # Query i (at absolute position t_all - t + i) sees keys 0 .. t_all - t + i.
+        causal = torch.ones(t, t_all, dtype=torch.bool, device=x.device).tril(t_all - t)
+        weights = None
+        if need_weights:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+            weights = F.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+            y = self.attn_dropout(weights) @ v
+        else:
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=None if t == t_all else causal,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=t == t_all and t > 1,
+            )
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        return self.resid_dropout(self.c_proj(y)), weights, (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False, past: KV | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, KV]:
+        a, weights, kv = self.attn(self.ln_1(x), need_weights, past)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, weights, kv
+
+
+@dataclass
+class GPTOutput:
+    zone_logits: torch.Tensor  # (B, T, Z), illegal moves at -inf when a mask was given
+    hidden: torch.Tensor  # (B, T, C) final hidden states
+    attention: list[torch.Tensor] | None  # per layer (B, heads, T, T_all) when asked
+    past: list[KV]  # per layer keys/values, for the next token
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.n_embd
+        self.zone_emb = nn.Embedding(config.n_zones, d)
+        self.kind_emb = nn.Embedding(config.n_kinds, d)
+        self.tod_emb = nn.Embedding(config.n_tod, d)
+        self.stay_emb = nn.Embedding(config.n_stay, d)
+        self.crowd_emb = nn.Embedding(config.n_crowd, d)
+        self.dwell_emb = nn.Embedding(config.n_dwell, d)
+        self.pos_emb = nn.Embedding(config.block_size, d)
+        self.option_crowd = nn.Embedding(config.n_crowd, d)  # crowd at a candidate zone
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(d)
+        self.dwell_head = nn.Linear(d, config.n_dwell)
+        # The vocabulary's kinds and legal moves: set from the checkpoint, not learned.
+        self.register_buffer("zone_kind", torch.zeros(config.n_zones, dtype=torch.long), False)
+        self.register_buffer(
+            "legal", torch.ones(config.n_zones, config.n_zones, dtype=torch.bool), False
+        )
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # scaled residual projections (GPT-2)
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def set_vocabulary(self, zone_kind: torch.Tensor, legal: torch.Tensor) -> None:
+        self.zone_kind.copy_(zone_kind)
+        self.legal.copy_(legal)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ forward
+    def embed(self, tokens: dict[str, torch.Tensor], start: int = 0) -> torch.Tensor:
+        t = tokens["zone"].size(1)
+        positions = torch.arange(start, start + t, device=tokens["zone"].device)
+        positions = positions.clamp(max=self.config.block_size - 1)
+        x = (
+            self.zone_emb(tokens["zone"])
+            + self.kind_emb(tokens["kind"])
+            + self.tod_emb(tokens["tod"])
+            + self.stay_emb(tokens["stay"])
+            + self.crowd_emb(tokens["crowd"])
+            + self.dwell_emb(tokens["dwell"])
+            + self.pos_emb(positions)
+        )
+        return self.drop(x)
+
+    def zone_table(self) -> torch.Tensor:
+        """(Z, C) output embedding of every zone: its own plus its kind's."""
+        return self.zone_emb.weight + self.kind_emb(self.zone_kind)
+
+    def forward(
+        self,
+        tokens: dict[str, torch.Tensor],
+        options: torch.Tensor | None = None,
+        need_weights: bool = False,
+        past: list[KV] | None = None,
+        mask_illegal: bool = True,
+    ) -> GPTOutput:
+        """``tokens``: (B, T) tensors ``zone, kind, tod, stay, crowd, dwell``;
+        ``options``: (B, T, Z) crowd level of each candidate zone at each decision;
+        ``past``: cached keys/values of earlier tokens (then T is usually 1)."""
+        start = past[0][0].size(2) if past else 0
+        x = self.embed(tokens, start)
+        attention: list[torch.Tensor] = []
+        cache: list[KV] = []
+        for i, block in enumerate(self.blocks):
+            x, weights, kv = block(x, need_weights, past[i] if past else None)
+            cache.append(kv)
+            if weights is not None:
+                attention.append(weights)
+        h = self.ln_f(x)
+        logits = h @ self.zone_table().t()
+        if options is not None:
+            by_level = h @ self.option_crowd.weight.t()  # (B, T, levels)
+            logits = logits + torch.gather(by_level, 2, options.long())
+        if mask_illegal:
+            logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
+        return GPTOutput(logits, h, attention if need_weights else None, cache)
+
+    def dwell_logits(self, hidden: torch.Tensor, next_zone: torch.Tensor) -> torch.Tensor:
+        """(B, T, dwell buckets) for the stay at ``next_zone`` (B, T)."""
+        return self.dwell_head(hidden + self.zone_table()[next_zone.clamp(min=0)])
+
+    def loss(
+        self, batch: dict[str, torch.Tensor], reduction: str = "mean"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-zone and next-dwell cross-entropy over the positions with a target (their
+        mean, or with ``reduction="sum"`` their sum)."""
+        out = self.forward(batch, batch["options"])
+        target = batch["next_zone"]
+        zone_loss = F.cross_entropy(
+            out.zone_logits.flatten(0, 1),
+            target.flatten(),
+            ignore_index=-1,
+            reduction=reduction,
+        )
+        dwell = self.dwell_logits(out.hidden, target)
+        dwell_loss = F.cross_entropy(
+            dwell.flatten(0, 1),
+            batch["next_dwell"].flatten(),
+            ignore_index=-1,
+            reduction=reduction,
+        )
+        return zone_loss, dwell_loss
+
+    def flops_per_token(self, context: int | None = None) -> float:
+        """Forward+backward FLOPs per token (6N plus attention), as in the PaLM paper."""
+        n = sum(p.numel() for name, p in self.named_parameters() if "emb" not in name)
+        t = context or self.config.block_size
+        attention = 12 * self.config.n_layer * self.config.n_embd * t
+        return 6 * n + attention

@@ -1,0 +1,467 @@
+"""Training the avatar GPT on visit logs: pretraining, fine-tuning, resuming, data parallel.
+
+    python -m llm.train LOGS... --out DIR [--vocab VOCAB.json] [--init CKPT] [--resume]
+    torchrun --nproc_per_node 2 -m llm.train LOGS... --out DIR      # data parallel (DDP)
+
+(``venuetwin train`` wraps this and resolves ``--venue``.) Next-visit prediction with
+AdamW, linear warm-up then cosine decay, gradient clipping, gradient accumulation,
+evaluation on the validation split, early stopping on it, a progress bar, and
+``DIR/metrics.csv``. ``DIR/model.safetensors`` is the best model so far;
+``DIR/train_state.safetensors`` (every ``--checkpoint-every`` steps, atomically) holds the
+model, the optimiser and the loop's counters, so ``--resume`` after a crash, even a
+SIGKILL, ends in exactly the model an uninterrupted run gives: the batches and the dropout
+noise of step ``s`` are functions of ``(seed, s)`` alone.
+
+With ``torchrun`` every process holds a replica; each takes its share of every global
+batch and DDP averages the gradients (gloo on CPU, nccl on GPU), so replicas stay equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from llm import checkpoint
+from llm.data import Columns, LogError, blocks, check_zones, encode, read_logs, split
+from llm.fileio import atomic_path, write_text_atomic
+from llm.model import GPT, GPTConfig
+from llm.vocab import ZoneVocab
+
+STATE_FILE = "train_state.safetensors"
+
+
+class OptionError(ValueError):
+    """A training option out of range; the message names the option."""
+
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (the model's shape is ``GPTConfig``)."""
+
+    epochs: float = 8.0
+    max_steps: int | None = None  # overrides epochs
+    batch_size: int = 32  # trajectories per step, all processes together
+    grad_accum: int = 1  # micro-batches per step
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 50
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    dwell_weight: float = 0.5  # weight of the dwell loss beside the next-zone loss
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    patience: int = 5  # evaluations without improvement before stopping
+    seed: int = 0
+
+
+# ============================================================================ helpers
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def lr_at(step: int, cfg: TrainConfig, total: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def batch_indices(step: int, micro: int, n_windows: int, cfg: TrainConfig) -> torch.Tensor:
+    """Windows of micro-batch ``micro`` of ``step``: one epoch-long permutation per epoch,
+    seeded by (seed, epoch), so any step's batch can be recomputed after a restart."""
+    per_micro = max(1, cfg.batch_size // cfg.grad_accum)
+    per_epoch = max(1, n_windows // per_micro)
+    number = step * cfg.grad_accum + micro
+    epoch, offset = divmod(number, per_epoch)
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    order = torch.randperm(n_windows, generator=generator)
+    return order[offset * per_micro : (offset + 1) * per_micro]
+
+
+def take(data: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The windows ``idx``, trimmed to the longest of them (no work on padding)."""
+    longest = int(data["length"][idx].max())
+    return {k: (v[idx][:, :longest] if v.dim() >= 2 else v[idx]) for k, v in data.items()}
+
+
+def total_steps(n_windows: int, cfg: TrainConfig) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * n_windows / cfg.batch_size))
+
+
+@torch.no_grad()
+def validation_loss(model: GPT, data: dict[str, torch.Tensor], batch: int = 64) -> dict:
+    """Mean next-zone and dwell loss per target over a whole split (no dropout)."""
+    model.eval()
+    zone_sum = dwell_sum = 0.0
+    targets = 0
+    n = len(data["length"])
+    for start in range(0, n, batch):
+        part = take(data, torch.arange(start, min(n, start + batch)))
+        count = int((part["next_zone"] >= 0).sum())
+        if count == 0:
+            continue
+        zone_loss, dwell_loss = model.loss(part)
+        zone_sum += float(zone_loss) * count
+        dwell_sum += float(dwell_loss) * count
+        targets += count
+    model.train()
+    zone = zone_sum / max(targets, 1)
+    return {
+        "val_zone_loss": zone,
+        "val_dwell_loss": dwell_sum / max(targets, 1),
+        "val_perplexity": math.exp(zone),
+    }
+
+
+# ============================================================================ state
+def save_state(path: Path, model: GPT, optimizer: torch.optim.Optimizer, loop: dict) -> None:
+    """Model, optimiser and loop counters in one safetensors file (no pickles)."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).detach().contiguous()
+    meta = {"loop": json.dumps(loop), "param_groups": json.dumps(opt["param_groups"])}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_state(path: Path, model: GPT, optimizer: torch.optim.Optimizer) -> dict:
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        names = list(handle.keys())
+        model.load_state_dict(
+            {n[6:]: handle.get_tensor(n) for n in names if n.startswith("model.")}
+        )
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for n in names:
+            if n.startswith("opt."):
+                _, index, key = n.split(".", 2)
+                state.setdefault(int(index), {})[key] = handle.get_tensor(n)
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return json.loads(meta["loop"])
+
+
+def write_metrics_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+# ============================================================================ train
+def train(
+    logs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    vocab: ZoneVocab | None = None,
+    columns: Columns = Columns(),
+    init: str | None = None,
+    resume: bool = False,
+    cfg: TrainConfig | None = None,
+    model_config: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or fine-tune with ``init``) on ``logs``; returns the summary written to
+    ``out_dir/metrics.json``. Nothing is written before the logs have been read."""
+    cfg = cfg or TrainConfig()
+    rank, world_size = world()
+    out = Path(out_dir)
+    frame = read_logs(logs, columns)
+    where = ", ".join(map(str, logs))
+    if vocab is None:
+        vocab = ZoneVocab.from_log(frame)
+    else:
+        check_zones(frame, vocab, where, vocab.source)
+    seqs = encode(frame, vocab)
+    train_seqs, val_seqs, test_seqs = split(seqs, seed=cfg.seed)
+    vocab = with_observed_moves(vocab, seqs)
+
+    torch.manual_seed(cfg.seed)  # the initial weights
+    source = checkpoint.load(init) if init else None
+    if source is not None:
+        model = checkpoint.transfer(source, vocab)
+    else:
+        model = GPT(GPTConfig(n_zones=len(vocab), **(model_config or {})))
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    block = model.config.block_size
+    train_data, val_data = blocks(train_seqs, block), blocks(val_seqs, block)
+    n_windows = len(train_data["length"])
+    steps = total_steps(n_windows, cfg)
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+    loop = {"step": 0, "best_val": math.inf, "stale": 0, "rows": [], "tokens": 0}
+    state_path = out / STATE_FILE
+    if resume and state_path.exists():
+        loop = load_state(state_path, model, optimizer)
+    elif resume and rank == 0:
+        print(f"no {state_path} to resume from: starting afresh", file=sys.stderr)
+    ddp = world_size > 1
+    net: torch.nn.Module = LossOf(model)
+    if ddp:
+        net = torch.nn.parallel.DistributedDataParallel(net)
+
+    summary_base = {
+        "logs": [str(p) for p in logs],
+        "vocab_source": vocab.source,
+        "init": init,
+        "train_trajectories": len(train_seqs),
+        "val_trajectories": len(val_seqs),
+        "test_trajectories": len(test_seqs),
+        "train_visits": train_seqs.n_visits,
+        "params": model.n_params(),
+        "world_size": world_size,
+        "config": asdict(cfg),
+        "model_config": model.config.to_dict(),
+    }
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=steps,
+        initial=loop["step"],
+        disable=not progress or rank != 0,
+        unit="step",
+        leave=False,
+    )
+    started = time.perf_counter()
+    model.train()
+    while loop["step"] < steps and loop["stale"] < cfg.patience:
+        step = loop["step"]
+        lr = lr_at(step, cfg, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(cfg.seed * 7_919 + step * 104_729 + rank)  # dropout noise of this step
+        optimizer.zero_grad(set_to_none=True)
+        micro_batches = [batch_indices(step, m, n_windows, cfg) for m in range(cfg.grad_accum)]
+        # Every target of the global batch weighs the same, however it is split into
+        # micro-batches and processes (DDP averages the processes' gradients).
+        targets = sum(int((train_data["next_zone"][i] >= 0).sum()) for i in micro_batches)
+        scale = world_size / max(targets, 1)
+        step_loss = 0.0
+        for micro, idx in enumerate(micro_batches):
+            batch = take(train_data, idx[rank::world_size])
+            loop["tokens"] += int(batch["length"].sum()) * world_size
+            sync = micro == cfg.grad_accum - 1
+            with net.no_sync() if (ddp and not sync) else contextlib.nullcontext():
+                zone_loss, dwell_loss = net(batch)
+                loss = (zone_loss + cfg.dwell_weight * dwell_loss) * scale
+                loss.backward()
+            step_loss += float(zone_loss.detach()) * scale / world_size
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        loop["step"] = step + 1
+        bar.update()
+        bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lr:.1e}")
+        last = loop["step"] == steps
+        if loop["step"] % cfg.eval_every == 0 or last:
+            val = validation_loss(model, val_data)
+            row = {
+                "step": loop["step"],
+                "epoch": round(loop["step"] * cfg.batch_size / n_windows, 3),
+                "lr": lr,
+                "train_zone_loss": round(step_loss, 5),
+                **{k: round(v, 5) for k, v in val.items()},
+                "tokens": loop["tokens"],
+                "tokens_per_s": round(loop["tokens"] / (time.perf_counter() - started), 1),
+            }
+            loop["rows"].append(row)
+            if val["val_zone_loss"] < loop["best_val"] - 1e-4:
+                loop["best_val"], loop["stale"] = val["val_zone_loss"], 0
+                if rank == 0:
+                    checkpoint.save(
+                        out / MODEL_FILE,
+                        model,
+                        vocab,
+                        {**summary_base, "step": loop["step"], **val},
+                    )
+            else:
+                loop["stale"] += 1
+            if rank == 0:
+                write_metrics_csv(out / "metrics.csv", loop["rows"])
+        if rank == 0 and (loop["step"] % cfg.checkpoint_every == 0 or last):
+            save_state(state_path, model, optimizer, loop)
+    bar.close()
+    digests = [parameter_digest(model)]
+    if ddp:
+        digests = [None] * world_size
+        dist.all_gather_object(digests, parameter_digest(model))
+    summary = {
+        **summary_base,
+        "steps": loop["step"],
+        "stopped_early": loop["stale"] >= cfg.patience,
+        "best_val_zone_loss": loop["best_val"],
+        "best_val_perplexity": math.exp(loop["best_val"]) if loop["best_val"] < 50 else None,
+        "tokens_seen": loop["tokens"],
+        "replica_digests": digests,  # one per process: equal when the replicas agree
+        "wall_s": round(time.perf_counter() - started, 2),
+        "history": loop["rows"],
+    }
+    if rank == 0:
+        write_text_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes: equal digests, bit-identical replicas."""
+    digest = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class LossOf(torch.nn.Module):
+    """The model's training losses as a module's ``forward``, so DDP can wrap it."""
+
+    def __init__(self, model: GPT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.loss(batch, reduction="sum")
+
+
+def with_observed_moves(vocab: ZoneVocab, seqs: Any) -> ZoneVocab:
+    """The vocabulary with every move seen in the logs made legal (a log is evidence)."""
+    legal = vocab.legal.copy()
+    zone = seqs.features["zone"]
+    same = np.ones(len(zone) - 1, dtype=bool)
+    same[seqs.offsets[1:-1] - 1] = False
+    legal[zone[:-1][same], zone[1:][same]] = True
+    if np.array_equal(legal, vocab.legal):
+        return vocab
+    return ZoneVocab(vocab.names, vocab.kinds, vocab.area, legal, vocab.source)
+
+
+# ============================================================================ command
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m llm.train", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    p.add_argument("--vocab", help="zone vocabulary JSON (default: from the logs)")
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The training options, shared with ``venuetwin train``."""
+    p.add_argument("logs", nargs="+", help="visit logs (CSV or Parquet)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--id-col", default="avatar_id", help="column of the avatar id")
+    p.add_argument("--time-col", default="timestamp", help="column of the visit's start")
+    p.add_argument("--zone-col", default="zone", help="column of the zone")
+    p.add_argument("--init", help="checkpoint to fine-tune from")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--epochs", type=float, default=TrainConfig.epochs)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--grad-accum", type=int, default=TrainConfig.grad_accum)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
+    p.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
+    p.add_argument("--patience", type=int, default=TrainConfig.patience)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--n-layer", type=int, default=GPTConfig.n_layer)
+    p.add_argument("--n-head", type=int, default=GPTConfig.n_head)
+    p.add_argument("--n-embd", type=int, default=GPTConfig.n_embd)
+    p.add_argument("--block-size", type=int, default=GPTConfig.block_size)
+    p.add_argument("--dropout", type=float, default=GPTConfig.dropout)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
+    names = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    model_config = {
+        "n_layer": args.n_layer,
+        "n_head": args.n_head,
+        "n_embd": args.n_embd,
+        "block_size": args.block_size,
+        "dropout": args.dropout,
+    }
+    for key in ("batch_size", "grad_accum", "eval_every", "checkpoint_every", "patience"):
+        if getattr(cfg, key) < 1:
+            raise OptionError(f"--{key.replace('_', '-')} must be at least 1")
+    if cfg.batch_size % cfg.grad_accum:
+        raise OptionError("--batch-size must be a multiple of --grad-accum")
+    if model_config["n_embd"] % model_config["n_head"]:
+        raise OptionError("--n-embd must be a multiple of --n-head")
+    return cfg, model_config
+
+
+def run_from_args(args: argparse.Namespace, vocab: ZoneVocab | None) -> dict[str, Any]:
+    cfg, model_config = configs_from_args(args)
+    columns = Columns(args.id_col, args.time_col, args.zone_col)
+    return train(
+        args.logs,
+        args.out,
+        vocab=vocab,
+        columns=columns,
+        init=args.init,
+        resume=args.resume,
+        cfg=cfg,
+        model_config=model_config,
+        progress=not args.quiet,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    try:
+        vocab = None
+        if args.vocab:
+            vocab = ZoneVocab.from_json(json.loads(Path(args.vocab).read_text("utf-8")))
+        summary = run_from_args(args, vocab)
+        if world()[0] == 0:
+            print(json.dumps({k: summary[k] for k in ("steps", "best_val_perplexity")}))
+        return 0
+    except (LogError, checkpoint.CheckpointError, OptionError) as exc:
+        print(f"venuetwin train: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The zone vocabulary of a model: names, kinds, areas and legal moves.
+
+It comes from a venue (the twin passes the venue's zones as plain data: ``llm`` knows no
+venues' physics) or, for a real venue's logs without a venue graph, from the log itself:
+zones are what was visited, moves are what was observed, kinds come from ``zone_kind``
+when present, and areas are estimated from the occupancy seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from llm.features import FRUIN_BOUNDS, KIND_INDEX, ZONE_KINDS
+
+
+@dataclass(frozen=True, eq=False)
+class ZoneVocab:
+    """Zones a model knows, in index order, with what the features need of them."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    area: np.ndarray  # (Z,) square metres (estimated when no venue was given)
+    legal: np.ndarray  # (Z, Z) bool: legal[u, v] where a visit to v may follow one to u
+    source: str = "log"
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {n: i for i, n in enumerate(self.names)})
+        object.__setattr__(self, "area", np.asarray(self.area, dtype=np.float64))
+        object.__setattr__(self, "legal", np.asarray(self.legal, dtype=bool))
+        if len(self.kinds) != len(self.names) or self.area.shape != (len(self.names),):
+            raise ValueError("zone vocabulary: names, kinds and areas differ in length")
+        if self.legal.shape != (len(self.names), len(self.names)):
+            raise ValueError("zone vocabulary: legal moves are not a Z x Z matrix")
+        for name, kind in zip(self.names, self.kinds, strict=True):
+            if kind not in KIND_INDEX:
+                raise ValueError(f"zone vocabulary: zone {name!r} has unknown kind {kind!r}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ZoneVocab)
+            and self.names == other.names
+            and self.kinds == other.kinds
+            and np.allclose(self.area, other.area)
+            and np.array_equal(self.legal, other.legal)
+        )
+
+    @property
+    def kind_ids(self) -> np.ndarray:
+        return np.array([KIND_INDEX[k] for k in self.kinds], dtype=np.int64)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_venue(
+        cls,
+        names: Sequence[str],
+        kinds: Sequence[str],
+        area: Sequence[float],
+        adjacency: np.ndarray,
+        source: str = "venue",
+    ) -> ZoneVocab:
+        return cls(tuple(names), tuple(kinds), np.asarray(area), np.asarray(adjacency), source)
+
+    @classmethod
+    def from_log(cls, frame: pd.DataFrame) -> ZoneVocab:
+        """Zones, kinds, areas and moves as the log shows them (``frame`` is a read log with
+        columns ``trajectory``, ``zone``, ``occupancy`` and optionally ``zone_kind``)."""
+        names = tuple(sorted(frame["zone"].unique()))
+        index = {n: i for i, n in enumerate(names)}
+        kinds = _kinds_from_log(frame, names)
+        peak = frame.groupby("zone")["occupancy"].quantile(0.95).reindex(names).to_numpy()
+        # The busiest moments (95th percentile) count as the edge of level D/E.
+        area = np.maximum(peak / FRUIN_BOUNDS[3], 1.0)
+        legal = np.zeros((len(names), len(names)), dtype=bool)
+        zone_ids = frame["zone"].map(index).to_numpy()
+        same = frame["trajectory"].to_numpy()[1:] == frame["trajectory"].to_numpy()[:-1]
+        legal[zone_ids[:-1][same], zone_ids[1:][same]] = True
+        return cls(names, kinds, area, legal, "log")
+
+    # ------------------------------------------------------------------ json
+    def to_json(self) -> dict:
+        return {
+            "names": list(self.names),
+            "kinds": list(self.kinds),
+            "area": [round(float(a), 3) for a in self.area],
+            "legal": [np.flatnonzero(row).tolist() for row in self.legal],
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ZoneVocab:
+        n = len(data["names"])
+        legal = np.zeros((n, n), dtype=bool)
+        for u, targets in enumerate(data["legal"]):
+            legal[u, targets] = True
+        return cls(
+            tuple(data["names"]),
+            tuple(data["kinds"]),
+            np.asarray(data["area"]),
+            legal,
+            data.get("source", "log"),
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json())
+
+
+def _kinds_from_log(frame: pd.DataFrame, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Each zone's kind: the log's ``zone_kind`` when present; else entrances are where
+    trajectories start, exits where they end, and everything else a hall."""
+    if "zone_kind" in frame and frame["zone_kind"].notna().all():
+        kinds = frame.groupby("zone")["zone_kind"].agg(lambda s: s.mode().iloc[0])
+        return tuple(str(kinds[n]) for n in names)
+    first = set(frame.groupby("trajectory")["zone"].first())
+    last = set(frame.groupby("trajectory")["zone"].last())
+    return tuple(
+        "entrance"
+        if n in first and n not in last
+        else "exit"
+        if n in last and n not in first
+        else "hall"
+        for n in names
+    )
+
+
+__all__ = ["ZONE_KINDS", "ZoneVocab"]
