@@ -79,21 +79,21 @@ def first_order_paths(n: int, rng: np.random.Generator) -> list[list[str]]:
 
 
 def second_order_paths(n: int, rng: np.random.Generator) -> list[list[str]]:
-    """From a hall, leave with 0.15; else go on to the hall neither here nor just before
-    with 0.9 (back with 0.1); from the entrance, any hall."""
+    """From a hall, leave with 0.1; else go on to the hall neither here nor just before
+    with 0.95 (back with 0.05); from the entrance, any hall."""
     halls = ["a", "b", "c"]
     paths = []
     for _ in range(n):
         path = ["ent", str(rng.choice(halls))]
         while path[-1] != "out":
             prev, cur = path[-2], path[-1]
-            if rng.random() < 0.15:
+            if rng.random() < 0.1:
                 path.append("out")
             elif prev == "ent":
                 path.append(str(rng.choice([h for h in halls if h != cur])))
             else:
                 third = next(h for h in halls if h not in (prev, cur))
-                path.append(third if rng.random() < 0.9 else prev)
+                path.append(third if rng.random() < 0.95 else prev)
         paths.append(path)
     return paths
 
