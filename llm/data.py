@@ -70,8 +70,9 @@ def read_log(
     frame["timestamp"] = parse_timestamps(frame["timestamp"], path, columns.timestamp)
     frame["avatar_id"] = frame["avatar_id"].astype(str)
     frame["zone"] = frame["zone"].astype(str)
+    # Runs of different files never mix, even when they carry the same run_id.
     if "run_id" in frame:
-        frame["run_id"] = frame["run_id"].astype(str)
+        frame["run_id"] = f"{file_index}:" + frame["run_id"].astype(str)
     else:
         frame["run_id"] = f"{file_index}:{path.name}"
     frame["trajectory"] = frame["run_id"] + "/" + frame["avatar_id"]
@@ -95,7 +96,7 @@ def _load_table(path: Path) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, index_col=False)
         else:
             raise LogError(f"{path}: not a visit log (expected a .csv or .parquet file)")
     except LogError:
@@ -149,11 +150,16 @@ def parse_timestamps(values: pd.Series, path: Path, column: str) -> pd.Series:
             unit = "ms" if numeric.abs().max() > MILLISECONDS_ABOVE else "s"
             parsed = pd.to_datetime(numeric, unit=unit)
         else:
+            # Keep each timestamp's local wall-clock time (offsets may change with DST).
+            text = values.astype(str).str.strip()
+            local = text.str.replace(r"(Z|[+-]\d\d:?\d\d)$", "", regex=True)
             try:
-                parsed = pd.to_datetime(values.astype(str), format="ISO8601", errors="coerce")
+                parsed = pd.to_datetime(local, format="ISO8601", errors="coerce")
             except (ValueError, TypeError):
                 parsed = pd.Series(pd.NaT, index=values.index)
             bad = parsed.isna()
+            if numeric.notna().any():  # mostly numbers: the odd one out is the culprit
+                bad = numeric.isna()
             if bad.any():
                 at = int(np.flatnonzero(bad.to_numpy())[0])
                 raise LogError(

@@ -203,7 +203,10 @@ def train(
     else:
         check_zones(frame, vocab, where, vocab.source)
     seqs = encode(frame, vocab)
-    train_seqs, val_seqs, test_seqs = split(seqs, seed=cfg.seed)
+    try:
+        train_seqs, val_seqs, test_seqs = split(seqs, seed=cfg.seed)
+    except LogError as exc:
+        raise LogError(f"{where}: {exc}") from None
     vocab = with_observed_moves(vocab, seqs)
 
     torch.manual_seed(cfg.seed)  # the initial weights

@@ -90,7 +90,7 @@ class ZoneVocab:
         return {
             "names": list(self.names),
             "kinds": list(self.kinds),
-            "area": [round(float(a), 3) for a in self.area],
+            "area": [float(a) for a in self.area],
             "legal": [np.flatnonzero(row).tolist() for row in self.legal],
             "source": self.source,
         }

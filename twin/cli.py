@@ -15,9 +15,8 @@ from typing import Any
 from llm.checkpoint import CheckpointError
 from llm.data import LogError
 from llm.train import OptionError
-from llm.vocab import ZoneVocab
 from twin.scenario import POLICIES, Scenario, ScenarioError
-from twin.venue import BUILTIN_VENUES, Venue, VenueError, load_venue
+from twin.venue import BUILTIN_VENUES, VenueError, load_venue
 
 #: Errors that are the user's input, not a bug: one line, exit status 2.
 INPUT_ERRORS: tuple[type[Exception], ...] = (
@@ -97,17 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def venue_vocab(venue: Venue) -> ZoneVocab:
-    """The venue's zones as a model vocabulary: names, kinds, areas, legal moves."""
-    return ZoneVocab.from_venue(
-        venue.zones, venue.kinds, venue.area, venue.adjacency, source=f"venue:{venue.name}"
-    )
-
-
 def write_vocab(args: argparse.Namespace) -> int:
     from llm.fileio import write_text_atomic
 
-    write_text_atomic(args.out, venue_vocab(load_venue(args.venue)).dumps() + "\n")
+    write_text_atomic(args.out, load_venue(args.venue).vocabulary().dumps() + "\n")
     print(args.out)
     return 0
 
@@ -117,7 +109,7 @@ def train_model(args: argparse.Namespace) -> int:
 
     from llm.train import run_from_args
 
-    vocab = venue_vocab(load_venue(args.venue)) if args.venue else None
+    vocab = load_venue(args.venue).vocabulary() if args.venue else None
     if args.nproc < 1:
         raise OptionError("--nproc must be at least 1")
     if args.nproc == 1:

@@ -23,6 +23,7 @@ import numpy as np
 
 from llm.features import KIND_INDEX, ZONE_KINDS
 from llm.fileio import write_text_atomic
+from llm.vocab import ZoneVocab
 
 #: Kinds of zone that serve visitors through a FIFO multi-server queue.
 SERVICE_KINDS: frozenset[str] = frozenset({"entrance", "bar", "restroom", "shop"})
@@ -188,6 +189,12 @@ class Venue:
             hop[u, reachable] = nbrs[best[reachable]]
             hop[u, u] = u
         return hop
+
+    def vocabulary(self) -> ZoneVocab:
+        """The venue's zones as a model vocabulary: names, kinds, areas, legal moves."""
+        return ZoneVocab.from_venue(
+            self.zones, self.kinds, self.area, self.adjacency, source=f"venue:{self.name}"
+        )
 
     def scaled(self, factor: float) -> Venue:
         """The same layout ``factor`` times as big: areas, capacities, servers and door

@@ -1,0 +1,235 @@
+"""The avatar's GPT (``llm.model``): attention paths, causality, KV cache, masks, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llm.model import GPT, GPTConfig
+
+Z = 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from threads, and lose a lot when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(n_layer: int = 2, dropout: float = 0.1, seed: int = 0, **kw) -> GPT:
+    torch.manual_seed(seed)
+    config = GPTConfig(
+        n_zones=Z, block_size=16, n_layer=n_layer, n_head=2, n_embd=32, dropout=dropout, **kw
+    )
+    return GPT(config).eval()
+
+
+def random_tokens(config: GPTConfig, b: int = 3, t: int = 10, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    sizes = {
+        "zone": config.n_zones,
+        "kind": config.n_kinds,
+        "tod": config.n_tod,
+        "stay": config.n_stay,
+        "crowd": config.n_crowd,
+        "dwell": config.n_dwell,
+    }
+    tokens = {k: torch.randint(0, n, (b, t), generator=g) for k, n in sizes.items()}
+    options = torch.randint(0, config.n_crowd, (b, t, config.n_zones), generator=g)
+    return tokens, options
+
+
+def step(tokens: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    return {k: v[:, i : i + 1] for k, v in tokens.items()}
+
+
+# ============================================================================ attention
+@torch.no_grad()
+def test_fast_and_weights_paths_agree_and_weights_are_causal():
+    model = tiny()
+    tokens, options = random_tokens(model.config)
+    fast = model(tokens, options)
+    slow = model(tokens, options, need_weights=True)
+    assert fast.attention is None
+    assert torch.allclose(fast.zone_logits, slow.zone_logits, atol=1e-5)
+    assert torch.allclose(fast.hidden, slow.hidden, atol=1e-5)
+    assert len(slow.attention) == model.config.n_layer
+    above = torch.ones(10, 10, dtype=torch.bool).triu(1)
+    for weights in slow.attention:
+        assert weights.shape == (3, model.config.n_head, 10, 10)
+        assert torch.allclose(weights.sum(-1), torch.ones(3, 2, 10), atol=1e-6)
+        assert (weights[..., above] == 0).all()  # exactly 0: nothing from the future
+        assert (weights[..., ~above] > 0).all()
+        assert torch.equal(weights[..., 0, 0], torch.ones(3, 2))  # the first sees itself
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@torch.no_grad()
+def test_later_tokens_do_not_change_earlier_logits(need_weights):
+    model = tiny()
+    tokens, options = random_tokens(model.config, t=12)
+    base = model(tokens, options, need_weights=need_weights).zone_logits
+    t = 5
+    changed = {k: v.clone() for k, v in tokens.items()}
+    other, other_options = random_tokens(model.config, t=12, seed=99)
+    for k in changed:
+        changed[k][:, t + 1 :] = other[k][:, t + 1 :]
+    new_options = options.clone()
+    new_options[:, t + 1 :] = other_options[:, t + 1 :]
+    after = model(changed, new_options, need_weights=need_weights).zone_logits
+    assert torch.allclose(after[:, : t + 1], base[:, : t + 1], atol=1e-6)
+    assert not torch.allclose(after[:, t + 1 :], base[:, t + 1 :], atol=1e-3)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@torch.no_grad()
+def test_kv_cache_matches_the_full_forward(need_weights):
+    model = tiny()
+    tokens, options = random_tokens(model.config, t=10)
+    full = model(tokens, options, need_weights=True)
+    past = None
+    for i in range(10):
+        out = model(step(tokens, i), options[:, i : i + 1], need_weights=need_weights, past=past)
+        past = out.past
+        assert torch.allclose(out.zone_logits[:, 0], full.zone_logits[:, i], atol=1e-5), i
+        assert all(k.shape[2] == i + 1 for k, _ in past)  # the cache grows one token a step
+        if need_weights:
+            for layer, weights in enumerate(out.attention):
+                assert weights.shape == (3, 2, 1, i + 1)
+                row = full.attention[layer][:, :, i, : i + 1]
+                assert torch.allclose(weights[:, :, 0], row, atol=1e-5)
+
+
+@torch.no_grad()
+def test_kv_cache_continues_a_prefix():
+    """A history fed at once, then the next tokens one by one (the live use)."""
+    model = tiny()
+    tokens, options = random_tokens(model.config, t=9)
+    full = model(tokens, options).zone_logits
+    prefix = {k: v[:, :6] for k, v in tokens.items()}
+    past = model(prefix, options[:, :6]).past
+    for i in range(6, 9):
+        out = model(step(tokens, i), options[:, i : i + 1], past=past)
+        past = out.past
+        assert torch.allclose(out.zone_logits[:, 0], full[:, i], atol=1e-5)
+
+
+# ============================================================================ masks
+def sparse_legal() -> torch.Tensor:
+    """Zone u may go to u+1 and u+2 (mod Z) only; zone 5 (the exit) goes nowhere."""
+    legal = torch.zeros(Z, Z, dtype=torch.bool)
+    for u in range(Z - 1):
+        legal[u, (u + 1) % Z] = legal[u, (u + 2) % Z] = True
+    return legal
+
+
+def test_illegal_moves_get_minus_infinity_and_the_loss_stays_finite():
+    model = tiny()
+    kinds = torch.tensor([0, 2, 2, 6, 4, 1])
+    legal = sparse_legal()
+    model.set_vocabulary(kinds, legal)
+    assert torch.equal(model.zone_kind, kinds) and torch.equal(model.legal, legal)
+    tokens, options = random_tokens(model.config, b=4, t=8)
+    tokens["zone"][0, -1] = 5  # an exit: no move is legal from it
+    with torch.no_grad():
+        logits = model(tokens, options).zone_logits
+        unmasked = model(tokens, options, mask_illegal=False).zone_logits
+    allowed = legal[tokens["zone"]]  # (B, T, Z)
+    assert torch.isneginf(logits[~allowed]).all()
+    assert torch.isfinite(logits[allowed]).all()
+    assert torch.equal(logits[allowed], unmasked[allowed])
+    assert torch.isfinite(unmasked).all()
+    # Targets: a legal next zone, none after the exit (-1).
+    zone = tokens["zone"]
+    batch = dict(tokens, options=options)
+    batch["next_zone"] = torch.where(zone == 5, -1, (zone + 1) % Z)
+    batch["next_dwell"] = torch.where(zone == 5, -1, tokens["dwell"])
+    model.train()
+    zone_loss, dwell_loss = model.loss(batch)
+    assert torch.isfinite(zone_loss) and torch.isfinite(dwell_loss)
+    assert zone_loss.item() < torch.log(torch.tensor(float(Z))).item()  # 2 choices, not 6
+    (zone_loss + dwell_loss).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # An illegal target is an impossible move: infinite loss.
+    batch["next_zone"][0, 0] = torch.nonzero(~legal[zone[0, 0]])[0, 0]
+    assert torch.isinf(model.loss(batch)[0])
+
+
+# ============================================================================ options
+@torch.no_grad()
+def test_options_act_only_through_option_crowd():
+    model = tiny()
+    tokens, options = random_tokens(model.config)
+    calm = torch.zeros_like(options)
+    packed = torch.full_like(options, model.config.n_crowd - 1)
+    a, b = model(tokens, calm), model(tokens, packed)
+    assert torch.equal(a.hidden, b.hidden)  # options do not enter the history
+    diff = b.zone_logits - a.zone_logits
+    assert diff.abs().max() > 1e-4  # they move the zone scores...
+    w = model.option_crowd.weight
+    expected = (a.hidden @ (w[-1] - w[0]))[..., None].expand_as(diff)
+    assert torch.allclose(diff, expected, atol=1e-5)  # ...by the learned crowd vectors
+    nothing = model(tokens).zone_logits
+    assert torch.allclose(a.zone_logits, nothing + (a.hidden @ w[0])[..., None], atol=1e-5)
+    model.option_crowd.weight.zero_()
+    assert torch.equal(model(tokens, calm).zone_logits, model(tokens, packed).zone_logits)
+    assert torch.equal(model(tokens, options).zone_logits, model(tokens).zone_logits)
+
+
+# ============================================================================ training
+def cycle_batch(n: int = 200, t: int = 12) -> dict[str, torch.Tensor]:
+    """``n`` trajectories around a fixed 5-zone cycle, each starting at another zone;
+    the dwell at zone z is bucket z."""
+    start = torch.arange(n)[:, None] % 5
+    zone = (start + torch.arange(t)[None, :]) % 5
+    nxt = (zone + 1) % 5
+    last = torch.zeros(n, t, dtype=torch.bool)
+    last[:, -1] = True
+    return {
+        "zone": zone,
+        "kind": zone % 3,
+        "tod": torch.full((n, t), 36),
+        "stay": torch.arange(t)[None, :].expand(n, t) // 4,
+        "crowd": torch.zeros(n, t, dtype=torch.long),
+        "dwell": zone.clone(),
+        "options": torch.zeros(n, t, 5, dtype=torch.long),
+        "next_zone": torch.where(last, -1, nxt),
+        "next_dwell": torch.where(last, -1, nxt),
+    }
+
+
+def test_a_tiny_model_learns_a_zone_cycle():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_zones=5, block_size=12, n_layer=1, n_head=2, n_embd=32, dropout=0.0))
+    batch = cycle_batch()
+    with torch.no_grad():
+        start_loss = model.loss(batch)[0].item()
+    assert start_loss == pytest.approx(torch.log(torch.tensor(5.0)).item(), abs=0.2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(150):
+        zone_loss, dwell_loss = model.loss(batch)
+        optimizer.zero_grad()
+        (zone_loss + dwell_loss).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        zone_loss, dwell_loss = model.loss(batch)
+        logits = model(batch, batch["options"]).zone_logits
+    assert zone_loss.item() < 0.05
+    assert dwell_loss.item() < 0.05
+    has = batch["next_zone"] >= 0
+    assert torch.equal(logits.argmax(-1)[has], batch["next_zone"][has])
+
+
+# ============================================================================ cost
+def test_flops_per_token_grows_with_depth_and_context():
+    flops = [tiny(n_layer=n).flops_per_token() for n in (1, 2, 4)]
+    assert 0 < flops[0] < flops[1] < flops[2]
+    model = tiny(n_layer=2)
+    non_embedding = sum(p.numel() for n, p in model.named_parameters() if "emb" not in n)
+    assert flops[1] >= 6 * non_embedding
+    assert model.flops_per_token(64) > model.flops_per_token(8)
+    assert model.n_params() > non_embedding

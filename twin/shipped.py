@@ -1,0 +1,120 @@
+"""The avatar models that ship with venuetwin, and the one command that rebuilds them.
+
+    python -m twin.shipped            # or: make model
+
+For each built-in venue: simulate scripted visitors (``TRAIN_SEEDS``), train the GPT on
+their visit logs, evaluate it beside the Markov and popularity baselines on a run it never
+saw (``TEST_SEED``), and write ``twin/models/<venue>.safetensors`` with the figures in
+``twin/models/<venue>.json``. Nothing is downloaded: the data is the twin's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from llm import checkpoint
+from llm.data import encode, read_logs, split
+from llm.evaluate import evaluate, format_table
+from llm.fileio import write_text_atomic
+from llm.train import TrainConfig, train
+from twin.model import VenueModel
+from twin.scenario import Scenario
+from twin.venue import BUILTIN_VENUES, load_venue
+
+MODELS_DIR = Path(__file__).parent / "models"
+TRAIN_SEEDS = (101, 102)
+TEST_SEED = 109
+#: Visitors simulated per training run of each venue.
+AVATARS = {"concert_hall": 3000, "expo": 10000, "festival": 20000}
+HOURS = {"concert_hall": 4.0, "expo": 4.0, "festival": 6.0}
+MODEL_SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 96, "block_size": 128, "dropout": 0.1}
+
+
+def shipped_model_path(venue_name: str) -> Path | None:
+    """The shipped checkpoint for a built-in venue, if there is one."""
+    path = resources.files("twin").joinpath("models", f"{venue_name}.safetensors")
+    return Path(str(path)) if path.is_file() else None
+
+
+def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
+    """Scripted visitors' logs of ``venue``, one Parquet file per seed."""
+    paths = []
+    for seed in seeds:
+        model = VenueModel(
+            Scenario(
+                venue=venue,
+                avatars=AVATARS[venue],
+                hours=HOURS[venue],
+                seed=seed,
+                name=f"shipped-{venue}",
+            )
+        ).run()
+        path = folder / f"{venue}-{seed}.parquet"
+        model.visits().to_parquet(path)
+        paths.append(path)
+    return paths
+
+
+def build(
+    venue: str, out_dir: Path = MODELS_DIR, max_steps: int = 2000, progress: bool = True
+) -> dict:
+    """Simulate, train and evaluate the shipped model of one built-in venue."""
+    started = time.perf_counter()
+    vocab = load_venue(venue).vocabulary()
+    with tempfile.TemporaryDirectory(prefix="venuetwin-shipped-") as tmp:
+        folder = Path(tmp)
+        logs = simulate_logs(venue, TRAIN_SEEDS, folder)
+        test_log = simulate_logs(venue, [TEST_SEED], folder)[0]
+        cfg = TrainConfig(
+            max_steps=max_steps, eval_every=100, checkpoint_every=500, patience=6, seed=0
+        )
+        summary = train(
+            logs, folder / "run", vocab=vocab, cfg=cfg, model_config=MODEL_SHAPE, progress=progress
+        )
+        ckpt = checkpoint.load(folder / "run" / "model.safetensors")
+        fit, _, _ = split(encode(read_logs(logs), ckpt.vocab), seed=cfg.seed)
+        held_out = encode(read_logs([test_log]), ckpt.vocab)
+        figures = evaluate(ckpt.model, ckpt.vocab, fit, held_out, seed=0)
+        training = {
+            **{k: v for k, v in summary.items() if k not in ("history", "logs")},
+            "logs": [f"scripted {venue}, {AVATARS[venue]} avatars, seed {s}" for s in TRAIN_SEEDS],
+            "evaluation": {"held_out": f"scripted {venue}, seed {TEST_SEED}", **figures},
+            "rebuild": "python -m twin.shipped",
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.save(out_dir / f"{venue}.safetensors", ckpt.model, ckpt.vocab, training)
+    report = {
+        "venue": venue,
+        "build_s": round(time.perf_counter() - started, 1),
+        "steps": summary["steps"],
+        **figures,
+    }
+    write_text_atomic(out_dir / f"{venue}.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m twin.shipped", description=__doc__)
+    parser.add_argument("venues", nargs="*", default=list(BUILTIN_VENUES))
+    parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=MODELS_DIR)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    for venue in args.venues:
+        if venue not in BUILTIN_VENUES:
+            parser.error(f"not a built-in venue: {venue}")
+        report = build(venue, args.out, args.max_steps, progress=not args.quiet)
+        print(f"\n{venue} ({report['build_s']} s, {report['steps']} steps)")
+        print(format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
