@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup run simulate test lint bench venues clean
+.PHONY: setup run simulate test lint bench bench-gpt model venues clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_twin.py
+
+bench-gpt: setup
+	$(BIN)/python bench/bench_gpt.py all
+
+# Rebuild the shipped avatar models (twin/models/*.safetensors) from scripted logs.
+model: setup
+	$(BIN)/python -m twin.shipped
 
 venues: setup
 	$(BIN)/python -m twin.builtin_venues

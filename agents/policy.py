@@ -52,6 +52,9 @@ class Observation:
     zone: np.ndarray  # (B,) zone each avatar is in
     now_s: np.ndarray  # (B,) time of each decision, seconds after opening
     entered_s: np.ndarray  # (B,) when each avatar entered its zone
+    arrived_s: np.ndarray  # (B,) when each avatar arrived at the venue
+    entry_occupancy: np.ndarray  # (B,) persons in the zone when the avatar entered it
+    visits: np.ndarray  # (B,) zones entered so far, the current one included
     legal: np.ndarray  # (B, Z) bool: zones each avatar may move to now
     history: np.ndarray  # (B, H) previous zones, most recent last, -1 where none
     occupancy: np.ndarray  # (Z,) persons in each zone now
@@ -65,8 +68,11 @@ class Observation:
 class Decision:
     """Each deciding avatar's next zone and how long it means to stay there (seconds).
 
-    For a service zone the dwell is the time spent after being served (drinking at the bar,
-    say); the queue and the service itself come from the twin.
+    By default, for a service zone the dwell is the time spent after being served
+    (drinking at the bar, say); the queue and the service come from the twin. A policy whose
+    ``dwell_from_entry`` is True (one learnt from logs, whose dwell includes the queue)
+    means the whole stay instead: it leaves at ``entry + dwell``, but never before it has
+    been served.
     """
 
     next_zone: np.ndarray  # (B,) int64

@@ -44,10 +44,11 @@ KV = tuple[torch.Tensor, torch.Tensor]
 @dataclass
 class GPTConfig:
     n_zones: int
-    block_size: int = 128
+    # Small enough that 100,000 live avatars keep a key/value cache each (see agents/).
+    block_size: int = 32
     n_layer: int = 4
     n_head: int = 4
-    n_embd: int = 128
+    n_embd: int = 64
     dropout: float = 0.1
     n_kinds: int = len(ZONE_KINDS)
     n_tod: int = N_TOD
@@ -226,6 +227,64 @@ class GPT(nn.Module):
         if mask_illegal:
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
+
+    @torch.no_grad()
+    def decode_step(
+        self,
+        tokens: dict[str, torch.Tensor],
+        options: torch.Tensor,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        lengths: torch.Tensor,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+        """One new token for each of B sequences whose earlier keys/values are cached.
+
+        ``tokens``: (B,) features of the new tokens; ``options``: (B, Z) crowd levels of
+        the candidate zones; ``keys``/``values``: per layer (B, heads, W, head_size)
+        caches, written in place at position ``lengths`` (B,), the number of tokens each
+        sequence already has (< W). Returns the zone logits (B, Z) (not masked), the
+        hidden states (B, C) and, if asked, each layer's (B, heads, W) attention weights
+        (zero beyond each sequence's length). Same numbers as ``forward`` on the whole
+        sequence, at the cost of one token.
+        """
+        b = lengths.shape[0]
+        rows = torch.arange(b, device=lengths.device)
+        positions = lengths.clamp(max=self.config.block_size - 1)
+        x = (
+            self.zone_emb(tokens["zone"])
+            + self.kind_emb(tokens["kind"])
+            + self.tod_emb(tokens["tod"])
+            + self.stay_emb(tokens["stay"])
+            + self.crowd_emb(tokens["crowd"])
+            + self.dwell_emb(tokens["dwell"])
+            + self.pos_emb(positions)
+        )[:, None, :]
+        width = keys[0].shape[2]
+        visible = torch.arange(width, device=lengths.device)[None, :] <= lengths[:, None]
+        attention: list[torch.Tensor] = []
+        for layer, block in enumerate(self.blocks):
+            attn = block.attn
+            h = block.ln_1(x)
+            q, k, v = attn.c_attn(h).split(attn.n_embd, dim=2)
+            heads, size = attn.n_head, attn.n_embd // attn.n_head
+            q, k, v = (z.view(b, heads, size) for z in (q, k, v))
+            keys[layer][rows, :, lengths] = k.to(keys[layer].dtype)
+            values[layer][rows, :, lengths] = v.to(values[layer].dtype)
+            cached_k = keys[layer].to(q.dtype)
+            cached_v = values[layer].to(q.dtype)
+            scores = torch.einsum("bhd,bhwd->bhw", q, cached_k) / math.sqrt(size)
+            weights = F.softmax(scores.masked_fill(~visible[:, None, :], float("-inf")), dim=-1)
+            y = torch.einsum("bhw,bhwd->bhd", weights, cached_v).reshape(b, 1, attn.n_embd)
+            x = x + attn.c_proj(y)
+            x = x + block.mlp(block.ln_2(x))
+            if need_weights:
+                attention.append(weights)
+        hidden = self.ln_f(x)[:, 0, :]
+        logits = hidden @ self.zone_table().t()
+        by_level = hidden @ self.option_crowd.weight.t()
+        logits = logits + torch.gather(by_level, 1, options.long())
+        return logits, hidden, attention if need_weights else None
 
     def dwell_logits(self, hidden: torch.Tensor, next_zone: torch.Tensor) -> torch.Tensor:
         """(B, T, dwell buckets) for the stay at ``next_zone`` (B, T)."""

@@ -75,6 +75,7 @@ class Crowd:
         n, z = len(arrival_s), layout.n_zones
         self.layout, self.needs, self.policy, self.rng = layout, needs, policy, rng
         self.patience_s = patience_s
+        self.dwell_from_entry = bool(getattr(policy, "dwell_from_entry", False))
         self.kinds = np.array(layout.kinds)
         self.is_exit = self.kinds == "exit"
         self.capacity = np.where(self.is_exit, np.iinfo(np.int64).max // 4, capacity)
@@ -245,7 +246,10 @@ class Crowd:
             self.waited_s[idx[order]] += wait
             self.satisfaction.wait(idx[order], wait)
         self.service_start[idx] = np.where(serving, start, -np.inf)
-        self.t_next[idx] = t + self.planned_dwell[idx]
+        if self.dwell_from_entry:  # t is the end of service (or the entry) here
+            self.t_next[idx] = np.maximum(t, self.entered_s[idx] + self.planned_dwell[idx])
+        else:
+            self.t_next[idx] = t + self.planned_dwell[idx]
 
     def push_history(self, idx: np.ndarray, zone: np.ndarray) -> None:
         self.ring[idx, self.visits[idx] % HISTORY] = zone
@@ -308,6 +312,9 @@ class Crowd:
             zone=zone,
             now_s=now,
             entered_s=self.entered_s[idx],
+            arrived_s=self.needs.arrived_s[idx],
+            entry_occupancy=self.entry_occupancy[idx],
+            visits=self.visits[idx],
             legal=legal,
             history=self.history(idx),
             occupancy=occupancy,

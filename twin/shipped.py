@@ -34,7 +34,7 @@ TEST_SEED = 109
 #: Visitors simulated per training run of each venue.
 AVATARS = {"concert_hall": 3000, "expo": 10000, "festival": 20000}
 HOURS = {"concert_hall": 4.0, "expo": 4.0, "festival": 6.0}
-MODEL_SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 96, "block_size": 128, "dropout": 0.1}
+MODEL_SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.1}
 
 
 def shipped_model_path(venue_name: str) -> Path | None:

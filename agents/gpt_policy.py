@@ -1,0 +1,293 @@
+"""GPT-driven avatars: every avatar that decides in a step goes through one batched step
+of the trained GPT.
+
+Each avatar's context is kept incrementally, in arrays: a key/value cache slot per avatar
+inside the venue (float16, ``block_size`` tokens), so a decision costs one token whatever
+the avatar's history. When a slot is full, its last ``block_size / 2`` visits are
+re-encoded into the start of the slot, exactly as training cut long trajectories into
+half-overlapping windows. The tokens are built by ``llm.features.visit_features``, the
+same function that reads the training logs, so an avatar sees live what the model saw in
+training, including the crowd level of every zone it could go to.
+
+Draws come from a counter-based hash of (seed, avatar, visit), so a run is reproducible
+whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
+attention weights of every layer and head; nothing is captured for it unless asked,
+beyond the visit tokens and crowd levels the policy keeps anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.needs import Needs
+from agents.policy import Decision, Layout, Observation
+from agents.sampling import choose, dwell_seconds, uniforms
+from llm import checkpoint
+from llm.data import FEATURES
+from llm.features import FRUIN_LABELS, visit_features, zone_crowd
+from llm.vocab import ZoneVocab
+
+#: Visits remembered per avatar for explanations (the cache itself holds block_size).
+MEMORY = 128
+_ZONE_DRAW, _DWELL_DRAW = 1, 2
+
+
+def layout_vocab(layout: Layout) -> ZoneVocab:
+    return ZoneVocab.from_venue(
+        layout.zones, layout.kinds, layout.area, layout.adjacency, source="this venue"
+    )
+
+
+def seconds_of_day(opening: datetime, t: np.ndarray) -> np.ndarray:
+    start = opening.hour * 3600 + opening.minute * 60 + opening.second
+    return (start + np.asarray(t)) % 86400.0
+
+
+@dataclass
+class Explanation:
+    """Why an avatar chose its next zone: the visits it looked at, the attention of every
+    layer and head over them, and the probability of every candidate."""
+
+    avatar: int
+    visit: int  # index of the visit that was ending
+    time_s: float  # decision time, seconds after opening
+    context: list[str]  # labels of the visits in the context, oldest first
+    attention: np.ndarray  # (layers, heads, T, T) attention weights over the context
+    candidates: list[tuple[str, float]]  # legal next zones with probabilities, best first
+    chosen: str | None  # the zone actually chosen next (None if not yet known)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "avatar": self.avatar,
+            "visit": self.visit,
+            "time_s": self.time_s,
+            "context": self.context,
+            "attention": self.attention.tolist(),
+            "candidates": self.candidates,
+            "chosen": self.chosen,
+        }
+
+
+class GPTPolicy:
+    """Avatars that decide with a trained GPT checkpoint."""
+
+    name = "gpt"
+    dwell_from_entry = True  # the model learnt whole stays, queues included
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | checkpoint.Checkpoint,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        cache_dtype: torch.dtype = torch.float16,
+    ) -> None:
+        self.ckpt = model if isinstance(model, checkpoint.Checkpoint) else checkpoint.load(model)
+        if temperature <= 0:
+            raise ValueError("temperature must be positive")
+        self.temperature, self.top_k, self.cache_dtype = temperature, top_k, cache_dtype
+        self.model = self.ckpt.model.eval()
+
+    # ------------------------------------------------------------------ set-up
+    def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
+        checkpoint.check_vocab(self.ckpt.vocab, layout_vocab(layout), self.ckpt.path)
+        config = self.model.config
+        self.layout = layout
+        self.seed = int(rng.integers(2**62))
+        self.kind_ids, self.area = self.ckpt.vocab.kind_ids, layout.area
+        self.is_exit = np.array(layout.kinds) == "exit"
+        self.window, self.keep = config.block_size, config.block_size // 2
+        n = len(needs.arrived_s)
+        self.tokens = np.zeros((n, MEMORY, len(FEATURES)), dtype=np.int16)
+        self.count = np.zeros(n, dtype=np.int64)  # tokens kept per avatar
+        self.decided_at = np.full((n, MEMORY), np.nan)  # decision time of each visit
+        self.call_of = np.full((n, MEMORY), -1, dtype=np.int32)  # which decide() call
+        self.snapshots: list[np.ndarray] = []  # crowd levels of every zone, per call
+        self.chosen = np.full((n, MEMORY), -1, dtype=np.int16)
+        self.slot = np.full(n, -1, dtype=np.int64)
+        heads, size = config.n_head, config.n_embd // config.n_head
+        self.cache_shape = (heads, self.window, size)
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.lengths = torch.zeros(0, dtype=torch.long)
+        self.free: list[int] = []
+        self.grow(min(n, 1024))
+
+    def grow(self, slots: int) -> None:
+        """Room for ``slots`` more avatars' caches (the pool doubles as needed)."""
+        old = len(self.lengths)
+        extra = lambda: torch.zeros((slots, *self.cache_shape), dtype=self.cache_dtype)  # noqa: E731
+        layers = self.model.config.n_layer
+        self.keys = [torch.cat([self.keys[i], extra()]) if old else extra() for i in range(layers)]
+        self.values = [
+            torch.cat([self.values[i], extra()]) if old else extra() for i in range(layers)
+        ]
+        self.lengths = torch.cat([self.lengths, torch.zeros(slots, dtype=torch.long)])
+        self.free.extend(range(old + slots - 1, old - 1, -1))
+
+    @property
+    def cache_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, obs: Observation) -> Decision:
+        idx = obs.avatar
+        visit = obs.visits - 1  # index of the visit that is ending
+        token = visit_features(
+            obs.zone,
+            self.kind_ids,
+            self.area,
+            seconds_of_day(self.layout.opening, obs.entered_s),
+            obs.entered_s - obs.arrived_s,
+            obs.entry_occupancy,
+            obs.now_s - obs.entered_s,
+        )
+        slots = self.slots_for(idx, visit)
+        self.rewindow(idx, slots)
+        stacked = np.stack([token[f] for f in FEATURES], axis=1)
+        self.remember(idx, visit, stacked, obs.now_s)
+        crowd = zone_crowd(obs.occupancy, self.area)
+        self.snapshots.append(crowd.astype(np.int8))
+        self.call_of[idx, visit % MEMORY] = len(self.snapshots) - 1
+
+        slots_t = torch.from_numpy(slots)
+        lengths = self.lengths[slots_t]
+        options = torch.from_numpy(np.broadcast_to(crowd, (len(idx), len(crowd))).copy())
+        keys = [k[slots_t] for k in self.keys]
+        values = [v[slots_t] for v in self.values]
+        with torch.no_grad():
+            logits, hidden, _ = self.model.decode_step(
+                {f: torch.from_numpy(token[f]) for f in FEATURES}, options, keys, values, lengths
+            )
+        rows = torch.arange(len(idx))
+        for layer in range(len(keys)):  # write the new token's keys/values back
+            self.keys[layer][slots_t, :, lengths] = keys[layer][rows, :, lengths]
+            self.values[layer][slots_t, :, lengths] = values[layer][rows, :, lengths]
+        self.lengths[slots_t] = lengths + 1
+
+        probs = self.probabilities(logits, torch.from_numpy(obs.legal))
+        next_zone = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
+        no_move = ~obs.legal.any(axis=1)
+        next_zone = np.where(no_move, obs.zone, next_zone)
+        with torch.no_grad():
+            dwell_logits = self.model.dwell_logits(hidden, torch.from_numpy(next_zone))
+        dwell_probs = torch.softmax(dwell_logits / self.temperature, dim=-1).numpy()
+        bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
+        dwell = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
+        self.chosen[idx, visit % MEMORY] = next_zone
+        self.release(idx[self.is_exit[next_zone]])
+        return Decision(next_zone=next_zone.astype(np.int64), dwell_s=dwell)
+
+    def probabilities(self, logits: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
+        """Next-zone probabilities over the legal moves, with temperature and top-k."""
+        scaled = (logits / self.temperature).masked_fill(~legal, float("-inf"))
+        if self.top_k is not None and self.top_k < scaled.shape[1]:
+            kth = torch.topk(scaled, self.top_k, dim=1).values[:, -1:]
+            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+        probs = torch.softmax(scaled, dim=1)
+        return torch.nan_to_num(probs, nan=0.0).double().numpy()
+
+    # ------------------------------------------------------------------ the cache
+    def slots_for(self, idx: np.ndarray, visit: np.ndarray) -> np.ndarray:
+        """Each avatar's cache slot (new avatars get one). An avatar deciding again about
+        the same visit (refused at a full zone) has that visit's token taken back."""
+        missing = idx[self.slot[idx] < 0]
+        if len(missing) > len(self.free):
+            self.grow(max(len(missing) - len(self.free), len(self.lengths)))
+        for avatar in missing:
+            slot = self.free.pop()
+            self.slot[avatar] = slot
+            self.lengths[slot] = 0
+        slots = self.slot[idx]
+        again = self.count[idx] > visit
+        if again.any():
+            self.count[idx[again]] -= 1
+            self.lengths[torch.from_numpy(slots[again])] -= 1
+        return slots
+
+    def rewindow(self, idx: np.ndarray, slots: np.ndarray) -> None:
+        """Full caches keep their last ``keep`` visits, re-encoded from position 0."""
+        full = (self.lengths[torch.from_numpy(slots)] >= self.window).numpy()
+        if not full.any():
+            return
+        who, where = idx[full], torch.from_numpy(slots[full])
+        positions = (self.count[who, None] - self.keep + np.arange(self.keep)) % MEMORY
+        recent = self.tokens[who[:, None], positions].astype(np.int64)  # (b, keep, F)
+        tokens = {f: torch.from_numpy(recent[:, :, i]) for i, f in enumerate(FEATURES)}
+        with torch.no_grad():
+            past = self.model(tokens, mask_illegal=False).past
+        for layer, (k, v) in enumerate(past):
+            self.keys[layer][where, :, : self.keep] = k.to(self.cache_dtype)
+            self.values[layer][where, :, : self.keep] = v.to(self.cache_dtype)
+        self.lengths[where] = self.keep
+
+    def remember(
+        self, idx: np.ndarray, visit: np.ndarray, token: np.ndarray, now: np.ndarray
+    ) -> None:
+        self.tokens[idx, visit % MEMORY] = token
+        self.decided_at[idx, visit % MEMORY] = now
+        self.count[idx] = visit + 1
+
+    def release(self, idx: np.ndarray) -> None:
+        """Avatars heading out give their cache slots back."""
+        for avatar in idx:
+            if self.slot[avatar] >= 0:
+                self.free.append(int(self.slot[avatar]))
+                self.slot[avatar] = -1
+
+    # ------------------------------------------------------------------ explain
+    def explain(self, avatar: int, visit: int | None = None) -> Explanation:
+        """Recompute one decision of ``avatar`` (its latest by default) with attention."""
+        count = int(self.count[avatar])
+        if count == 0:
+            raise ValueError(f"avatar {avatar} has not decided yet")
+        visit = count - 1 if visit is None else int(visit)
+        if not (max(0, count - MEMORY) <= visit < count):
+            raise ValueError(f"avatar {avatar}: no decision at visit {visit} in memory")
+        start = 0 if visit < self.window else ((visit - self.keep) // self.keep) * self.keep
+        start = max(start, count - MEMORY)
+        rows = np.arange(start, visit + 1) % MEMORY
+        tokens = self.tokens[avatar, rows].astype(np.int64)
+        feed = {f: torch.from_numpy(tokens[None, :, i]) for i, f in enumerate(FEATURES)}
+        crowd = self.snapshots[int(self.call_of[avatar, visit % MEMORY])]
+        options = torch.from_numpy(np.broadcast_to(crowd, (1, len(rows), len(crowd))).copy())
+        with torch.no_grad():
+            out = self.model(feed, options, need_weights=True, mask_illegal=False)
+        last_zone = int(tokens[-1, 0])
+        legal = torch.from_numpy(self.layout.adjacency[last_zone][None, :])
+        probs = self.probabilities(out.zone_logits[:, -1], legal)[0]
+        names = self.layout.zones
+        order = np.argsort(-probs)
+        candidates = [(names[z], float(probs[z])) for z in order if probs[z] > 0]
+        chosen = int(self.chosen[avatar, visit % MEMORY])
+        return Explanation(
+            avatar=avatar,
+            visit=visit,
+            time_s=float(self.decided_at[avatar, visit % MEMORY]),
+            context=[self.label(t) for t in tokens],
+            attention=torch.stack(out.attention)[:, 0].numpy(),
+            candidates=candidates,
+            chosen=names[chosen] if chosen >= 0 else None,
+        )
+
+    def label(self, token: np.ndarray) -> str:
+        """A visit token as a reader sees it: zone, half hour, crowd level, dwell bucket."""
+        zone, _, tod, _, crowd, dwell = (int(v) for v in token)
+        from llm.features import DWELL_EDGES_S, TOD_BUCKET_S
+
+        clock = int(tod * TOD_BUCKET_S)
+        upper = DWELL_EDGES_S[dwell] if dwell < len(DWELL_EDGES_S) else None
+        stay = f"<{_short(upper)}" if upper is not None else f">{_short(DWELL_EDGES_S[-1])}"
+        return (
+            f"{self.layout.zones[zone]} {clock // 3600:02d}:{clock % 3600 // 60:02d} "
+            f"{FRUIN_LABELS[crowd]} {stay}"
+        )
+
+
+def _short(seconds: float) -> str:
+    return f"{seconds / 60:g}m" if seconds >= 60 else f"{seconds:g}s"

@@ -1,0 +1,45 @@
+"""Reproducible sampling that does not depend on how avatars are batched.
+
+A policy draws each avatar's random numbers from a counter-based hash of (run seed,
+avatar, visit number, purpose), not from a shared stream: the same seed gives the same
+choices whether avatars decide 1,000 at a time or one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llm.features import DWELL_EDGES_S
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+def uniforms(seed: int, avatar: np.ndarray, visit: np.ndarray, purpose: int) -> np.ndarray:
+    """Uniform numbers in [0, 1), one per (avatar, visit), fixed by ``seed`` and ``purpose``
+    (SplitMix64 of the combined key)."""
+    with np.errstate(over="ignore"):
+        key = np.uint64(seed % 2**64) ^ (np.asarray(avatar, dtype=np.uint64) * _GOLDEN)
+        key = key ^ (np.asarray(visit, dtype=np.uint64) * _MIX_1 + np.uint64(purpose))
+        z = key + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX_1
+        z = (z ^ (z >> np.uint64(27))) * _MIX_2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def choose(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One column per row of ``probs`` (need not sum to 1) by inverse CDF at ``u``."""
+    cumulative = np.cumsum(probs, axis=1)
+    picked = (cumulative <= (u * cumulative[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(picked, probs.shape[1] - 1)
+
+
+def dwell_seconds(bucket: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A dwell in seconds inside each dwell bucket, log-uniform between its bounds (the
+    open last bucket is taken as twice its lower bound)."""
+    edges = np.asarray(DWELL_EDGES_S, dtype=np.float64)
+    lower = np.where(bucket > 0, edges[np.clip(bucket - 1, 0, len(edges) - 1)], 1.0)
+    upper = np.where(bucket < len(edges), edges[np.clip(bucket, 0, len(edges) - 1)], 2 * edges[-1])
+    return np.exp(np.log(lower) + u * (np.log(upper) - np.log(lower)))
