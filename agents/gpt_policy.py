@@ -35,6 +35,11 @@ from llm.vocab import ZoneVocab
 
 #: Visits remembered per avatar for explanations (the cache itself holds block_size).
 MEMORY = 128
+#: Every this many decision calls, all nearly full caches (within TIDY_MARGIN tokens of
+#: the window) are re-encoded in one batch, so that few calls need a pass of their own.
+TIDY_EVERY, TIDY_MARGIN = 4, 6
+#: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
+FLOAT32_CACHE_BYTES = 1 << 30
 _ZONE_DRAW, _DWELL_DRAW = 1, 2
 
 
@@ -85,7 +90,7 @@ class GPTPolicy:
         model: str | os.PathLike[str] | checkpoint.Checkpoint,
         temperature: float = 1.0,
         top_k: int | None = None,
-        cache_dtype: torch.dtype = torch.float16,
+        cache_dtype: torch.dtype | None = None,
     ) -> None:
         self.ckpt = model if isinstance(model, checkpoint.Checkpoint) else checkpoint.load(model)
         if temperature <= 0:
@@ -109,11 +114,20 @@ class GPTPolicy:
         self.call_of = np.full((n, MEMORY), -1, dtype=np.int32)  # which decide() call
         self.snapshots: list[np.ndarray] = []  # crowd levels of every zone, per call
         self.chosen = np.full((n, MEMORY), -1, dtype=np.int16)
+        self.window_start = np.zeros(n, dtype=np.int64)  # first visit in each live cache
+        self.context_of = np.zeros((n, MEMORY), dtype=np.int8)  # visits in context - 1
+        self.last_probs: np.ndarray | None = None  # the latest call's probabilities
+        self.last_avatars: np.ndarray | None = None  # ... and whose they were
         self.slot = np.full(n, -1, dtype=np.int64)
         heads, size = config.n_head, config.n_embd // config.n_head
-        self.cache_shape = (heads, self.window, size)
-        self.keys: list[torch.Tensor] = []
-        self.values: list[torch.Tensor] = []
+        self.cache_shape = (config.n_layer, 2, heads, self.window, size)
+        per_avatar = 4 * int(np.prod(self.cache_shape))
+        dtype = self.cache_dtype or (
+            torch.float32 if n * per_avatar <= FLOAT32_CACHE_BYTES else torch.float16
+        )
+        self.cache = torch.zeros((0, *self.cache_shape), dtype=dtype)
+        self.avatar_in = np.zeros(0, dtype=np.int64)  # avatar of each slot (-1: free)
+        self.calls = 0
         self.lengths = torch.zeros(0, dtype=torch.long)
         self.free: list[int] = []
         self.grow(min(n, 1024))
@@ -121,18 +135,15 @@ class GPTPolicy:
     def grow(self, slots: int) -> None:
         """Room for ``slots`` more avatars' caches (the pool doubles as needed)."""
         old = len(self.lengths)
-        extra = lambda: torch.zeros((slots, *self.cache_shape), dtype=self.cache_dtype)  # noqa: E731
-        layers = self.model.config.n_layer
-        self.keys = [torch.cat([self.keys[i], extra()]) if old else extra() for i in range(layers)]
-        self.values = [
-            torch.cat([self.values[i], extra()]) if old else extra() for i in range(layers)
-        ]
+        extra = torch.zeros((slots, *self.cache_shape), dtype=self.cache.dtype)
+        self.cache = torch.cat([self.cache, extra])
+        self.avatar_in = np.concatenate([self.avatar_in, np.full(slots, -1, dtype=np.int64)])
         self.lengths = torch.cat([self.lengths, torch.zeros(slots, dtype=torch.long)])
         self.free.extend(range(old + slots - 1, old - 1, -1))
 
     @property
     def cache_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+        return self.cache.numel() * self.cache.element_size()
 
     # ------------------------------------------------------------------ decide
     def decide(self, obs: Observation) -> Decision:
@@ -157,20 +168,19 @@ class GPTPolicy:
 
         slots_t = torch.from_numpy(slots)
         lengths = self.lengths[slots_t]
-        options = torch.from_numpy(np.broadcast_to(crowd, (len(idx), len(crowd))).copy())
-        keys = [k[slots_t] for k in self.keys]
-        values = [v[slots_t] for v in self.values]
+        options = torch.from_numpy(crowd.astype(np.int64)).expand(len(idx), -1)
+        cache = self.cache[slots_t].float()
         with torch.no_grad():
             logits, hidden, _ = self.model.decode_step(
-                {f: torch.from_numpy(token[f]) for f in FEATURES}, options, keys, values, lengths
+                {f: torch.from_numpy(token[f]) for f in FEATURES}, options, cache, lengths
             )
-        rows = torch.arange(len(idx))
-        for layer in range(len(keys)):  # write the new token's keys/values back
-            self.keys[layer][slots_t, :, lengths] = keys[layer][rows, :, lengths]
-            self.values[layer][slots_t, :, lengths] = values[layer][rows, :, lengths]
+        rows = torch.arange(len(idx))  # write the new token's keys and values back
+        self.cache[slots_t, :, :, :, lengths] = cache[rows, :, :, :, lengths].to(self.cache.dtype)
         self.lengths[slots_t] = lengths + 1
 
+        self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
         probs = self.probabilities(logits, torch.from_numpy(obs.legal))
+        self.last_probs, self.last_avatars = probs, idx
         next_zone = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         no_move = ~obs.legal.any(axis=1)
         next_zone = np.where(no_move, obs.zone, next_zone)
@@ -202,7 +212,9 @@ class GPTPolicy:
         for avatar in missing:
             slot = self.free.pop()
             self.slot[avatar] = slot
+            self.avatar_in[slot] = avatar
             self.lengths[slot] = 0
+            self.window_start[avatar] = self.count[avatar]
         slots = self.slot[idx]
         again = self.count[idx] > visit
         if again.any():
@@ -211,20 +223,28 @@ class GPTPolicy:
         return slots
 
     def rewindow(self, idx: np.ndarray, slots: np.ndarray) -> None:
-        """Full caches keep their last ``keep`` visits, re-encoded from position 0."""
+        """Caches that are full, or (every ``TIDY_EVERY`` calls, for all avatars at once)
+        nearly full, keep their last ``keep`` visits, re-encoded from position 0."""
+        self.calls += 1
         full = (self.lengths[torch.from_numpy(slots)] >= self.window).numpy()
-        if not full.any():
+        who = idx[full]
+        if self.calls % TIDY_EVERY == 0:  # one batched pass instead of one per step
+            nearly = torch.nonzero(self.lengths >= self.window - TIDY_MARGIN)[:, 0].numpy()
+            who = np.union1d(who, self.avatar_in[nearly])
+        who = who[who >= 0]
+        if len(who) == 0:
             return
-        who, where = idx[full], torch.from_numpy(slots[full])
+        where = torch.from_numpy(self.slot[who])
         positions = (self.count[who, None] - self.keep + np.arange(self.keep)) % MEMORY
         recent = self.tokens[who[:, None], positions].astype(np.int64)  # (b, keep, F)
         tokens = {f: torch.from_numpy(recent[:, :, i]) for i, f in enumerate(FEATURES)}
         with torch.no_grad():
             past = self.model(tokens, mask_illegal=False).past
         for layer, (k, v) in enumerate(past):
-            self.keys[layer][where, :, : self.keep] = k.to(self.cache_dtype)
-            self.values[layer][where, :, : self.keep] = v.to(self.cache_dtype)
+            self.cache[where, layer, 0, :, : self.keep] = k.to(self.cache.dtype)
+            self.cache[where, layer, 1, :, : self.keep] = v.to(self.cache.dtype)
         self.lengths[where] = self.keep
+        self.window_start[who] = self.count[who] - self.keep
 
     def remember(
         self, idx: np.ndarray, visit: np.ndarray, token: np.ndarray, now: np.ndarray
@@ -238,6 +258,8 @@ class GPTPolicy:
         for avatar in idx:
             if self.slot[avatar] >= 0:
                 self.free.append(int(self.slot[avatar]))
+                self.avatar_in[self.slot[avatar]] = -1
+                self.lengths[self.slot[avatar]] = 0
                 self.slot[avatar] = -1
 
     # ------------------------------------------------------------------ explain
@@ -249,8 +271,7 @@ class GPTPolicy:
         visit = count - 1 if visit is None else int(visit)
         if not (max(0, count - MEMORY) <= visit < count):
             raise ValueError(f"avatar {avatar}: no decision at visit {visit} in memory")
-        start = 0 if visit < self.window else ((visit - self.keep) // self.keep) * self.keep
-        start = max(start, count - MEMORY)
+        start = visit - int(self.context_of[avatar, visit % MEMORY])
         rows = np.arange(start, visit + 1) % MEMORY
         tokens = self.tokens[avatar, rows].astype(np.int64)
         feed = {f: torch.from_numpy(tokens[None, :, i]) for i, f in enumerate(FEATURES)}

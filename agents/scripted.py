@@ -54,6 +54,8 @@ class ScriptedPolicy:
         self.needs = needs
         self.rng = rng
         self.goal = np.full(len(needs.arrived_s), -1, dtype=np.int64)
+        #: Zones that refused an avatar when it tried to reach them as its goal.
+        self.given_up = np.zeros((len(needs.arrived_s), layout.n_zones), dtype=bool)
         self.exits = layout.of_kind("exit")
         self.bars = layout.of_kind("bar")
         self.restrooms = layout.of_kind("restroom")
@@ -67,6 +69,8 @@ class ScriptedPolicy:
         crowded = obs.crowd >= CROWDED_LEVEL
         goal = self.goal[idx].copy()
         goal[goal == zone] = -1  # reached: choose anew
+        self.give_up_refused(obs, goal)
+        goal[self.given_up[idx, np.maximum(goal, 0)]] = -1
 
         show_goal, show_end, show_soon = self.wanted_show(idx, now)
         goal = self.choose_goal(idx, zone, now, goal, crowded, show_goal, show_soon)
@@ -76,6 +80,14 @@ class ScriptedPolicy:
         next_zone = self.reroute(obs, next_zone, goal)
         dwell = self.dwell_at(next_zone, goal, idx, zone, now, show_goal, show_end)
         return Decision(next_zone=next_zone, dwell_s=dwell)
+
+    def give_up_refused(self, obs: Observation, goal: np.ndarray) -> None:
+        """A goal that just refused entry (full) is given up, not queued for."""
+        rows = np.arange(len(goal))
+        hop = self.layout.next_hop[obs.zone, np.maximum(goal, 0)]
+        refused = (goal >= 0) & (hop == goal) & ~obs.legal[rows, hop]
+        refused &= self.layout.adjacency[obs.zone, hop]
+        self.given_up[obs.avatar[refused], goal[refused]] = True
 
     def wanted_show(
         self, idx: np.ndarray, now: np.ndarray
@@ -89,6 +101,7 @@ class ScriptedPolicy:
         ahead = (
             self.needs.show_wanted[idx]
             & (self.needs.show_watched[idx] < 0.5)
+            & ~self.given_up[idx][:, lay.show_stage]
             & (now[:, None] < lay.show_end_s[None, :] - 300.0)
         )
         start = np.where(ahead, lay.show_start_s[None, :], np.inf)
@@ -132,6 +145,7 @@ class ScriptedPolicy:
                 new = np.where((new < 0) & wanted, self.nearest(zone, places, crowded), new)
         keep = (new < 0) & (goal >= 0)
         keep[keep] &= ~crowded[goal[keep]] & ~needs.seen[idx[keep], goal[keep]]
+        keep[keep] &= ~self.given_up[idx[keep], goal[keep]]
         new = np.where(keep, goal, new)
 
         explore = new < 0
@@ -140,6 +154,7 @@ class ScriptedPolicy:
             nearness = np.exp(-lay.distance[ex_zone] / 300.0)  # inf distance -> 0
             interest = needs.interest[ex_idx]
             worth = (interest >= MIN_INTEREST) & ~needs.seen[ex_idx] & ~crowded[None, :]
+            worth &= ~self.given_up[ex_idx]
             weights = interest * worth * nearness
             weights[np.arange(len(ex_zone)), ex_zone] = 0.0
             picked = sample_rows(weights, self.rng)

@@ -53,7 +53,9 @@ from twin.shipped import MODEL_SHAPE, shipped_model_path  # noqa: E402
 def simulate(folder: Path, venue: str, avatars: int, hours: float, seed: int) -> Path:
     path = folder / f"{venue}-{avatars}-{seed}.parquet"
     if not path.exists():
-        model = VenueModel(Scenario(venue=venue, avatars=avatars, hours=hours, seed=seed))
+        model = VenueModel(
+            Scenario(venue=venue, avatars=avatars, hours=hours, seed=seed, policy="scripted")
+        )
         model.run().visits().to_parquet(path)
     return path
 
@@ -89,8 +91,12 @@ def bench_markov(folder: Path, steps: int) -> dict[str, Any]:
 
 
 # ============================================================================ finetune
-def bench_finetune(folder: Path, budgets: tuple[int, ...] = (150, 800),
-                   seeds: tuple[int, ...] = (0, 1), share: float = 0.1) -> dict[str, Any]:
+def bench_finetune(
+    folder: Path,
+    budgets: tuple[int, ...] = (150, 800),
+    seeds: tuple[int, ...] = (0, 1),
+    share: float = 0.1,
+) -> dict[str, Any]:
     pretrained = shipped_model_path("expo")
     if pretrained is None:
         raise SystemExit("no shipped expo model: run `make model` first")
@@ -110,39 +116,67 @@ def bench_finetune(folder: Path, budgets: tuple[int, ...] = (150, 800),
     for steps in budgets:
         for seed in seeds:
             for name, init in (("fine-tuned", str(pretrained)), ("scratch", None)):
-                cfg = TrainConfig(max_steps=steps, eval_every=50, patience=6, warmup_steps=20,
-                                  seed=seed)
+                cfg = TrainConfig(
+                    max_steps=steps, eval_every=50, patience=6, warmup_steps=20, seed=seed
+                )
                 run = folder / f"{name}-{steps}-{seed}"
-                train([small], run, vocab=vocab, init=init, cfg=cfg,
-                      model_config=MODEL_SHAPE, progress=False)
+                train(
+                    [small],
+                    run,
+                    vocab=vocab,
+                    init=init,
+                    cfg=cfg,
+                    model_config=MODEL_SHAPE,
+                    progress=False,
+                )
                 ckpt = checkpoint.load(run / "model.safetensors")
                 fit, _, _ = split(encode(read_logs([small]), ckpt.vocab), seed=seed)
                 r = evaluate(ckpt.model, ckpt.vocab, fit, test, seed=seed, bleu_trajectories=100)
-                rows.append({"steps": steps, "seed": seed, "model": name,
-                             **{k: r[k] for k in ("perplexity", "acc1", "acc5", "bleu4")},
-                             "markov2_perplexity": r["baselines"]["markov2"]["perplexity"],
-                             "markov2_acc1": r["baselines"]["markov2"]["acc1"]})
-    print(f"\nFestival, trained on {share:.0%} of one run ({len(keep):,} trajectories), "
-          "scored on another run; the fine-tuned model starts from the shipped expo model")
+                rows.append(
+                    {
+                        "steps": steps,
+                        "seed": seed,
+                        "model": name,
+                        **{k: r[k] for k in ("perplexity", "acc1", "acc5", "bleu4")},
+                        "markov2_perplexity": r["baselines"]["markov2"]["perplexity"],
+                        "markov2_acc1": r["baselines"]["markov2"]["acc1"],
+                    }
+                )
+    print(
+        f"\nFestival, trained on {share:.0%} of one run ({len(keep):,} trajectories), "
+        "scored on another run; the fine-tuned model starts from the shipped expo model"
+    )
     print(f"{'steps':>5} {'seed':>4} {'model':12} perplexity  acc@1  acc@5  BLEU-4")
     for r in rows:
-        print(f"{r['steps']:>5} {r['seed']:>4} {r['model']:12} {r['perplexity']:10.3f} "
-              f"{r['acc1']:6.3f} {r['acc5']:6.3f} {r['bleu4']:7.3f}")
-    print(f"markov2 on the same 10%: perplexity {rows[0]['markov2_perplexity']:.3f}, "
-          f"acc@1 {rows[0]['markov2_acc1']:.3f}")
+        print(
+            f"{r['steps']:>5} {r['seed']:>4} {r['model']:12} {r['perplexity']:10.3f} "
+            f"{r['acc1']:6.3f} {r['acc5']:6.3f} {r['bleu4']:7.3f}"
+        )
+    print(
+        f"markov2 on the same 10%: perplexity {rows[0]['markov2_perplexity']:.3f}, "
+        f"acc@1 {rows[0]['markov2_acc1']:.3f}"
+    )
     verdicts = {}
     for steps in budgets:
-        mean = {m: np.mean([r["perplexity"] for r in rows if r["steps"] == steps
-                            and r["model"] == m]) for m in ("fine-tuned", "scratch")}
-        acc = {m: np.mean([r["acc1"] for r in rows if r["steps"] == steps and r["model"] == m])
-               for m in ("fine-tuned", "scratch")}
+        mean = {
+            m: np.mean([r["perplexity"] for r in rows if r["steps"] == steps and r["model"] == m])
+            for m in ("fine-tuned", "scratch")
+        }
+        acc = {
+            m: np.mean([r["acc1"] for r in rows if r["steps"] == steps and r["model"] == m])
+            for m in ("fine-tuned", "scratch")
+        }
         verdicts[steps] = bool(mean["fine-tuned"] < mean["scratch"])
-        print(f"{steps} steps: mean perplexity fine-tuned {mean['fine-tuned']:.3f} vs scratch "
-              f"{mean['scratch']:.3f}; mean acc@1 {acc['fine-tuned']:.3f} vs "
-              f"{acc['scratch']:.3f}")
+        print(
+            f"{steps} steps: mean perplexity fine-tuned {mean['fine-tuned']:.3f} vs scratch "
+            f"{mean['scratch']:.3f}; mean acc@1 {acc['fine-tuned']:.3f} vs "
+            f"{acc['scratch']:.3f}"
+        )
     verdict = all(verdicts.values())
-    print(f"goal (fine-tuning beats training from scratch in perplexity at every budget): "
-          f"{'PASS' if verdict else 'FAIL'}")
+    print(
+        f"goal (fine-tuning beats training from scratch in perplexity at every budget): "
+        f"{'PASS' if verdict else 'FAIL'}"
+    )
     return {"trajectories": len(keep), "rows": rows, "pass": verdict}
 
 

@@ -101,7 +101,9 @@ def venue_factor(avatars: int, scale: bool) -> float:
     return max(1.0, avatars / BASE_AVATARS) if scale else 1.0
 
 
-def run_one(avatars: int, seed: int, stepping: str, scale: bool = True) -> dict[str, Any]:
+def run_one(
+    avatars: int, seed: int, stepping: str, scale: bool = True, policy: str = "scripted"
+) -> dict[str, Any]:
     """One timed run in this process; the figures as a dict."""
     t_import = time.perf_counter()
     from twin import Scenario, VenueModel, load_venue
@@ -111,7 +113,12 @@ def run_one(avatars: int, seed: int, stepping: str, scale: bool = True) -> dict[
     factor = venue_factor(avatars, scale)
     if factor > 1:
         venue = venue.scaled(factor)
-    scenario = Scenario(venue=venue, avatars=avatars, hours=HOURS, seed=seed)
+    from twin.catalog import shipped_model_path
+
+    model_path = str(shipped_model_path(VENUE)) if policy == "gpt" else None
+    scenario = Scenario(
+        venue=venue, avatars=avatars, hours=HOURS, seed=seed, policy=policy, model=model_path
+    )
     t0 = time.perf_counter()
     model = VenueModel(scenario, stepping=stepping)  # type: ignore[arg-type]
     t1 = time.perf_counter()
@@ -185,17 +192,26 @@ class Summary:
 
 
 def spawn_one(
-    avatars: int, seed: int, stepping: str, timeout_s: float | None, scale: bool = True
+    avatars: int,
+    seed: int,
+    stepping: str,
+    timeout_s: float | None,
+    scale: bool = True,
+    policy: str = "scripted",
 ) -> dict[str, Any]:
     """Run one configuration in a fresh interpreter; its figures, or an ``error`` entry."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--one",
-        str(avatars),
-        str(seed),
-        stepping,
-    ] + ([] if scale else ["--no-scale"])
+    cmd = (
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--one",
+            str(avatars),
+            str(seed),
+            stepping,
+        ]
+        + ([] if scale else ["--no-scale"])
+        + ["--policy", policy]
+    )
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, check=False
@@ -216,10 +232,11 @@ def measure(
     timeout_s: float | None,
     log: bool = True,
     scale: bool = True,
+    policy: str = "scripted",
 ) -> Summary:
     summary = Summary(avatars, stepping)
     for seed in range(repeats):
-        result = spawn_one(avatars, seed, stepping, timeout_s, scale)
+        result = spawn_one(avatars, seed, stepping, timeout_s, scale, policy)
         if "error" in result:
             summary.errors.append(f"seed {seed}: {result['error']}")
             msg = f"FAILED: {result['error']}"
@@ -438,6 +455,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--one", nargs=3, metavar=("AVATARS", "SEED", "STEPPING"), help=argparse.SUPPRESS
     )
+    p.add_argument(
+        "--policy",
+        default="scripted",
+        choices=["scripted", "gpt", "markov", "random"],
+        help="how the avatars decide (default: scripted)",
+    )
     args = p.parse_args(argv)
     if args.repeats < 1 or args.agents_repeats < 1:
         p.error("--repeats and --agents-repeats must be >= 1")
@@ -450,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.one:
         avatars, seed, stepping = int(args.one[0]), int(args.one[1]), args.one[2]
-        print(json.dumps(run_one(avatars, seed, stepping, not args.no_scale)), flush=True)
+        result = run_one(avatars, seed, stepping, not args.no_scale, args.policy)
+        print(json.dumps(result), flush=True)
         return 0
 
     info = machine()
@@ -463,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.sizes))
     by_size: dict[int, Summary] = {}
     for n in sizes:
-        by_size[n] = measure(n, "arrays", args.repeats, args.timeout, scale=not args.no_scale)
+        by_size[n] = measure(
+            n, "arrays", args.repeats, args.timeout, scale=not args.no_scale, policy=args.policy
+        )
 
     comparison: dict[str, Any] | None = None
     agents: Summary | None = None

@@ -178,6 +178,7 @@ def _dwell(frame: pd.DataFrame, path: Path) -> pd.Series:
     if "dwell_s" not in frame:
         return derived
     given = pd.to_numeric(frame["dwell_s"], errors="coerce")
+    given = given.mask((given < 0) & (given > -1e-6), 0.0)  # rounding noise is no error
     bad = frame["dwell_s"].notna() & given.isna() | (given < 0)
     if bad.any():
         row = int(frame.loc[bad, "row"].iloc[0])

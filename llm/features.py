@@ -37,17 +37,60 @@ def crowd_level(density: np.ndarray | float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- buckets
-#: Time of day is cut into half hours.
-TOD_BUCKET_S = 1800.0
-N_TOD = 48
+#: Time of day is cut into five-minute buckets (shows start and end on the clock).
+TOD_BUCKET_S = 300.0
+N_TOD = 288
 #: Time since the avatar's first visit, in quarter hours, the last bucket open-ended.
 STAY_BUCKET_S = 900.0
 N_STAY = 32
-#: Dwell buckets: upper bounds in seconds (the last bucket is open-ended).
-DWELL_EDGES_S: tuple[float, ...] = (5, 15, 30, 60, 120, 300, 600, 1200, 2400, 4800)
+#: Dwell buckets: upper bounds in seconds (the last bucket is open-ended). Fine enough
+#: (about 1.1x apart from ten minutes on) that a stay until the end of a show lands near it.
+DWELL_EDGES_S: tuple[float, ...] = (
+    5,
+    15,
+    30,
+    45,
+    60,
+    75,
+    90,
+    120,
+    150,
+    180,
+    240,
+    300,
+    360,
+    420,
+    480,
+    600,
+    720,
+    840,
+    960,
+    1080,
+    1200,
+    1380,
+    1560,
+    1740,
+    1920,
+    2160,
+    2400,
+    2700,
+    3000,
+    3300,
+    3600,
+    4050,
+    4500,
+    5100,
+    5700,
+    6300,
+    7200,
+    9000,
+)
 N_DWELL = len(DWELL_EDGES_S) + 1
-#: A typical dwell of each bucket (seconds), used when a dwell must be drawn from a bucket.
-DWELL_CENTRES_S: tuple[float, ...] = (2, 9, 21, 42, 85, 190, 420, 850, 1700, 3400, 7000)
+#: A typical dwell of each bucket (seconds): the geometric middle of its bounds.
+DWELL_CENTRES_S: tuple[float, ...] = tuple(
+    round((lo * hi) ** 0.5, 1)
+    for lo, hi in zip((1.0, *DWELL_EDGES_S), (*DWELL_EDGES_S, 2 * DWELL_EDGES_S[-1]), strict=True)
+)
 N_CROWD = len(FRUIN_BOUNDS) + 1
 
 

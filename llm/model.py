@@ -233,54 +233,58 @@ class GPT(nn.Module):
         self,
         tokens: dict[str, torch.Tensor],
         options: torch.Tensor,
-        keys: list[torch.Tensor],
-        values: list[torch.Tensor],
+        cache: torch.Tensor,
         lengths: torch.Tensor,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """One new token for each of B sequences whose earlier keys/values are cached.
 
         ``tokens``: (B,) features of the new tokens; ``options``: (B, Z) crowd levels of
-        the candidate zones; ``keys``/``values``: per layer (B, heads, W, head_size)
-        caches, written in place at position ``lengths`` (B,), the number of tokens each
-        sequence already has (< W). Returns the zone logits (B, Z) (not masked), the
-        hidden states (B, C) and, if asked, each layer's (B, heads, W) attention weights
-        (zero beyond each sequence's length). Same numbers as ``forward`` on the whole
-        sequence, at the cost of one token.
+        the candidate zones; ``cache``: (B, layers, 2, heads, W, head_size) keys and values,
+        written in place at position ``lengths`` (B,), the number of tokens each sequence
+        already has (< W). Returns the zone logits (B, Z) (not masked), the hidden states
+        (B, C) and, if asked, each layer's (B, heads, W) attention weights (zero beyond
+        each sequence's length). The same numbers as ``forward`` on the whole sequence, at
+        the cost of one token; written with functional calls, since at a few hundred
+        sequences the cost is the number of operations, not their size.
         """
         b = lengths.shape[0]
-        rows = torch.arange(b, device=lengths.device)
+        rows = torch.arange(b)
+        c, heads = self.config.n_embd, self.config.n_head
         positions = lengths.clamp(max=self.config.block_size - 1)
         x = (
-            self.zone_emb(tokens["zone"])
-            + self.kind_emb(tokens["kind"])
-            + self.tod_emb(tokens["tod"])
-            + self.stay_emb(tokens["stay"])
-            + self.crowd_emb(tokens["crowd"])
-            + self.dwell_emb(tokens["dwell"])
-            + self.pos_emb(positions)
-        )[:, None, :]
-        width = keys[0].shape[2]
-        visible = torch.arange(width, device=lengths.device)[None, :] <= lengths[:, None]
+            self.zone_emb.weight[tokens["zone"]]
+            + self.kind_emb.weight[tokens["kind"]]
+            + self.tod_emb.weight[tokens["tod"]]
+            + self.stay_emb.weight[tokens["stay"]]
+            + self.crowd_emb.weight[tokens["crowd"]]
+            + self.dwell_emb.weight[tokens["dwell"]]
+            + self.pos_emb.weight[positions]
+        )
+        width = cache.shape[4]
+        visible = torch.arange(width)[None, :] <= lengths[:, None]  # (B, W)
+        mask = visible[:, None, None, :]
         attention: list[torch.Tensor] = []
         for layer, block in enumerate(self.blocks):
             attn = block.attn
-            h = block.ln_1(x)
-            q, k, v = attn.c_attn(h).split(attn.n_embd, dim=2)
-            heads, size = attn.n_head, attn.n_embd // attn.n_head
-            q, k, v = (z.view(b, heads, size) for z in (q, k, v))
-            keys[layer][rows, :, lengths] = k.to(keys[layer].dtype)
-            values[layer][rows, :, lengths] = v.to(values[layer].dtype)
-            cached_k = keys[layer].to(q.dtype)
-            cached_v = values[layer].to(q.dtype)
-            scores = torch.einsum("bhd,bhwd->bhw", q, cached_k) / math.sqrt(size)
-            weights = F.softmax(scores.masked_fill(~visible[:, None, :], float("-inf")), dim=-1)
-            y = torch.einsum("bhw,bhwd->bhd", weights, cached_v).reshape(b, 1, attn.n_embd)
-            x = x + attn.c_proj(y)
-            x = x + block.mlp(block.ln_2(x))
+            h = F.layer_norm(x, (c,), block.ln_1.weight, block.ln_1.bias)
+            qkv = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).view(b, 3, heads, -1)
+            cache[rows, layer, :, :, lengths] = qkv[:, 1:]  # this token's key and value
+            q = qkv[:, 0, :, None, :]  # (B, heads, 1, size)
+            k, v = cache[:, layer, 0], cache[:, layer, 1]  # (B, heads, W, size)
             if need_weights:
-                attention.append(weights)
-        hidden = self.ln_f(x)[:, 0, :]
+                scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+                weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+                attention.append(weights[:, :, 0, :])
+                y = weights @ v
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            x = x + F.linear(y.reshape(b, c), attn.c_proj.weight, attn.c_proj.bias)
+            mlp = block.mlp
+            h = F.layer_norm(x, (c,), block.ln_2.weight, block.ln_2.bias)
+            h = F.gelu(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias))
+            x = x + F.linear(h, mlp.c_proj.weight, mlp.c_proj.bias)
+        hidden = F.layer_norm(x, (c,), self.ln_f.weight, self.ln_f.bias)
         logits = hidden @ self.zone_table().t()
         by_level = hidden @ self.option_crowd.weight.t()
         logits = logits + torch.gather(by_level, 1, options.long())

@@ -17,7 +17,9 @@ TINY = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "64
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("logs")
-    model = VenueModel(Scenario(venue="concert_hall", avatars=500, hours=2.0, seed=2)).run()
+    model = VenueModel(
+        Scenario(venue="concert_hall", avatars=500, hours=2.0, seed=2, policy="scripted")
+    ).run()
     model.visits().to_parquet(folder / "visits.parquet")
     model.visits().rename(columns={"avatar_id": "guest", "zone": "room"}).to_csv(
         folder / "renamed.csv", index=False
@@ -73,9 +75,9 @@ def test_train_then_evaluate(logs: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 def test_fine_tune_from_another_venue(logs: Path, tmp_path: Path) -> None:
     expo = tmp_path / "expo.parquet"
-    VenueModel(Scenario(venue="expo", avatars=200, hours=1.5, seed=1)).run().visits().to_parquet(
-        expo
-    )
+    VenueModel(
+        Scenario(venue="expo", avatars=200, hours=1.5, seed=1, policy="scripted")
+    ).run().visits().to_parquet(expo)
     assert (
         cli.main(
             [

@@ -134,7 +134,9 @@ def test_markov2_beats_markov1_on_a_second_order_chain(tmp_path) -> None:
 # ============================================================================ twin logs
 @pytest.fixture(scope="module")
 def expo(tmp_path_factory) -> tuple[ZoneVocab, Sequences, Sequences]:
-    model = twin.VenueModel(twin.Scenario(venue="expo", avatars=1500, hours=3, seed=1)).run()
+    model = twin.VenueModel(
+        twin.Scenario(venue="expo", avatars=1500, hours=3, seed=1, policy="scripted")
+    ).run()
     path = tmp_path_factory.mktemp("expo") / "visits.parquet"
     model.visits().to_parquet(path)
     v = model.venue

@@ -21,6 +21,9 @@ hours = 6.0
 step_s = 2.5
 seed = 7
 policy = "random"
+model = "models/expo/model.safetensors"
+temperature = 0.8
+markov_logs = ["logs/a.parquet"]
 opening = "2026-09-12T09:30:00"
 arrival_window_h = 3.0
 arrival_profile = [1.0, 4.0, 2.0]
@@ -56,6 +59,9 @@ FULL = Scenario(
     step_s=2.5,
     seed=7,
     policy="random",
+    model="models/expo/model.safetensors",
+    temperature=0.8,
+    markov_logs=["logs/a.parquet"],
     opening="2026-09-12T09:30:00",
     arrival_window_h=3.0,
     arrival_profile=[1.0, 4.0, 2.0],
@@ -234,7 +240,7 @@ def test_shows_must_be_tables(tmp_path: Path) -> None:
         ({"hours": -1}, "hours must be in"),
         ({"hours": 0}, "hours must be in"),
         ({"step_s": 0}, "step_s must be 0.5..60 seconds, got 0"),
-        ({"policy": "gpt2"}, "policy must be one of scripted, random, got 'gpt2'"),
+        ({"policy": "gpt2"}, "policy must be one of gpt, markov, scripted, random, got 'gpt2'"),
         ({"hours": 4, "arrival_window_h": 5}, r"arrival_window_h must be in \(0, hours=4"),
         ({"arrival_window_h": 0}, "arrival_window_h must be in"),
         ({"arrival_profile": []}, "arrival_profile must be non-negative rates"),

@@ -10,7 +10,9 @@ from twin import Scenario, Show, Venue, VenueModel, load_venue
 
 @pytest.fixture(scope="module")
 def expo_run() -> VenueModel:
-    return VenueModel(Scenario(venue="expo", avatars=3000, hours=4.0, seed=11)).run()
+    return VenueModel(
+        Scenario(venue="expo", avatars=3000, hours=4.0, seed=11, policy="scripted")
+    ).run()
 
 
 def goal_visits(visits: pd.DataFrame, kind: str, min_dwell_s: float = 60.0) -> pd.DataFrame:
@@ -36,7 +38,9 @@ def test_visitors_gather_before_a_show_and_leave_after_the_headline() -> None:
         Show("talk_stage", start_h=1.5, end_h=2.0, draw=0.3),
         Show("talk_stage", start_h=3.0, end_h=3.5, draw=0.5, headline=True),
     ]
-    model = VenueModel(Scenario(venue="expo", avatars=3000, hours=5.0, seed=3, shows=shows)).run()
+    model = VenueModel(
+        Scenario(venue="expo", avatars=3000, hours=5.0, seed=3, shows=shows, policy="scripted")
+    ).run()
     stage = model.zones_frame().query("zone == 'talk_stage'").set_index("time_s")["occupancy"]
     before, at_start = stage.loc[1.5 * 3600 - 1800], stage.loc[1.5 * 3600]
     assert at_start > 3 * max(before, 1) and at_start > 0.5 * 0.3 * 3000
@@ -53,7 +57,7 @@ def test_crowded_zones_are_avoided_as_goals() -> None:
     graph = expo.graph.copy()
     graph.nodes["booth_b1"].update(area=15.0, capacity=2000)
     cramped = Venue(graph, source="cramped expo")
-    base = Scenario(venue=expo, avatars=3000, hours=3.0, seed=4)
+    base = Scenario(venue=expo, avatars=3000, hours=3.0, seed=4, policy="scripted")
     runs = {
         name: VenueModel(base.replace(venue=v)).run()
         for name, v in (("roomy", expo), ("cramped", cramped))

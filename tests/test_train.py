@@ -40,7 +40,9 @@ TINY = [
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("logs") / "visits.parquet"
-    model = VenueModel(Scenario(venue="concert_hall", avatars=400, hours=2.0, seed=1)).run()
+    model = VenueModel(
+        Scenario(venue="concert_hall", avatars=400, hours=2.0, seed=1, policy="scripted")
+    ).run()
     model.visits().to_parquet(path)
     return path
 

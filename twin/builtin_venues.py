@@ -112,7 +112,7 @@ def expo() -> nx.Graph:
         ("entrance_west", "entrance", 200, -8, 88, _serve(4, 8)),
         ("entrance_east", "entrance", 200, 208, 88, _serve(4, 8)),
         ("registration", "hall", 1200, 100, 110, {}),
-        ("expo_shop", "shop", 180, 142, 112, _serve(10, 40)),
+        ("expo_shop", "shop", 180, 142, 112, _serve(20, 40)),
         ("restrooms_west", "restroom", 220, 30, 112, _serve(32, 75)),
         ("restrooms_east", "restroom", 220, 170, 112, _serve(32, 75)),
         ("promenade_west", "corridor", 480, 40, 88, {}),

@@ -27,11 +27,15 @@ import numpy as np
 from agents.avatar import PHASES  # noqa: F401  (re-exported: one list of phase names)
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation, Policy
+from agents.sampling import choose, uniforms
 from llm.features import crowd_level
 from twin import physics
 from twin.satisfaction import Satisfaction
 
 PENDING, IN_ZONE, BLOCKED, LEAVING, WALKING, LEFT = range(6)
+GATE_DRAW, SERVICE_DRAW = 101, 102
+#: The venue is cleared this long before the end of the event.
+CLEARING_S = 900.0
 #: Zones remembered per avatar for the policies' observation.
 HISTORY = 16
 
@@ -73,8 +77,12 @@ class Crowd:
         rng: np.random.Generator,
     ) -> None:
         n, z = len(arrival_s), layout.n_zones
-        self.layout, self.needs, self.policy, self.rng = layout, needs, policy, rng
+        self.layout, self.needs, self.policy = layout, needs, policy
+        # Common random numbers: a visitor's gate and service times depend on (seed,
+        # avatar, visit) only, so runs that differ in policy or levers differ for that reason.
+        self.seed = int(rng.integers(2**62))
         self.patience_s = patience_s
+        self.clearing_s = layout.closing_s - CLEARING_S
         self.dwell_from_entry = bool(getattr(policy, "dwell_from_entry", False))
         self.kinds = np.array(layout.kinds)
         self.is_exit = self.kinds == "exit"
@@ -155,6 +163,9 @@ class Crowd:
     # ================================================================== events
     def process(self, idx: np.ndarray, t_start: float, t_end: float) -> None:
         """Handle every event of avatars ``idx`` due before ``t_end``."""
+        if t_start <= self.clearing_s < t_end:
+            self.start_clearing()
+            idx = np.union1d(idx, self.due(t_end))
         idx = idx[self.t_next[idx] < t_end]
         if len(idx) == 0:
             return
@@ -167,6 +178,18 @@ class Crowd:
         )
         self.decide(deciding, t_start, t_end)
 
+    def start_clearing(self) -> None:
+        """Closing time: service stops and every visit ends now; from here on everybody
+        walks to the nearest exit, whatever their policy would choose."""
+        staying = np.flatnonzero((self.phase == IN_ZONE) & (self.t_next > self.clearing_s))
+        self.t_next[staying] = self.clearing_s
+
+    def way_out(self, zone: np.ndarray) -> np.ndarray:
+        """The next zone on the shortest way to the nearest exit."""
+        exits = np.flatnonzero(self.is_exit)
+        nearest = exits[np.argmin(self.layout.distance[zone][:, exits], axis=1)]
+        return self.layout.next_hop[zone, nearest]
+
     def arrive(self, idx: np.ndarray) -> None:
         """New visitors join the queue of an open entrance gate (the one that will serve
         them soonest, unless it is no sooner than their preferred gate by two minutes)."""
@@ -175,7 +198,8 @@ class Crowd:
         idx = idx[np.argsort(self.t_next[idx], kind="stable")]
         gates = self.open_gates
         weights = np.array([len(self.servers_free[g]) for g in gates], dtype=np.float64)
-        preferred = gates[self.rng.choice(len(gates), size=len(idx), p=weights / weights.sum())]
+        u = uniforms(self.seed, idx, np.zeros(len(idx), dtype=np.int64), GATE_DRAW)
+        preferred = gates[choose(np.broadcast_to(weights, (len(idx), len(gates))), u)]
         chosen = np.empty(len(idx), dtype=np.int64)
         for k, (t, pref) in enumerate(zip(self.t_next[idx], preferred, strict=True)):
             best, best_start = pref, max(t, self.servers_free[pref][0])
@@ -234,7 +258,8 @@ class Crowd:
         serving = self.is_service[zone]
         if serving.any():
             order = np.flatnonzero(serving)[np.argsort(t[serving], kind="stable")]
-            service = self.rng.exponential(self.service_s[zone[order]])
+            u = uniforms(self.seed, idx[order], self.visits[idx[order]], SERVICE_DRAW)
+            service = -self.service_s[zone[order]] * np.log1p(-u)  # exponential
             for k, z, svc in zip(order, zone[order], service, strict=True):
                 heap = self.servers_free[z]
                 begin = max(t[k], heap[0])
@@ -250,6 +275,8 @@ class Crowd:
             self.t_next[idx] = np.maximum(t, self.entered_s[idx] + self.planned_dwell[idx])
         else:
             self.t_next[idx] = t + self.planned_dwell[idx]
+        late = self.entered_s[idx] >= self.clearing_s  # the venue is being cleared: move on
+        self.t_next[idx[late]] = t[late]
 
     def push_history(self, idx: np.ndarray, zone: np.ndarray) -> None:
         self.ring[idx, self.visits[idx] % HISTORY] = zone
@@ -264,10 +291,15 @@ class Crowd:
         retry = (self.phase[idx] == BLOCKED) & (now - self.blocked_since[idx] < self.patience_s)
         dest = self.dest[idx].copy()
         fresh = ~retry
+        clearing = fresh & (now >= self.clearing_s)
+        fresh &= ~clearing
         if fresh.any():
             chosen = self.ask_policy(idx[fresh], now[fresh])
             dest[fresh] = chosen.next_zone
             self.planned_dwell[idx[fresh]] = chosen.dwell_s
+        if clearing.any():
+            dest[clearing] = self.way_out(self.zone[idx[clearing]])
+            self.planned_dwell[idx[clearing]] = 0.0
         staying = dest == self.zone[idx]
         if staying.any():  # no legal move: stay on
             s = idx[staying]

@@ -15,6 +15,8 @@ same events with Mesa's plain one-Python-call-per-agent stepping, for comparison
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 from typing import Any, Literal
 
 import mesa
@@ -22,10 +24,14 @@ import numpy as np
 import pandas as pd
 
 from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
+from agents.gpt_policy import Explanation, GPTPolicy
+from agents.markov_policy import MarkovPolicy
 from llm.features import FRUIN_LABELS
+from llm.fileio import atomic_path
 from llm.logschema import visits_frame
 from twin import kpis as kpi
 from twin.arrivals import draw_arrivals
+from twin.catalog import shipped_model_path
 from twin.crowd import PENDING, Crowd
 from twin.scenario import Scenario, ScenarioError, Show
 from twin.venue import Venue
@@ -33,13 +39,38 @@ from twin.venue import Venue
 Stepping = Literal["arrays", "agents"]
 
 
-def make_policy(name: str) -> Policy:
-    """The built-in policy of that name."""
+def make_policy(scenario: Scenario, venue: Venue) -> Policy:
+    """The policy the scenario names: GPT avatars with the scenario's (or the venue's
+    shipped) model, a Markov chain fitted on logs, the scripted visitor, or random walks."""
+    name = scenario.policy
     if name == "scripted":
         return ScriptedPolicy()
     if name == "random":
         return RandomPolicy()
+    if name == "gpt":
+        path = scenario.model or shipped_model_path(venue.name)
+        if path is None:
+            raise ScenarioError(
+                f"policy gpt: no model for venue {venue.name!r}; train one "
+                "(venuetwin train LOGS --venue ...) and set model = 'DIR/model.safetensors'"
+            )
+        return GPTPolicy(path, temperature=scenario.temperature)
+    if name == "markov":
+        return MarkovPolicy.from_logs(
+            scenario.markov_logs or scripted_logs(scenario), venue.vocabulary()
+        )
     raise ScenarioError(f"policy: unknown policy {name!r}")
+
+
+def scripted_logs(scenario: Scenario) -> list[Path]:
+    """A scripted run of the scenario (another seed) to fit a Markov policy on, cached."""
+    key = f"{scenario.load_venue().name}-{scenario.avatars}-{scenario.hours}-{scenario.seed}"
+    path = Path(tempfile.gettempdir()) / "venuetwin-markov" / f"{key}.parquet"
+    if not path.exists():
+        run = VenueModel(scenario.replace(policy="scripted", seed=scenario.seed + 10_007)).run()
+        with atomic_path(path) as tmp:
+            run.visits().to_parquet(tmp)
+    return [path]
 
 
 def build_layout(venue: Venue, scenario: Scenario, shows: list[Show]) -> Layout:
@@ -92,7 +123,7 @@ class VenueModel(mesa.Model):
         n = scenario.avatars
         arrival_s = draw_arrivals(n, scenario.arrival_window_s, scenario.arrival_profile, self.rng)
         self.needs = Needs.draw(n, venue.kinds, self.layout.show_draw, self.rng)
-        self.policy = policy or make_policy(scenario.policy)
+        self.policy = policy or make_policy(scenario, venue)
         self.policy.bind(self.layout, self.needs, np.random.default_rng(self.rng.integers(2**63)))
         self.crowd = Crowd(
             self.layout,
@@ -233,6 +264,24 @@ class VenueModel(mesa.Model):
 
     def kpis(self) -> dict[str, Any]:
         return kpi.summarise(self)
+
+    def explain(self, avatar_id: int, step: int | None = None) -> Explanation:
+        """Why ``avatar_id`` chose its next zone: its latest decision, or the last one it
+        made by the end of model step ``step``. Only GPT avatars can explain themselves."""
+        explain = getattr(self.policy, "explain", None)
+        if explain is None:
+            raise ValueError(f"policy {self.policy.name!r} cannot explain its decisions")
+        if step is None:
+            return explain(int(avatar_id))
+        until = (step + 1) * self.scenario.step_s
+        times = self.policy.decided_at[int(avatar_id)]
+        count = int(self.policy.count[int(avatar_id)])
+        made = [
+            v for v in range(max(0, count - len(times)), count) if times[v % len(times)] < until
+        ]
+        if not made:
+            raise ValueError(f"avatar {avatar_id} made no decision by step {step}")
+        return explain(int(avatar_id), made[-1])
 
     def where(self) -> dict[str, int]:
         """How many avatars are in each phase right now."""

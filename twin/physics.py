@@ -71,6 +71,7 @@ def schedule_doors(
     lift = (np.abs(slack).max() + door_free_s[door].max() + 1.0) * 4.0
     running = np.maximum.accumulate(slack + group * lift) - group * lift
     passed = rank * gap + np.maximum(door_free_s[door], running)
+    passed = np.maximum(passed, ready)  # the lift above costs a few ulps; never pass early
     last = np.r_[door[1:] != door[:-1], True]
     door_free_s[door[last]] = passed[last] + gap[last]
     out = np.empty_like(passed)

@@ -7,7 +7,8 @@ A ``Scenario`` is a typed config, built in Python or read from a TOML file::
     avatars = 10000
     hours = 4
     seed = 1
-    policy = "scripted"       # scripted | random
+    policy = "gpt"            # gpt | markov | scripted | random
+    model = "models/expo/model.safetensors"   # GPT checkpoint (default: the shipped one)
     arrival_window_h = 2.0    # arrivals spread over the first 2 hours ...
     arrival_profile = [3, 3, 2, 1]   # ... with these relative rates in equal slices
 
@@ -43,7 +44,7 @@ import tomli_w
 from llm.fileio import write_text_atomic
 from twin.venue import Venue, load_venue
 
-POLICIES: tuple[str, ...] = ("scripted", "random")
+POLICIES: tuple[str, ...] = ("gpt", "markov", "scripted", "random")
 
 
 class ScenarioError(ValueError):
@@ -80,7 +81,11 @@ class Scenario:
     hours: float = 4.0
     step_s: float = 5.0
     seed: int = 0
-    policy: str = "scripted"
+    policy: str = "gpt"
+    model: str | None = None  # GPT checkpoint (default: the venue's shipped model)
+    temperature: float = 1.0  # GPT sampling temperature
+    markov_logs: list[str] | None = None  # logs to fit the Markov policy on (default: a
+    # scripted run of this scenario)
     opening: str = "2026-06-06T18:00:00"
     arrival_window_h: float | None = None  # None: the first half of the event
     arrival_profile: list[float] = field(default_factory=lambda: [3.0, 3.0, 2.0, 1.0])
@@ -98,7 +103,7 @@ class Scenario:
             value = getattr(self, f.name)
             if f.name == "venue" and isinstance(value, Venue):
                 continue
-            if f.name == "arrival_window_h" and value is None:
+            if f.name in ("arrival_window_h", "model", "markov_logs") and value is None:
                 continue
             if expected and not _is_type(value, expected):
                 raise ScenarioError(f"<memory>: {f.name} must be {expected}, got {value!r}")
@@ -213,8 +218,9 @@ class Scenario:
             data["venue"] = self.venue.source
         if data["shows"] is None:
             del data["shows"]
-        if data["arrival_window_h"] is None:
-            del data["arrival_window_h"]
+        for optional in ("arrival_window_h", "model", "markov_logs"):
+            if data[optional] is None:
+                del data[optional]
         if data["levers"]["open_gates"] is None:
             del data["levers"]["open_gates"]
         return data
@@ -287,6 +293,9 @@ _TYPES: dict[tuple[str, str], str] = {
     ("Scenario", "step_s"): "a number",
     ("Scenario", "seed"): "a whole number",
     ("Scenario", "policy"): "text",
+    ("Scenario", "model"): "text",
+    ("Scenario", "temperature"): "a number",
+    ("Scenario", "markov_logs"): "a list of text",
     ("Scenario", "opening"): "text",
     ("Scenario", "arrival_window_h"): "a number",
     ("Scenario", "arrival_profile"): "a list of numbers",
@@ -347,6 +356,8 @@ def _check_ranges(s: Scenario, source: str) -> None:
         raise bad("patience_s", "0..3600 seconds", s.patience_s)
     if not s.step_s <= s.record_every_s <= 3600:
         raise bad("record_every_s", f"{s.step_s}..3600 seconds", s.record_every_s)
+    if not 0.05 <= s.temperature <= 10:
+        raise bad("temperature", "0.05..10", s.temperature)
     if s.seed < 0:
         raise bad("seed", ">= 0", s.seed)
     try:

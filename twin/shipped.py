@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 from llm import checkpoint
@@ -24,23 +23,17 @@ from llm.data import encode, read_logs, split
 from llm.evaluate import evaluate, format_table
 from llm.fileio import write_text_atomic
 from llm.train import TrainConfig, train
+from twin.catalog import MODELS_DIR, shipped_model_path  # noqa: F401 (re-exported)
 from twin.model import VenueModel
 from twin.scenario import Scenario
 from twin.venue import BUILTIN_VENUES, load_venue
 
-MODELS_DIR = Path(__file__).parent / "models"
 TRAIN_SEEDS = (101, 102)
 TEST_SEED = 109
 #: Visitors simulated per training run of each venue.
 AVATARS = {"concert_hall": 3000, "expo": 10000, "festival": 20000}
 HOURS = {"concert_hall": 4.0, "expo": 4.0, "festival": 6.0}
 MODEL_SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.1}
-
-
-def shipped_model_path(venue_name: str) -> Path | None:
-    """The shipped checkpoint for a built-in venue, if there is one."""
-    path = resources.files("twin").joinpath("models", f"{venue_name}.safetensors")
-    return Path(str(path)) if path.is_file() else None
 
 
 def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
@@ -53,6 +46,7 @@ def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
                 avatars=AVATARS[venue],
                 hours=HOURS[venue],
                 seed=seed,
+                policy="scripted",
                 name=f"shipped-{venue}",
             )
         ).run()

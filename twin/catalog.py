@@ -1,0 +1,14 @@
+"""Where the models shipped for the built-in venues live (``twin/models/<venue>.*``)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+def shipped_model_path(venue_name: str) -> Path | None:
+    """The shipped checkpoint for a built-in venue, if there is one."""
+    path = resources.files("twin").joinpath("models", f"{venue_name}.safetensors")
+    return Path(str(path)) if path.is_file() else None
