@@ -30,7 +30,13 @@ from agents.policy import Decision, Layout, Observation
 from agents.sampling import choose, dwell_seconds, uniforms
 from llm import checkpoint
 from llm.data import FEATURES
-from llm.features import FRUIN_LABELS, visit_features, zone_crowd
+from llm.features import (
+    DWELL_EDGES_S,
+    FRUIN_LABELS,
+    TOD_BUCKET_S,
+    visit_features,
+    zone_crowd,
+)
 from llm.vocab import ZoneVocab
 
 #: Visits remembered per avatar for explanations (the cache itself holds block_size).
@@ -110,7 +116,7 @@ class GPTPolicy:
         n = len(needs.arrived_s)
         self.tokens = np.zeros((n, MEMORY, len(FEATURES)), dtype=np.int16)
         self.count = np.zeros(n, dtype=np.int64)  # tokens kept per avatar
-        self.decided_at = np.full((n, MEMORY), np.nan)  # decision time of each visit
+        self.decided_at = np.full((n, MEMORY), np.nan, dtype=np.float32)  # when decided
         self.call_of = np.full((n, MEMORY), -1, dtype=np.int32)  # which decide() call
         self.snapshots: list[np.ndarray] = []  # crowd levels of every zone, per call
         self.chosen = np.full((n, MEMORY), -1, dtype=np.int16)
@@ -125,25 +131,20 @@ class GPTPolicy:
         dtype = self.cache_dtype or (
             torch.float32 if n * per_avatar <= FLOAT32_CACHE_BYTES else torch.float16
         )
-        self.cache = torch.zeros((0, *self.cache_shape), dtype=dtype)
-        self.avatar_in = np.zeros(0, dtype=np.int64)  # avatar of each slot (-1: free)
+        # One slot per avatar, reserved but not touched: the operating system only backs
+        # the slots in use with memory (freed slots are reused first), so the resident
+        # size follows the crowd inside, and nothing is ever copied to grow.
+        self.cache = torch.empty((n, *self.cache_shape), dtype=dtype)
+        self.avatar_in = np.full(n, -1, dtype=np.int64)  # avatar of each slot (-1: free)
+        self.lengths = torch.zeros(n, dtype=torch.long)
+        self.free = list(range(n - 1, -1, -1))
         self.calls = 0
-        self.lengths = torch.zeros(0, dtype=torch.long)
-        self.free: list[int] = []
-        self.grow(min(n, 1024))
-
-    def grow(self, slots: int) -> None:
-        """Room for ``slots`` more avatars' caches (the pool doubles as needed)."""
-        old = len(self.lengths)
-        extra = torch.zeros((slots, *self.cache_shape), dtype=self.cache.dtype)
-        self.cache = torch.cat([self.cache, extra])
-        self.avatar_in = np.concatenate([self.avatar_in, np.full(slots, -1, dtype=np.int64)])
-        self.lengths = torch.cat([self.lengths, torch.zeros(slots, dtype=torch.long)])
-        self.free.extend(range(old + slots - 1, old - 1, -1))
 
     @property
     def cache_bytes(self) -> int:
-        return self.cache.numel() * self.cache.element_size()
+        """Bytes of the caches of the avatars inside now."""
+        per_slot = self.cache[0].numel() * self.cache.element_size() if len(self.cache) else 0
+        return int((self.avatar_in >= 0).sum()) * per_slot
 
     # ------------------------------------------------------------------ decide
     def decide(self, obs: Observation) -> Decision:
@@ -207,14 +208,13 @@ class GPTPolicy:
         """Each avatar's cache slot (new avatars get one). An avatar deciding again about
         the same visit (refused at a full zone) has that visit's token taken back."""
         missing = idx[self.slot[idx] < 0]
-        if len(missing) > len(self.free):
-            self.grow(max(len(missing) - len(self.free), len(self.lengths)))
-        for avatar in missing:
-            slot = self.free.pop()
-            self.slot[avatar] = slot
-            self.avatar_in[slot] = avatar
-            self.lengths[slot] = 0
-            self.window_start[avatar] = self.count[avatar]
+        if len(missing):
+            fresh = np.array([self.free.pop() for _ in missing], dtype=np.int64)
+            self.slot[missing] = fresh
+            self.avatar_in[fresh] = missing
+            self.lengths[fresh] = 0
+            self.cache[torch.from_numpy(fresh)] = 0  # first touch of this memory
+            self.window_start[missing] = self.count[missing]
         slots = self.slot[idx]
         again = self.count[idx] > visit
         if again.any():
@@ -299,8 +299,6 @@ class GPTPolicy:
     def label(self, token: np.ndarray) -> str:
         """A visit token as a reader sees it: zone, half hour, crowd level, dwell bucket."""
         zone, _, tod, _, crowd, dwell = (int(v) for v in token)
-        from llm.features import DWELL_EDGES_S, TOD_BUCKET_S
-
         clock = int(tod * TOD_BUCKET_S)
         upper = DWELL_EDGES_S[dwell] if dwell < len(DWELL_EDGES_S) else None
         stay = f"<{_short(upper)}" if upper is not None else f">{_short(DWELL_EDGES_S[-1])}"

@@ -21,13 +21,7 @@ from twin import load_venue
 TRAINING = {"steps": 120, "val_loss": 1.234, "logs": ["visits.parquet"], "seed": 7}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and lose a lot when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def venue_vocab(name: str) -> ZoneVocab:

@@ -10,13 +10,7 @@ from llm.model import GPT, GPTConfig
 Z = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and lose a lot when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(n_layer: int = 2, dropout: float = 0.1, seed: int = 0, **kw) -> GPT:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from twin import Levers, Scenario, VenueModel
 from twin.kpis import all_waits
@@ -14,12 +13,7 @@ from twin.kpis import all_waits
 EXPO = Scenario(venue="expo", avatars=10_000, hours=4.0, seed=7)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def visit_shares(model: VenueModel) -> np.ndarray:

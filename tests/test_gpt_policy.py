@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
@@ -14,14 +13,7 @@ from twin import Scenario, VenueModel
 from twin.catalog import shipped_model_path
 from twin.crowd import IN_ZONE
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small batches run faster, and steadier beside other work, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(policy: str = "gpt", **changes) -> VenueModel:  # noqa: ANN003

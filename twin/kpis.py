@@ -39,7 +39,7 @@ class Totals:
         self.avatar_steps = 0
         self.waits_mark = 0  # chunks of crowd.waits already seen by the zones table
         self.upcoming = (np.empty(0, dtype=np.int64), np.empty(0))  # services not yet begun
-        self.person_zone_minutes = np.zeros(n_zones)  # time spent in each zone, all visitors
+        self.n_zones = n_zones
 
     def account(self, crowd: Crowd, dt: float) -> None:
         density = crowd.density()
@@ -51,7 +51,6 @@ class Totals:
         if density[z] > self.peak_density:
             self.peak_density, self.peak_zone = float(density[z]), z
         self.avatar_steps += crowd.inside
-        self.person_zone_minutes += crowd.occupancy * dt / 60.0
 
     def take_new_waits(self, crowd: Crowd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(zone, start, wait) of the visitors who joined a queue since the last call."""
@@ -68,7 +67,7 @@ class Totals:
         start = np.concatenate([self.upcoming[1], start])
         begun = start <= now
         self.upcoming = (zone[~begun], start[~begun])
-        return np.bincount(zone[begun], minlength=len(self.person_zone_minutes))
+        return np.bincount(zone[begun], minlength=self.n_zones)
 
 
 def zone_rows(model: VenueModel) -> list[dict[str, Any]]:

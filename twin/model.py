@@ -15,6 +15,8 @@ same events with Mesa's plain one-Python-call-per-agent stepping, for comparison
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -64,8 +66,12 @@ def make_policy(scenario: Scenario, venue: Venue) -> Policy:
 
 def scripted_logs(scenario: Scenario) -> list[Path]:
     """A scripted run of the scenario (another seed) to fit a Markov policy on, cached."""
-    key = f"{scenario.load_venue().name}-{scenario.avatars}-{scenario.hours}-{scenario.seed}"
-    path = Path(tempfile.gettempdir()) / "venuetwin-markov" / f"{key}.parquet"
+    venue = scenario.load_venue()
+    recipe = json.dumps(
+        [scenario.replace(venue=venue.name).to_dict(), venue.to_json()], sort_keys=True, default=str
+    )
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "venuetwin-markov" / f"{venue.name}-{key}.parquet"
     if not path.exists():
         run = VenueModel(scenario.replace(policy="scripted", seed=scenario.seed + 10_007)).run()
         with atomic_path(path) as tmp:
