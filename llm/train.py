@@ -83,6 +83,13 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def training_device() -> torch.device:
+    """This process's GPU under torchrun (LOCAL_RANK) when there is one, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def lr_at(step: int, cfg: TrainConfig, total: int) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -102,10 +109,15 @@ def batch_indices(step: int, micro: int, n_windows: int, cfg: TrainConfig) -> to
     return order[offset * per_micro : (offset + 1) * per_micro]
 
 
-def take(data: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+def take(
+    data: dict[str, torch.Tensor], idx: torch.Tensor, device: torch.device | None = None
+) -> dict[str, torch.Tensor]:
     """The windows ``idx``, trimmed to the longest of them (no work on padding)."""
     longest = int(data["length"][idx].max())
-    return {k: (v[idx][:, :longest] if v.dim() >= 2 else v[idx]) for k, v in data.items()}
+    return {
+        k: (v[idx][:, :longest] if v.dim() >= 2 else v[idx]).to(device or "cpu")
+        for k, v in data.items()
+    }
 
 
 def total_steps(n_windows: int, cfg: TrainConfig) -> int:
@@ -117,12 +129,13 @@ def total_steps(n_windows: int, cfg: TrainConfig) -> int:
 @torch.no_grad()
 def validation_loss(model: GPT, data: dict[str, torch.Tensor], batch: int = 64) -> dict:
     """Mean next-zone and dwell loss per target over a whole split (no dropout)."""
+    device = next(model.parameters()).device
     model.eval()
     zone_sum = dwell_sum = 0.0
     targets = 0
     n = len(data["length"])
     for start in range(0, n, batch):
-        part = take(data, torch.arange(start, min(n, start + batch)))
+        part = take(data, torch.arange(start, min(n, start + batch)), device)
         count = int((part["next_zone"] >= 0).sum())
         if count == 0:
             continue
@@ -216,6 +229,8 @@ def train(
     else:
         model = GPT(GPTConfig(n_zones=len(vocab), **(model_config or {})))
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    device = training_device()
+    model.to(device)
     block = model.config.block_size
     train_data, val_data = blocks(train_seqs, block), blocks(val_seqs, block)
     n_windows = len(train_data["length"])
@@ -240,7 +255,8 @@ def train(
     ddp = world_size > 1
     net: torch.nn.Module = LossOf(model)
     if ddp:
-        net = torch.nn.parallel.DistributedDataParallel(net)
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
     summary_base = {
         "logs": [str(p) for p in logs],
@@ -280,7 +296,7 @@ def train(
         scale = world_size / max(targets, 1)
         step_loss = 0.0
         for micro, idx in enumerate(micro_batches):
-            batch = take(train_data, idx[rank::world_size])
+            batch = take(train_data, idx[rank::world_size], device)
             loop["tokens"] += int(batch["length"].sum()) * world_size
             sync = micro == cfg.grad_accum - 1
             with net.no_sync() if (ddp and not sync) else contextlib.nullcontext():
@@ -448,8 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(training_device())
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         vocab = None
         if args.vocab:
