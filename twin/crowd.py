@@ -290,9 +290,8 @@ class Crowd:
         now = np.maximum(self.t_next[idx], t_start)
         retry = (self.phase[idx] == BLOCKED) & (now - self.blocked_since[idx] < self.patience_s)
         dest = self.dest[idx].copy()
-        fresh = ~retry
-        clearing = fresh & (now >= self.clearing_s)
-        fresh &= ~clearing
+        clearing = now >= self.clearing_s  # everybody out, refused or not
+        fresh = ~retry & ~clearing
         if fresh.any():
             chosen = self.ask_policy(idx[fresh], now[fresh])
             dest[fresh] = chosen.next_zone
@@ -305,6 +304,7 @@ class Crowd:
             s = idx[staying]
             self.phase[s] = IN_ZONE
             self.refused[s] = -1
+            self.blocked_since[s] = np.inf
             self.t_next[s] = now[staying] + np.maximum(self.planned_dwell[s], 5.0)
         moving = ~staying
         idx, dest, now = idx[moving], dest[moving], now[moving]
