@@ -37,7 +37,6 @@ from llm.features import (
     visit_features,
     zone_crowd,
 )
-from llm.vocab import ZoneVocab
 
 #: Visits remembered per avatar for explanations (the cache itself holds block_size).
 MEMORY = 128
@@ -47,12 +46,6 @@ TIDY_EVERY, TIDY_MARGIN = 4, 6
 #: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
 FLOAT32_CACHE_BYTES = 1 << 30
 _ZONE_DRAW, _DWELL_DRAW = 1, 2
-
-
-def layout_vocab(layout: Layout) -> ZoneVocab:
-    return ZoneVocab.from_venue(
-        layout.zones, layout.kinds, layout.area, layout.adjacency, source="this venue"
-    )
 
 
 def seconds_of_day(opening: datetime, t: np.ndarray) -> np.ndarray:
@@ -106,7 +99,7 @@ class GPTPolicy:
 
     # ------------------------------------------------------------------ set-up
     def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
-        checkpoint.check_vocab(self.ckpt.vocab, layout_vocab(layout), self.ckpt.path)
+        checkpoint.check_vocab(self.ckpt.vocab, layout.vocabulary(), self.ckpt.path)
         config = self.model.config
         self.layout = layout
         self.seed = int(rng.integers(2**62))

@@ -43,10 +43,7 @@ class MarkovPolicy:
         return cls(MarkovBaseline(encode(frame, vocab), vocab, order=order), vocab)
 
     def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
-        mine = ZoneVocab.from_venue(
-            layout.zones, layout.kinds, layout.area, layout.adjacency, source="this venue"
-        )
-        checkpoint.check_vocab(self.vocab, mine, "Markov chain")
+        checkpoint.check_vocab(self.vocab, layout.vocabulary(), "Markov chain")
         self.seed = int(rng.integers(2**62))
 
     def decide(self, obs: Observation) -> Decision:

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from agents.needs import Needs
+from llm.vocab import ZoneVocab
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class Layout:
 
     def of_kind(self, *kinds: str) -> np.ndarray:
         return np.array([i for i, k in enumerate(self.kinds) if k in kinds], dtype=np.int64)
+
+    def vocabulary(self) -> ZoneVocab:
+        """This venue's zones as a model vocabulary, to check a model against."""
+        return ZoneVocab.from_venue(
+            self.zones, self.kinds, self.area, self.adjacency, source="this venue"
+        )
 
 
 @dataclass

@@ -47,7 +47,8 @@ from llm.evaluate import evaluate, format_table  # noqa: E402
 from llm.model import GPT, GPTConfig  # noqa: E402
 from llm.train import LossOf, TrainConfig, take, train  # noqa: E402
 from twin import Scenario, VenueModel, load_venue  # noqa: E402
-from twin.shipped import MODEL_SHAPE, shipped_model_path  # noqa: E402
+from twin.catalog import shipped_model_path  # noqa: E402
+from twin.shipped import MODEL_SHAPE  # noqa: E402
 
 
 def simulate(folder: Path, venue: str, avatars: int, hours: float, seed: int) -> Path:

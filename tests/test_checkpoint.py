@@ -25,8 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def venue_vocab(name: str) -> ZoneVocab:
-    v = load_venue(name)
-    return ZoneVocab.from_venue(v.zones, v.kinds, v.area, v.adjacency, f"venue:{name}")
+    return load_venue(name).vocabulary()
 
 
 @pytest.fixture(scope="module")

@@ -140,7 +140,7 @@ def expo(tmp_path_factory) -> tuple[ZoneVocab, Sequences, Sequences]:
     path = tmp_path_factory.mktemp("expo") / "visits.parquet"
     model.visits().to_parquet(path)
     v = model.venue
-    vocab = ZoneVocab.from_venue(v.zones, v.kinds, v.area, v.adjacency, "venue:expo")
+    vocab = v.vocabulary()
     train, _, test = split(encode(read_logs([path]), vocab))
     return vocab, train, test
 

@@ -31,8 +31,7 @@ def twin_visits() -> pd.DataFrame:
 
 
 def venue_vocab(name: str) -> ZoneVocab:
-    v = load_venue(name)
-    return ZoneVocab.from_venue(v.zones, v.kinds, v.area, v.adjacency, f"venue:{name}")
+    return load_venue(name).vocabulary()
 
 
 def write_csv(tmp_path, name: str, text: str):

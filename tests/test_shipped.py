@@ -6,7 +6,7 @@ import pytest
 
 from llm import checkpoint
 from twin import load_venue
-from twin.shipped import shipped_model_path
+from twin.catalog import shipped_model_path
 from twin.venue import BUILTIN_VENUES
 
 

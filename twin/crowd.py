@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.avatar import PHASES  # noqa: F401  (re-exported: one list of phase names)
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation, Policy
 from agents.sampling import choose, uniforms

@@ -12,7 +12,6 @@ from twin.crowd import Crowd
 if TYPE_CHECKING:
     from twin.model import VenueModel
 
-PHASE_NAMES = ("pending", "in_zone", "blocked", "leaving", "walking", "left")
 ZONE_COLUMNS = (
     "time_s",
     "zone",

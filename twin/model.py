@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
+from agents.avatar import PHASES
 from agents.gpt_policy import Explanation, GPTPolicy
 from agents.markov_policy import MarkovPolicy
-from llm.features import FRUIN_LABELS
 from llm.fileio import atomic_path
 from llm.logschema import visits_frame
 from twin import kpis as kpi
@@ -292,8 +292,4 @@ class VenueModel(mesa.Model):
     def where(self) -> dict[str, int]:
         """How many avatars are in each phase right now."""
         counts = np.bincount(self.crowd.phase, minlength=6)
-        return {name: int(c) for name, c in zip(kpi.PHASE_NAMES, counts, strict=True)}
-
-    @property
-    def fruin_labels(self) -> list[str]:
-        return [FRUIN_LABELS[level] for level in self.crowd.crowd_levels()]
+        return {name: int(c) for name, c in zip(PHASES, counts, strict=True)}

@@ -23,7 +23,7 @@ from llm.data import encode, read_logs, split
 from llm.evaluate import evaluate, format_table
 from llm.fileio import write_text_atomic
 from llm.train import TrainConfig, train
-from twin.catalog import MODELS_DIR, shipped_model_path  # noqa: F401 (re-exported)
+from twin.catalog import MODELS_DIR
 from twin.model import VenueModel
 from twin.scenario import Scenario
 from twin.venue import BUILTIN_VENUES, load_venue
