@@ -1,9 +1,10 @@
-# venuetwin: `make run` sets up and runs the main job; `make test` sets up and runs the tests.
+# venuetwin: `make run` sets up and opens the dashboard; `make test` sets up and runs the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup run simulate test lint bench bench-gpt model venues clean
+.PHONY: setup browser run dashboard simulate test lint bench bench-gpt bench-optimize model \
+	venues clean
 
 setup: $(VENV)/.installed
 
@@ -16,12 +17,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-run: simulate
+# The browser test drives Debian's chromium (never a downloaded browser build).
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+run: dashboard
+
+# The dashboard on http://localhost:8501 with the built-in venues and the shipped models.
+dashboard: setup
+	$(BIN)/streamlit run dashboards/app.py
 
 simulate: setup
 	$(BIN)/venuetwin simulate --out runs/default
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -34,6 +46,9 @@ bench: setup
 
 bench-gpt: setup
 	$(BIN)/python bench/bench_gpt.py all
+
+bench-optimize: setup
+	$(BIN)/python bench/bench_optimize.py
 
 # Rebuild the shipped avatar models (twin/models/*.safetensors) from scripted logs.
 model: setup

@@ -7,18 +7,18 @@ the avatar's history. When a slot is full, its last ``block_size / 2`` visits ar
 re-encoded into the start of the slot, exactly as training cut long trajectories into
 half-overlapping windows. The tokens are built by ``llm.features.visit_features``, the
 same function that reads the training logs, so an avatar sees live what the model saw in
-training, including the crowd level of every zone it could go to.
+training, including the crowd level and queue wait of every zone it could go to.
 
 Draws come from a counter-based hash of (seed, avatar, visit), so a run is reproducible
 whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
 attention weights of every layer and head; nothing is captured for it unless asked,
-beyond the visit tokens and crowd levels the policy keeps anyway.
+beyond the visit tokens and the zones' states the policy keeps anyway.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,10 @@ from llm.data import FEATURES
 from llm.features import (
     DWELL_EDGES_S,
     FRUIN_LABELS,
+    N_CROWD,
     TOD_BUCKET_S,
+    WAIT_LABELS,
+    option_state,
     visit_features,
     zone_crowd,
 )
@@ -65,6 +68,8 @@ class Explanation:
     attention: np.ndarray  # (layers, heads, T, T) attention weights over the context
     candidates: list[tuple[str, float]]  # legal next zones with probabilities, best first
     chosen: str | None  # the zone actually chosen next (None if not yet known)
+    #: What each candidate showed the avatar (crowd level, queue wait), as candidates.
+    shown: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +80,7 @@ class Explanation:
             "attention": self.attention.tolist(),
             "candidates": self.candidates,
             "chosen": self.chosen,
+            "shown": self.shown,
         }
 
 
@@ -111,7 +117,9 @@ class GPTPolicy:
         self.count = np.zeros(n, dtype=np.int64)  # tokens kept per avatar
         self.decided_at = np.full((n, MEMORY), np.nan, dtype=np.float32)  # when decided
         self.call_of = np.full((n, MEMORY), -1, dtype=np.int32)  # which decide() call
-        self.snapshots: list[np.ndarray] = []  # crowd levels of every zone, per call
+        #: Option states of every zone at each decide() call (rows grow as calls come).
+        self.states = np.zeros((256, layout.n_zones), dtype=np.int8)
+        self.n_states = 0
         self.chosen = np.full((n, MEMORY), -1, dtype=np.int16)
         self.window_start = np.zeros(n, dtype=np.int64)  # first visit in each live cache
         self.context_of = np.zeros((n, MEMORY), dtype=np.int8)  # visits in context - 1
@@ -156,14 +164,14 @@ class GPTPolicy:
         self.rewindow(idx, slots)
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
         self.remember(idx, visit, stacked, obs.now_s)
-        crowd = zone_crowd(obs.occupancy, self.area)
-        self.snapshots.append(crowd.astype(np.int8))
-        self.call_of[idx, visit % MEMORY] = len(self.snapshots) - 1
+        state = option_state(zone_crowd(obs.occupancy, self.area), obs.queue_wait_s)
+        self.call_of[idx, visit % MEMORY] = self.keep_state(state)
 
         slots_t = torch.from_numpy(slots)
         lengths = self.lengths[slots_t]
-        options = torch.from_numpy(crowd.astype(np.int64)).expand(len(idx), -1)
-        cache = self.cache[slots_t].float()
+        options = torch.from_numpy(state.astype(np.int64)).expand(len(idx), -1)
+        width = int(lengths.max()) + 1  # no avatar here looks further back than this
+        cache = self.cache[slots_t, :, :, :, :width].float()
         with torch.no_grad():
             logits, hidden, _ = self.model.decode_step(
                 {f: torch.from_numpy(token[f]) for f in FEATURES}, options, cache, lengths
@@ -231,13 +239,22 @@ class GPTPolicy:
         positions = (self.count[who, None] - self.keep + np.arange(self.keep)) % MEMORY
         recent = self.tokens[who[:, None], positions].astype(np.int64)  # (b, keep, F)
         tokens = {f: torch.from_numpy(recent[:, :, i]) for i, f in enumerate(FEATURES)}
+        options = torch.from_numpy(self.states[self.call_of[who[:, None], positions]])
         with torch.no_grad():
-            past = self.model(tokens, mask_illegal=False).past
+            past = self.model(tokens, options, mask_illegal=False).past
         for layer, (k, v) in enumerate(past):
             self.cache[where, layer, 0, :, : self.keep] = k.to(self.cache.dtype)
             self.cache[where, layer, 1, :, : self.keep] = v.to(self.cache.dtype)
         self.lengths[where] = self.keep
         self.window_start[who] = self.count[who] - self.keep
+
+    def keep_state(self, state: np.ndarray) -> int:
+        """Store one call's option states of every zone; its row number."""
+        if self.n_states == len(self.states):
+            self.states = np.concatenate([self.states, np.zeros_like(self.states)])
+        self.states[self.n_states] = state
+        self.n_states += 1
+        return self.n_states - 1
 
     def remember(
         self, idx: np.ndarray, visit: np.ndarray, token: np.ndarray, now: np.ndarray
@@ -268,8 +285,8 @@ class GPTPolicy:
         rows = np.arange(start, visit + 1) % MEMORY
         tokens = self.tokens[avatar, rows].astype(np.int64)
         feed = {f: torch.from_numpy(tokens[None, :, i]) for i, f in enumerate(FEATURES)}
-        crowd = self.snapshots[int(self.call_of[avatar, visit % MEMORY])]
-        options = torch.from_numpy(np.broadcast_to(crowd, (1, len(rows), len(crowd))).copy())
+        options = torch.from_numpy(self.states[self.call_of[avatar, rows]][None])
+        state = self.states[self.call_of[avatar, visit % MEMORY]]
         with torch.no_grad():
             out = self.model(feed, options, need_weights=True, mask_illegal=False)
         last_zone = int(tokens[-1, 0])
@@ -277,7 +294,8 @@ class GPTPolicy:
         probs = self.probabilities(out.zone_logits[:, -1], legal)[0]
         names = self.layout.zones
         order = np.argsort(-probs)
-        candidates = [(names[z], float(probs[z])) for z in order if probs[z] > 0]
+        shown = [z for z in order if probs[z] > 0]
+        candidates = [(names[z], float(probs[z])) for z in shown]
         chosen = int(self.chosen[avatar, visit % MEMORY])
         return Explanation(
             avatar=avatar,
@@ -287,6 +305,7 @@ class GPTPolicy:
             attention=torch.stack(out.attention)[:, 0].numpy(),
             candidates=candidates,
             chosen=names[chosen] if chosen >= 0 else None,
+            shown=[describe_option(int(state[z])) for z in shown],
         )
 
     def label(self, token: np.ndarray) -> str:
@@ -299,6 +318,11 @@ class GPTPolicy:
             f"{self.layout.zones[zone]} {clock // 3600:02d}:{clock % 3600 // 60:02d} "
             f"{FRUIN_LABELS[crowd]} {stay}"
         )
+
+
+def describe_option(state: int) -> str:
+    """What a candidate zone showed, from its option state: "crowd B, queue <5 min"."""
+    return f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
 
 
 def _short(seconds: float) -> str:

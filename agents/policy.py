@@ -66,6 +66,7 @@ class Observation:
     history: np.ndarray  # (B, H) previous zones, most recent last, -1 where none
     occupancy: np.ndarray  # (Z,) persons in each zone now
     crowd: np.ndarray  # (Z,) Fruin level 0 (A) .. 5 (F) of each zone now
+    queue_wait_s: np.ndarray  # (Z,) seconds a visitor joining each zone's queue now waits
 
     def __len__(self) -> int:
         return len(self.avatar)

@@ -4,7 +4,9 @@ The scripted visitor is the behaviour generator for synthetic logs. Its choices 
 its whole history, not only on where it stands, so a sequence model has something to learn
 that a Markov chain cannot: booths already seen are not revisited, thirst and bladder grow
 since the last bar or restroom, fatigue grows since arrival (lounges help), it heads to a
-stage before a show it came for, avoids zones at Fruin level E or F, and leaves when tired,
+stage before a show it came for, avoids zones at Fruin level E or F, weighs a queue's
+wait against the walk to another bar or restroom (again at its door, where it sees the
+queue), and leaves when tired,
 at closing, or after the headline show it came for. Every step works on arrays over the
 deciding avatars; nothing loops over avatars in Python.
 """
@@ -26,6 +28,8 @@ SHOW_LEAD_S = 900.0
 CLOSING_LEAD_S = 900.0
 #: Typical walking speed used to plan (metres per second).
 PLANNING_SPEED = 1.2
+#: A queue this many seconds long makes an attraction e (2.7) times less tempting.
+QUEUE_AVERSION_S = 600.0
 #: Mean stay (seconds) at a zone that is the visitor's goal, by kind; after service for
 #: service zones.
 GOAL_DWELL_S: dict[str, float] = {
@@ -73,7 +77,9 @@ class ScriptedPolicy:
         goal[self.given_up[idx, np.maximum(goal, 0)]] = -1
 
         show_goal, show_end, show_soon = self.wanted_show(idx, now)
+        self.queue_wait_s = obs.queue_wait_s
         goal = self.choose_goal(idx, zone, now, goal, crowded, show_goal, show_soon)
+        goal = self.balk(zone, goal, crowded)
         self.goal[idx] = goal
 
         next_zone = self.layout.next_hop[zone, goal]
@@ -136,9 +142,10 @@ class ScriptedPolicy:
         )
         new = np.where(leaving, self.nearest(zone, self.exits, crowded), -1)
         new = np.where((new < 0) & show_soon, show_goal, new)
+        here = self.kinds[zone]  # the visit ending here has just met that need
         for wanted, places in (
-            (needs.bladder(idx, now) >= 1.0, self.restrooms),
-            (needs.thirst(idx, now) >= 1.0, self.bars),
+            ((needs.bladder(idx, now) >= 1.0) & (here != "restroom"), self.restrooms),
+            ((needs.thirst(idx, now) >= 1.0) & (here != "bar"), self.bars),
             ((fatigue >= 0.7) & (needs.rested_s[idx] < 600.0), self.lounges),
         ):
             if len(places):
@@ -155,7 +162,8 @@ class ScriptedPolicy:
             interest = needs.interest[ex_idx]
             worth = (interest >= MIN_INTEREST) & ~needs.seen[ex_idx] & ~crowded[None, :]
             worth &= ~self.given_up[ex_idx]
-            weights = interest * worth * nearness
+            patience = np.exp(-self.queue_wait_s / QUEUE_AVERSION_S)[None, :]
+            weights = interest * worth * nearness * patience
             weights[np.arange(len(ex_zone)), ex_zone] = 0.0
             picked = sample_rows(weights, self.rng)
             # Nothing left worth seeing: wait for a show still to come, or go home.
@@ -163,6 +171,21 @@ class ScriptedPolicy:
             picked = np.where(picked < 0, self.nearest(ex_zone, self.exits, crowded), picked)
             new[explore] = picked
         return new
+
+    def balk(self, zone: np.ndarray, goal: np.ndarray, crowded: np.ndarray) -> np.ndarray:
+        """At the door of a bar or restroom, the visitor sees its queue and weighs it again:
+        another one is taken if walking there and waiting is quicker (balking)."""
+        hop = self.layout.next_hop
+        at_door = (goal >= 0) & (hop[zone, np.maximum(goal, 0)] == goal)
+        new = goal.copy()
+        for places in (self.bars, self.restrooms):
+            if len(places) > 1:
+                turn = at_door & np.isin(goal, places)
+                if turn.any():
+                    new[turn] = self.nearest(zone[turn], places, crowded)
+        # Not through the queue it turns away from.
+        through = (new >= 0) & (hop[zone, np.maximum(new, 0)] == goal)
+        return np.where(through, goal, new)
 
     def headline_over(self, idx: np.ndarray, now: np.ndarray) -> np.ndarray:
         """True where a headline show the avatar came for has ended."""
@@ -173,10 +196,12 @@ class ScriptedPolicy:
         return (over & self.needs.show_wanted[idx]).any(axis=1)
 
     def nearest(self, zone: np.ndarray, places: np.ndarray, crowded: np.ndarray) -> np.ndarray:
-        """The closest of ``places`` from each zone, avoiding crowded ones when possible."""
+        """The closest of ``places`` from each zone, counting a queue's wait as the walk it
+        is worth, and avoiding crowded ones when possible."""
         if len(places) == 0:
             return np.full(len(zone), -1)
-        cost = self.layout.distance[zone][:, places] + 1e5 * crowded[places][None, :]
+        queue_m = PLANNING_SPEED * self.queue_wait_s[places]
+        cost = self.layout.distance[zone][:, places] + queue_m + 1e5 * crowded[places][None, :]
         best = np.argmin(cost, axis=1)
         return np.where(np.isfinite(cost[np.arange(len(zone)), best]), places[best], -1)
 

@@ -66,6 +66,7 @@ class Walk:
         self.visits = np.ones(n, dtype=np.int64)
         self.entered = np.zeros(n)
         self.occupancy = rng.integers(0, 400, size=(len(layout.zones),))
+        self.queue_wait_s = rng.exponential(120.0, size=len(layout.zones))
         self.rng = rng
 
     def observation(self, now: float, which: np.ndarray) -> Observation:
@@ -85,6 +86,7 @@ class Walk:
             history=history,
             occupancy=self.occupancy,
             crowd=crowd_level(self.occupancy / lay.area),
+            queue_wait_s=self.queue_wait_s,
         )
 
     def advance(self, which: np.ndarray, next_zone: np.ndarray, now: float) -> None:

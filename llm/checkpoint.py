@@ -25,7 +25,7 @@ from llm.fileio import atomic_path
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: candidates show their queue wait (option_state)
 METADATA_KEY = "venuetwin"
 
 
@@ -43,6 +43,7 @@ def feature_spec() -> dict[str, Any]:
         "stay_bucket_s": features.STAY_BUCKET_S,
         "n_stay": features.N_STAY,
         "dwell_edges_s": list(features.DWELL_EDGES_S),
+        "wait_edges_s": list(features.WAIT_EDGES_S),
     }
 
 
@@ -92,7 +93,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format version {meta.get('format_version')!r}, this venuetwin reads "
-            f"{FORMAT_VERSION}"
+            f"{FORMAT_VERSION}: retrain it with venuetwin train"
         )
     for key in ("config", "vocab", "features"):
         if key not in meta:
@@ -174,20 +175,26 @@ def check_vocab(vocab: ZoneVocab, venue: ZoneVocab, where: str) -> None:
 def transfer(source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None) -> GPT:
     """A model for ``vocab`` initialised from ``source`` (fine-tuning on another venue).
 
-    Everything carries over except the zones' own embeddings: zones with the same name and
-    kind keep theirs, new zones start at zero, so they begin as "their kind".
+    Everything carries over except what belongs to a zone (its embedding, its vectors in
+    the venue view): zones with the same name and kind keep theirs, new zones start at
+    zero, so they begin as "their kind".
     """
+    per_zone = ("zone_emb.weight", "venue_state.weight")
     config = GPTConfig(**{**source.model.config.to_dict(), "n_zones": len(vocab)})
     if dropout is not None:
         config.dropout = dropout
     model = GPT(config)
-    state = {k: v for k, v in source.model.state_dict().items() if k != "zone_emb.weight"}
+    state = {k: v for k, v in source.model.state_dict().items() if k not in per_zone}
     model.load_state_dict(state, strict=False)
+    old_view = source.model.venue_state.weight.view(len(source.vocab), config.n_options, -1)
+    new_view = model.venue_state.weight.view(len(vocab), config.n_options, -1)
     with torch.no_grad():
         model.zone_emb.weight.zero_()
+        new_view.zero_()
         for i, (name, kind) in enumerate(zip(vocab.names, vocab.kinds, strict=True)):
             j = source.vocab.index.get(name)
             if j is not None and source.vocab.kinds[j] == kind:
                 model.zone_emb.weight[i] = source.model.zone_emb.weight[j]
+                new_view[i] = old_view[j]
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
     return model

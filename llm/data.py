@@ -3,13 +3,14 @@
 ``read_logs`` takes CSV or Parquet files in the visit-log contract (``llm.logschema``),
 maps other column names, parses unix seconds, milliseconds or ISO-8601 timestamps, and
 derives what is missing: dwell from the next visit, occupancy by counting the visits that
-overlap in the log itself. Bad input is refused with a ``LogError`` naming the file, the
-row and the column.
+overlap in the log itself, queue waits as 0 (unknown). Bad input is refused with a
+``LogError`` naming the file, the row and the column.
 
 ``encode`` turns a read log into one token per visit (``llm.features.visit_features``)
-plus, for every visit, the crowd level of every zone when it ended (the moment the
-avatar chose where to go next). ``split`` divides trajectories (never visits) into
-train/validation/test, and ``blocks`` packs them into fixed-length tensors.
+plus, for every visit, what it could see of every zone when it ended (the moment the
+avatar chose where to go next): the crowd level and the queue wait a newcomer would have.
+``split`` divides trajectories (never visits) into train/validation/test, and ``blocks``
+packs them into fixed-length tensors.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llm.features import visit_features, zone_crowd
+from llm.features import option_state, queue_wait, visit_features, zone_crowd
 from llm.vocab import ZoneVocab
 
 #: Timestamps above this many are milliseconds since 1970 (1e11 s would be year 5138).
@@ -59,7 +60,7 @@ def read_log(
 ) -> pd.DataFrame:
     """One log as a frame sorted by trajectory and time, with columns ``trajectory``,
     ``avatar_id``, ``run_id``, ``timestamp``, ``zone``, ``dwell_s``, ``occupancy``,
-    ``zone_kind`` (if given), ``seconds_of_day``, ``since_arrival_s`` and ``row`` (the
+    ``wait_s``, ``zone_kind`` (if given), ``seconds_of_day``, ``since_arrival_s`` and ``row`` (the
     1-based row in the file)."""
     path = Path(path)
     raw = _load_table(path)
@@ -79,6 +80,7 @@ def read_log(
     frame = frame.sort_values(["trajectory", "timestamp"], kind="stable").reset_index(drop=True)
     frame["dwell_s"] = _dwell(frame, path)
     frame["occupancy"] = _occupancy(frame, path)
+    frame["wait_s"] = _wait(frame, path)
     stamps = frame["timestamp"]
     frame["seconds_of_day"] = (stamps - stamps.dt.normalize()).dt.total_seconds()
     first = frame.groupby("trajectory")["timestamp"].transform("min")
@@ -126,7 +128,7 @@ def _canonical_columns(raw: pd.DataFrame, path: Path, columns: Columns) -> pd.Da
             )
     frame = raw.rename(columns=mapping)
     keep = ["avatar_id", "timestamp", "zone"] + [
-        c for c in ("dwell_s", "occupancy", "run_id", "zone_kind") if c in frame.columns
+        c for c in ("dwell_s", "occupancy", "wait_s", "run_id", "zone_kind") if c in frame.columns
     ]
     return frame[keep].copy()
 
@@ -182,7 +184,7 @@ def _dwell(frame: pd.DataFrame, path: Path) -> pd.Series:
     bad = frame["dwell_s"].notna() & given.isna() | (given < 0)
     if bad.any():
         row = int(frame.loc[bad, "row"].iloc[0])
-        value = frame.loc[bad, "dwell_s"].iloc[0]
+        value = _plain(frame.loc[bad, "dwell_s"].iloc[0])
         raise LogError(f"{path}: row {row}, column 'dwell_s': {value!r} is not a dwell >= 0")
     return given.fillna(derived).astype(np.float64)
 
@@ -194,7 +196,7 @@ def _occupancy(frame: pd.DataFrame, path: Path) -> pd.Series:
         bad = given.isna() | (given < 0)
         if bad.any():
             row = int(frame.loc[bad, "row"].iloc[0])
-            value = frame.loc[bad, "occupancy"].iloc[0]
+            value = _plain(frame.loc[bad, "occupancy"].iloc[0])
             raise LogError(f"{path}: row {row}, column 'occupancy': {value!r} is not a count")
         return given.astype(np.int64)
     start = _seconds(frame["timestamp"])
@@ -205,6 +207,26 @@ def _occupancy(frame: pd.DataFrame, path: Path) -> pd.Series:
         t = start[rows]
         counts[rows] = np.searchsorted(starts, t, "right") - np.searchsorted(ends, t, "right")
     return pd.Series(np.maximum(counts, 1), index=frame.index)
+
+
+def _wait(frame: pd.DataFrame, path: Path) -> pd.Series:
+    """Seconds each visit queued before service: the log's, else 0 (not known)."""
+    if "wait_s" not in frame:
+        return pd.Series(0.0, index=frame.index)
+    given = pd.to_numeric(frame["wait_s"], errors="coerce")
+    bad = frame["wait_s"].notna() & given.isna() | (given < 0) | (given > frame["dwell_s"] + 1e-6)
+    if bad.any():
+        row = int(frame.loc[bad, "row"].iloc[0])
+        value = _plain(frame.loc[bad, "wait_s"].iloc[0])
+        raise LogError(
+            f"{path}: row {row}, column 'wait_s': {value!r} is not a wait between 0 and the dwell"
+        )
+    return given.fillna(0.0).astype(np.float64)
+
+
+def _plain(value: object) -> object:
+    """A cell as its reader wrote it (90.0, not np.float64(90.0))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _seconds(stamps: pd.Series) -> np.ndarray:
@@ -228,7 +250,7 @@ class Sequences:
     """Every visit of a set of trajectories, one token each, trajectory after trajectory."""
 
     features: dict[str, np.ndarray]  # name -> (N,) int64, see llm.features.visit_features
-    options_crowd: np.ndarray  # (N, Z) int8: crowd level of every zone when the visit ended
+    options: np.ndarray  # (N, Z) int8: option state of every zone when the visit ended
     dwell_s: np.ndarray  # (N,) float64 seconds
     offsets: np.ndarray  # (n_trajectories + 1,) start of each trajectory
     keys: np.ndarray  # (n_trajectories,) trajectory names
@@ -247,7 +269,7 @@ class Sequences:
         lengths = ends - starts
         return Sequences(
             features={k: v[rows] for k, v in self.features.items()},
-            options_crowd=self.options_crowd[rows],
+            options=self.options[rows],
             dwell_s=self.dwell_s[rows],
             offsets=np.concatenate([[0], np.cumsum(lengths)]),
             keys=self.keys[which],
@@ -260,7 +282,7 @@ class Sequences:
 
 
 def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
-    """Tokens for every visit of a read log, with the crowd at every zone at decision time."""
+    """Tokens for every visit of a read log, with what every zone showed at decision time."""
     zone = frame["zone"].map(vocab.index).to_numpy()
     if np.isnan(zone.astype(np.float64)).any():
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
@@ -278,30 +300,36 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
     return Sequences(
         features=features,
-        options_crowd=_crowd_at_decisions(frame, zone, vocab),
+        options=_options_at_decisions(frame, zone, vocab),
         dwell_s=frame["dwell_s"].to_numpy(np.float64),
         offsets=np.r_[starts, len(frame)],
         keys=trajectory[starts],
     )
 
 
-def _crowd_at_decisions(frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVocab) -> np.ndarray:
-    """(N, Z) crowd level of every zone at the moment each visit ended, counted from the
-    visits of the same run (a visit ending at that moment still counts, as live)."""
+def _options_at_decisions(frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVocab) -> np.ndarray:
+    """(N, Z) option state (``llm.features.option_state``) of every zone at the moment each
+    visit ended, from the visits of the same run: the persons present (a visit ending at
+    that moment still counts, as live) and the wait until the last to queue is served."""
     start = _seconds(frame["timestamp"])
     end = start + frame["dwell_s"].to_numpy()
-    levels = np.zeros((len(frame), len(vocab)), dtype=np.int8)
+    served = start + frame["wait_s"].to_numpy()
+    states = np.zeros((len(frame), len(vocab)), dtype=np.int8)
     for _, rows in frame.groupby("run_id").indices.items():
         occupancy = np.zeros((len(rows), len(vocab)), dtype=np.int64)
+        last_served = np.full((len(rows), len(vocab)), -np.inf)
         decided = end[rows]
         for z in np.unique(zone[rows]):
             here = rows[zone[rows] == z]
-            starts, ends = np.sort(start[here]), np.sort(end[here])
-            occupancy[:, z] = np.searchsorted(starts, decided, "right") - np.searchsorted(
-                ends, decided, "left"
-            )
-        levels[rows] = zone_crowd(np.maximum(occupancy, 0), vocab.area[None, :])
-    return levels
+            order = np.argsort(start[here], kind="stable")
+            starts, ends = start[here][order], np.sort(end[here])
+            begun = np.searchsorted(starts, decided, "right")
+            occupancy[:, z] = begun - np.searchsorted(ends, decided, "left")
+            latest = np.r_[-np.inf, np.maximum.accumulate(served[here][order])]
+            last_served[:, z] = latest[begun]
+        crowd = zone_crowd(np.maximum(occupancy, 0), vocab.area[None, :])
+        states[rows] = option_state(crowd, queue_wait(last_served, decided[:, None]))
+    return states
 
 
 def split(
@@ -330,7 +358,7 @@ FEATURES = ("zone", "kind", "tod", "stay", "crowd", "dwell")
 def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     """Fixed-length windows of trajectories as tensors.
 
-    Each window holds the six token features (B, T), ``options`` (B, T, Z) crowd levels,
+    Each window holds the six token features (B, T), ``options`` (B, T, Z) option states,
     the targets ``next_zone`` and ``next_dwell`` (B, T; -1 where there is none) and
     ``length``. A trajectory longer than the window is cut into windows overlapping by
     half, and each target is counted in one window only.
@@ -343,7 +371,7 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
         while begin + block_size < e:
             begin += stride
             windows.append((begin, min(int(e), begin + block_size), block_size - stride))
-    n, z = len(windows), seqs.options_crowd.shape[1]
+    n, z = len(windows), seqs.options.shape[1]
     out = {name: np.zeros((n, block_size), dtype=np.int64) for name in FEATURES}
     out["options"] = np.zeros((n, block_size, z), dtype=np.int8)
     out["next_zone"] = np.full((n, block_size), -1, dtype=np.int64)
@@ -357,7 +385,7 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
         out["length"][w] = length
         for name in FEATURES:
             out[name][w, :length] = seqs.features[name][s:e]
-        out["options"][w, :length] = seqs.options_crowd[s:e]
+        out["options"][w, :length] = seqs.options[s:e]
         has_next = np.arange(s, e) + 1 < ends[s:e]
         positions = np.arange(length)
         keep = has_next & (positions >= first)

@@ -280,12 +280,18 @@ def typical_crowd(train: Sequences, n_zones: int) -> np.ndarray:
     return typical
 
 
+def typical_options(train: Sequences) -> np.ndarray:
+    """(Z,) the option state (crowd level, queue wait) each zone showed most often at the
+    training decisions: what sampled visits, which have no crowd around them, are shown."""
+    return np.array([np.bincount(column).argmax() for column in train.options.T.astype(np.int64)])
+
+
 class GPTPredictor:
     """A ``GPT`` behind the ``Predictor`` interface (eval mode, no gradients).
 
     Sampled visits after the first get the zone's kind, time advanced by the sampled dwell's
     typical seconds plus ``WALK_S`` of walking, and the zone's typical crowd level (from
-    ``train``), which is also every candidate zone's crowd level.
+    ``train``); every zone shows the option state it showed most often in ``train``.
     """
 
     def __init__(
@@ -294,6 +300,7 @@ class GPTPredictor:
         self.model, self.vocab, self.batch_size = model, vocab, batch_size
         self.device = next(model.parameters()).device
         self.typical = typical_crowd(train, len(vocab))
+        self.typical_options = typical_options(train)
         self.stop = stop_zones(vocab)
 
     @torch.no_grad()
@@ -343,8 +350,9 @@ class GPTPredictor:
             name: torch.as_tensor(seqs.features[name][first], device=device).view(b, 1)
             for name in FEATURES
         }
-        options = torch.as_tensor(seqs.options_crowd[first], device=device).view(b, 1, z_count)
-        typical_options = typical.view(1, 1, z_count).expand(b, 1, z_count)
+        options = torch.as_tensor(seqs.options[first], device=device).view(b, 1, z_count)
+        shown = torch.as_tensor(self.typical_options, device=device)
+        typical_options = shown.view(1, 1, z_count).expand(b, 1, z_count)
         # Clocks at the start of the current visit, and its length (the first one's is known).
         day_s = (seqs.features["tod"][first] + 0.5) * TOD_BUCKET_S
         since_s = np.zeros(b)

@@ -92,6 +92,21 @@ DWELL_CENTRES_S: tuple[float, ...] = tuple(
     for lo, hi in zip((1.0, *DWELL_EDGES_S), (*DWELL_EDGES_S, 2 * DWELL_EDGES_S[-1]), strict=True)
 )
 N_CROWD = len(FRUIN_BOUNDS) + 1
+#: Queue-wait levels of a candidate zone: upper bounds in seconds of the wait a visitor
+#: joining now would have (the last bound open-ended). Level 0: no queue to speak of.
+WAIT_EDGES_S: tuple[float, ...] = (20, 45, 90, 180, 360, 900)
+WAIT_LABELS: tuple[str, ...] = (
+    "none",
+    "<45 s",
+    "<1.5 min",
+    "<3 min",
+    "<6 min",
+    "<15 min",
+    "15+ min",
+)
+N_WAIT = len(WAIT_EDGES_S) + 1
+#: What the model sees of each candidate zone: its crowd level and its queue-wait level.
+N_OPTION = N_CROWD * N_WAIT
 
 
 def tod_bucket(seconds_of_day: np.ndarray) -> np.ndarray:
@@ -112,6 +127,26 @@ def dwell_bucket(dwell_s: np.ndarray) -> np.ndarray:
 def zone_crowd(occupancy: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Crowd level (Fruin, 0..5) of zones from persons present and their areas."""
     return crowd_level(np.asarray(occupancy, dtype=np.float64) / np.asarray(area))
+
+
+def wait_level(wait_s: np.ndarray | float) -> np.ndarray:
+    """Queue-wait level 0 (none) .. 6 (15 minutes or more) from seconds."""
+    return np.searchsorted(np.asarray(WAIT_EDGES_S), np.asarray(wait_s), side="left").astype(
+        np.int8
+    )
+
+
+def queue_wait(last_service_start_s: np.ndarray, now_s: np.ndarray | float) -> np.ndarray:
+    """Seconds a visitor joining each zone's queue now would wait, as a venue's wait sign
+    shows it: until the last visitor who joined is served (0 where nobody waits). From a log
+    that is the latest ``timestamp + wait_s`` of the zone's visits begun by ``now_s``; live,
+    the latest start of service the zone has handed out."""
+    return np.maximum(np.asarray(last_service_start_s, dtype=np.float64) - now_s, 0.0)
+
+
+def option_state(crowd: np.ndarray, wait_s: np.ndarray) -> np.ndarray:
+    """What the model sees of a candidate zone: one index for (crowd level, wait level)."""
+    return (np.asarray(crowd, dtype=np.int64) + N_CROWD * wait_level(wait_s)).astype(np.int8)
 
 
 def visit_features(

@@ -5,15 +5,19 @@ What a token is
 One token per *visit*. Its embedding is the sum of embeddings of the zone, the zone's kind,
 the time of day (half hours), the time since the avatar arrived (quarter hours), the crowd
 level where it stood (Fruin A..F on entry) and how long it stayed (log-spaced buckets),
-plus a learned position. So a trajectory of 30 visits is 30 tokens, not hundreds of
+plus a learned position, plus what the venue showed when the visit ended and the avatar
+chose where to go next: every zone's crowd and queue wait (``venue_view``), so an avatar
+can head for the bar with the short queue, not only turn away at the door of a long one.
+So a trajectory of 30 visits is 30 tokens, not hundreds of
 characters; contexts stay short, a live decision adds one token, and the attention is
 readable: it says which earlier visits mattered for the next move.
 
 Heads
 -----
 - **Next zone**: the hidden state is scored against every zone's *output embedding*,
-  zone + kind embedding (tied with the input), plus a learned vector for the crowd level
-  that candidate zone has at that moment. Moves the venue does not allow are masked out.
+  zone + kind embedding (tied with the input), plus a learned vector for what that
+  candidate zone shows at that moment: its crowd level and its queue wait
+  (``llm.features.option_state``). Moves the venue does not allow are masked out.
   Because a zone is "its kind plus itself", a model trained on one venue fine-tunes on
   another: kinds, time, crowd and dwell carry over, new zones start from their kind.
 - **Next dwell**: given the next zone (the true one in training, the sampled one live),
@@ -35,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm.features import N_CROWD, N_DWELL, N_STAY, N_TOD, ZONE_KINDS
+from llm.features import N_CROWD, N_DWELL, N_OPTION, N_STAY, N_TOD, ZONE_KINDS
 
 #: A layer's cached keys and values, each (batch, heads, time, head_size).
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -54,6 +58,7 @@ class GPTConfig:
     n_tod: int = N_TOD
     n_stay: int = N_STAY
     n_crowd: int = N_CROWD
+    n_options: int = N_OPTION  # (crowd level, queue-wait level) of a candidate zone
     n_dwell: int = N_DWELL
 
     def to_dict(self) -> dict:
@@ -148,7 +153,9 @@ class GPT(nn.Module):
         self.crowd_emb = nn.Embedding(config.n_crowd, d)
         self.dwell_emb = nn.Embedding(config.n_dwell, d)
         self.pos_emb = nn.Embedding(config.block_size, d)
-        self.option_crowd = nn.Embedding(config.n_crowd, d)  # crowd at a candidate zone
+        self.option_state = nn.Embedding(config.n_options, d)  # crowd, queue at a candidate
+        # ... and at every zone, as context: one vector per (zone, state).
+        self.venue_state = nn.Embedding(config.n_zones * config.n_options, d)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(d)
@@ -180,7 +187,18 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ forward
-    def embed(self, tokens: dict[str, torch.Tensor], start: int = 0) -> torch.Tensor:
+    def venue_view(self, options: torch.Tensor) -> torch.Tensor:
+        """(..., Z) option states of every zone -> (..., C): the sum over zones of a learned
+        vector for that zone in that state, as one ``embedding_bag``."""
+        z, s = self.config.n_zones, self.config.n_options
+        rows = options.long().reshape(-1, z) + torch.arange(z, device=options.device) * s
+        return F.embedding_bag(rows, self.venue_state.weight, mode="sum").view(
+            *options.shape[:-1], -1
+        )
+
+    def embed(
+        self, tokens: dict[str, torch.Tensor], start: int = 0, options: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t = tokens["zone"].size(1)
         positions = torch.arange(start, start + t, device=tokens["zone"].device)
         positions = positions.clamp(max=self.config.block_size - 1)
@@ -193,6 +211,8 @@ class GPT(nn.Module):
             + self.dwell_emb(tokens["dwell"])
             + self.pos_emb(positions)
         )
+        if options is not None:
+            x = x + self.venue_view(options)
         return self.drop(x)
 
     def zone_table(self) -> torch.Tensor:
@@ -208,10 +228,10 @@ class GPT(nn.Module):
         mask_illegal: bool = True,
     ) -> GPTOutput:
         """``tokens``: (B, T) tensors ``zone, kind, tod, stay, crowd, dwell``;
-        ``options``: (B, T, Z) crowd level of each candidate zone at each decision;
+        ``options``: (B, T, Z) option state of each candidate zone at each decision;
         ``past``: cached keys/values of earlier tokens (then T is usually 1)."""
         start = past[0][0].size(2) if past else 0
-        x = self.embed(tokens, start)
+        x = self.embed(tokens, start, options)
         attention: list[torch.Tensor] = []
         cache: list[KV] = []
         for i, block in enumerate(self.blocks):
@@ -222,7 +242,7 @@ class GPT(nn.Module):
         h = self.ln_f(x)
         logits = h @ self.zone_table().t()
         if options is not None:
-            by_level = h @ self.option_crowd.weight.t()  # (B, T, levels)
+            by_level = h @ self.option_state.weight.t()  # (B, T, states)
             logits = logits + torch.gather(by_level, 2, options.long())
         if mask_illegal:
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
@@ -239,7 +259,7 @@ class GPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """One new token for each of B sequences whose earlier keys/values are cached.
 
-        ``tokens``: (B,) features of the new tokens; ``options``: (B, Z) crowd levels of
+        ``tokens``: (B,) features of the new tokens; ``options``: (B, Z) option states of
         the candidate zones; ``cache``: (B, layers, 2, heads, W, head_size) keys and values,
         written in place at position ``lengths`` (B,), the number of tokens each sequence
         already has (< W). Returns the zone logits (B, Z) (not masked), the hidden states
@@ -261,6 +281,10 @@ class GPT(nn.Module):
             + self.dwell_emb.weight[tokens["dwell"]]
             + self.pos_emb.weight[positions]
         )
+        if options.stride(0) == 0:  # one venue state expanded over the batch: view it once
+            x = x + self.venue_view(options[:1])
+        else:
+            x = x + self.venue_view(options)
         width = cache.shape[4]
         visible = torch.arange(width)[None, :] <= lengths[:, None]  # (B, W)
         mask = visible[:, None, None, :]
@@ -286,7 +310,7 @@ class GPT(nn.Module):
             x = x + F.linear(h, mlp.c_proj.weight, mlp.c_proj.bias)
         hidden = F.layer_norm(x, (c,), self.ln_f.weight, self.ln_f.bias)
         logits = hidden @ self.zone_table().t()
-        by_level = hidden @ self.option_crowd.weight.t()
+        by_level = hidden @ self.option_state.weight.t()
         logits = logits + torch.gather(by_level, 1, options.long())
         return logits, hidden, attention if need_weights else None
 

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -203,9 +203,14 @@ def train(
     cfg: TrainConfig | None = None,
     model_config: dict[str, Any] | None = None,
     progress: bool = True,
+    on_eval: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or fine-tune with ``init``) on ``logs``; returns the summary written to
-    ``out_dir/metrics.json``. Nothing is written before the logs have been read."""
+    ``out_dir/metrics.json``. Nothing is written before the logs have been read.
+
+    ``on_eval``, if given, is called on rank 0 with every evaluation row (the row added to
+    ``metrics.csv``: step, epoch, lr, train and validation losses, tokens) once the best
+    model so far has been saved, e.g. to draw a live loss curve."""
     cfg = cfg or TrainConfig()
     rank, world_size = world()
     out = Path(out_dir)
@@ -335,6 +340,8 @@ def train(
                 loop["stale"] += 1
             if rank == 0:
                 write_metrics_csv(out / "metrics.csv", loop["rows"])
+                if on_eval is not None:
+                    on_eval(dict(row))
         if rank == 0 and (loop["step"] % cfg.checkpoint_every == 0 or last):
             save_state(state_path, model, optimizer, loop)
     bar.close()

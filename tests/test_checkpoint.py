@@ -54,7 +54,7 @@ def tokens_for(vocab: ZoneVocab, config: GPTConfig, b: int = 2, t: int = 7):
         "dwell": torch.randint(0, config.n_dwell, (b, t), generator=g),
     }
     tokens["kind"] = torch.from_numpy(vocab.kind_ids)[tokens["zone"]]
-    options = torch.randint(0, config.n_crowd, (b, t, len(vocab)), generator=g)
+    options = torch.randint(0, config.n_options, (b, t, len(vocab)), generator=g)
     return tokens, options
 
 
@@ -118,7 +118,7 @@ def test_a_checkpoint_is_a_safetensors_file_written_atomically(saved, vocab):
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads(handle.metadata()["venuetwin"])
         assert set(handle.keys()) == set(model.state_dict())
-    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 1
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 2
     assert meta["config"]["n_zones"] == len(vocab) == 13
     assert meta["vocab"]["names"] == list(vocab.names)
     assert meta["features"] == feature_spec()
@@ -178,8 +178,9 @@ def test_a_safetensors_file_without_our_metadata_is_refused(saved):
 
 def test_another_format_version_is_refused(saved):
     path, _ = saved
-    rewrite(path, edit_meta=lambda m: m.update(format_version=2))
-    assert "format version 2, this venuetwin reads 1" in _refused(path)
+    rewrite(path, edit_meta=lambda m: m.update(format_version=1))  # before queue waits
+    message = _refused(path)
+    assert "format version 1, this venuetwin reads 2: retrain it with venuetwin train" in message
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused(saved):
@@ -282,16 +283,22 @@ def test_transfer_keeps_everything_but_the_new_zones(saved, vocab):
     assert model.config.n_embd == source.model.config.n_embd
     src, new = source.model.state_dict(), model.state_dict()
     assert src.keys() == new.keys()
+    per_zone = ("zone_emb.weight", "venue_state.weight")
     for name in src:
-        if name != "zone_emb.weight":
+        if name not in per_zone:
             assert torch.equal(new[name], src[name]), name
     old_emb, new_emb = src["zone_emb.weight"], new["zone_emb.weight"]
+    states = model.config.n_options
+    old_view = src["venue_state.weight"].view(len(vocab), states, -1)
+    new_view = new["venue_state.weight"].view(len(target), states, -1)
     for i, (name, kind) in enumerate(zip(target.names, target.kinds, strict=True)):
         if name in ("foyer", "vip_bar"):  # another kind, or new: starts as its kind
             assert torch.equal(new_emb[i], torch.zeros_like(new_emb[i])), name
+            assert torch.equal(new_view[i], torch.zeros_like(new_view[i])), name
         else:
             assert kind == vocab.kinds[vocab.index[name]]
             assert torch.equal(new_emb[i], old_emb[vocab.index[name]]), name
+            assert torch.equal(new_view[i], old_view[vocab.index[name]]), name
     assert old_emb.abs().sum(1).min() > 0  # the kept rows were not zero to start with
     # The new model knows the new vocabulary: kinds, legal moves, a zone table per kind.
     assert torch.equal(model.zone_kind, torch.from_numpy(target.kind_ids))

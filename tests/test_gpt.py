@@ -32,7 +32,7 @@ def random_tokens(config: GPTConfig, b: int = 3, t: int = 10, seed: int = 1):
         "dwell": config.n_dwell,
     }
     tokens = {k: torch.randint(0, n, (b, t), generator=g) for k, n in sizes.items()}
-    options = torch.randint(0, config.n_crowd, (b, t, config.n_zones), generator=g)
+    options = torch.randint(0, config.n_options, (b, t, config.n_zones), generator=g)
     return tokens, options
 
 
@@ -154,23 +154,40 @@ def test_illegal_moves_get_minus_infinity_and_the_loss_stays_finite():
 
 # ============================================================================ options
 @torch.no_grad()
-def test_options_act_only_through_option_crowd():
+def test_options_score_candidates_and_show_the_venue_to_the_context():
+    """Options act in two places: each candidate's own state adds a learned vector to its
+    score, and every zone's state enters the token (``venue_view``) as context."""
     model = tiny()
     tokens, options = random_tokens(model.config)
     calm = torch.zeros_like(options)
-    packed = torch.full_like(options, model.config.n_crowd - 1)
+    packed = torch.full_like(options, model.config.n_options - 1)
+    model.venue_state.weight.zero_()  # first the candidates' scores alone
     a, b = model(tokens, calm), model(tokens, packed)
-    assert torch.equal(a.hidden, b.hidden)  # options do not enter the history
+    assert torch.equal(a.hidden, b.hidden)
     diff = b.zone_logits - a.zone_logits
     assert diff.abs().max() > 1e-4  # they move the zone scores...
-    w = model.option_crowd.weight
+    w = model.option_state.weight
     expected = (a.hidden @ (w[-1] - w[0]))[..., None].expand_as(diff)
-    assert torch.allclose(diff, expected, atol=1e-5)  # ...by the learned crowd vectors
+    assert torch.allclose(diff, expected, atol=1e-5)  # ...by the learned state vectors
     nothing = model(tokens).zone_logits
     assert torch.allclose(a.zone_logits, nothing + (a.hidden @ w[0])[..., None], atol=1e-5)
-    model.option_crowd.weight.zero_()
+    model.option_state.weight.zero_()
     assert torch.equal(model(tokens, calm).zone_logits, model(tokens, packed).zone_logits)
-    assert torch.equal(model(tokens, options).zone_logits, model(tokens).zone_logits)
+
+    # The venue view: the sum over zones of a vector per (zone, state).
+    torch.nn.init.normal_(model.venue_state.weight, std=0.5)
+    view = model.venue_view(options)
+    by_hand = torch.zeros_like(view)
+    n_options = model.config.n_options
+    for z in range(model.config.n_zones):
+        by_hand += model.venue_state.weight[z * n_options + options[..., z].long()]
+    assert torch.allclose(view, by_hand, atol=1e-5)
+    c, d = model(tokens, calm), model(tokens, packed)
+    assert not torch.allclose(c.hidden, d.hidden)  # now the history sees the venue
+    changed = options.clone()
+    changed[:, 5:] = (changed[:, 5:] + 1) % model.config.n_options
+    early = model(tokens, changed).hidden[:, :5]
+    assert torch.allclose(early, model(tokens, options).hidden[:, :5], atol=1e-5)  # causal
 
 
 # ============================================================================ training

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from llm.data import Columns, LogError, blocks, check_zones, encode, read_logs, split
-from llm.features import dwell_bucket, stay_bucket, tod_bucket, zone_crowd
+from llm.features import (
+    N_CROWD,
+    dwell_bucket,
+    option_state,
+    stay_bucket,
+    tod_bucket,
+    zone_crowd,
+)
 from llm.logschema import write_visits
 from llm.vocab import ZoneVocab
 from twin import Levers, Scenario, VenueModel, load_venue
@@ -125,7 +132,7 @@ def test_two_runs_with_the_same_run_id_stay_apart(tmp_path, twin_visits):
     both = encode(read_logs([a_path, b_path]), vocab)
     assert len(both) == 600
     # Crowd levels of the first run must not count the second run's visitors.
-    np.testing.assert_array_equal(both.options_crowd[: alone.n_visits], alone.options_crowd)
+    np.testing.assert_array_equal(both.options[: alone.n_visits], alone.options)
 
 
 # ============================================================================ columns
@@ -477,7 +484,7 @@ def test_encode_features_follow_the_visits(tmp_path):
 
 
 @pytest.mark.parametrize(("others", "level"), [(2, 0), (4, 1), (8, 3), (20, 4)])
-def test_options_crowd_counts_visits_overlapping_the_decision(tmp_path, others, level):
+def test_options_counts_visits_overlapping_the_decision(tmp_path, others, level):
     """Avatar 0 leaves the foyer at t=50 and chooses: the stage (10 m2) then holds the
     ``others`` visitors there at that moment, plus one who left before and one who came
     after (neither counts)."""
@@ -498,9 +505,37 @@ def test_options_crowd_counts_visits_overlapping_the_decision(tmp_path, others, 
     assert seqs.features["zone"][at] == 1
     expected = zone_crowd(np.array([others]), np.array([10.0]))[0]
     assert expected == level
-    assert seqs.options_crowd[at, 2] == level
-    assert seqs.options_crowd[at, 1] == 0  # the foyer: avatar 0 alone on 1000 m2
-    assert seqs.options_crowd.shape == (seqs.n_visits, 3)
+    assert seqs.options[at, 2] == level
+    assert seqs.options[at, 1] == 0  # the foyer: avatar 0 alone on 1000 m2
+    assert seqs.options.shape == (seqs.n_visits, 3)
+
+
+@pytest.mark.parametrize(("decide_at", "wait_level_seen"), [(50, 5), (400, 3), (500, 0)])
+def test_options_show_the_queue_wait_a_newcomer_would_have(tmp_path, decide_at, wait_level_seen):
+    """A bar where the last of three visitors queued from t=20 until t=520: avatar 0,
+    choosing at ``decide_at``, sees the wait until then (470 s: level 5, < 15 min; 120 s:
+    level 3, < 3 min; 20 s is none). Visitors who join after the decision do not count."""
+    rows = [(0, 0, "foyer"), (0, decide_at, "exit")]
+    dwell, wait = [float(decide_at), 0.0], [0.0, 0.0]
+    for a, (t, w) in enumerate([(0, 100.0), (10, 300.0), (20, 500.0), (600, 900.0)], start=1):
+        rows += [(a, t, "bar"), (a, t + w + 60, "exit")]
+        dwell += [w + 60, 0.0]
+        wait += [w, 0.0]
+    read = read_frame(tmp_path, log_frame(rows, dwell_s=dwell, wait_s=wait))
+    vocab = ZoneVocab.from_venue(
+        ["bar", "exit", "foyer"], ["bar", "exit", "hall"], [500.0, 5.0, 1000.0], np.ones((3, 3))
+    )
+    seqs = encode(read, vocab)
+    at = seqs.offsets[int(np.flatnonzero(seqs.keys == "0:log.csv/0")[0])]
+    assert seqs.options[at, 0] == option_state(np.array(0), np.array(520.0 - decide_at))
+    assert seqs.options[at, 0] // N_CROWD == wait_level_seen
+    assert seqs.options[at, 0] % N_CROWD == 0  # a handful on 500 m2: crowd level A
+
+
+def test_a_wait_longer_than_the_visit_is_refused_by_row(tmp_path):
+    frame = log_frame([(1, 0, "bar"), (1, 60, "exit")], dwell_s=[60.0, 0.0], wait_s=[90.0, 0.0])
+    with pytest.raises(LogError, match=r"row 1, column 'wait_s': 90.0"):
+        read_frame(tmp_path, frame)
 
 
 # ============================================================================ blocks
@@ -548,6 +583,6 @@ def test_blocks_of_a_long_trajectory_overlap_by_half(tmp_path):
     assert data["length"].tolist() == [8, 8, 8, 8, 3]
     # Window contents are the trajectory's visits with their crowd options.
     np.testing.assert_array_equal(data["zone"][2].numpy(), seqs.features["zone"][8:16])
-    np.testing.assert_array_equal(data["options"][2].numpy(), seqs.options_crowd[8:16])
+    np.testing.assert_array_equal(data["options"][2].numpy(), seqs.options[8:16])
     # Padding: features 0, targets -1.
     assert (data["zone"][4, 3:] == 0).all() and (data["next_zone"][4, 2:] == -1).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -76,6 +77,29 @@ def test_training_lowers_validation_loss_and_writes_metrics(log: Path, tmp_path:
     assert (tmp_path / MODEL_FILE).exists() and (tmp_path / "metrics.csv").exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 60
     assert summary["best_val_perplexity"] < 6.0
+
+
+def test_on_eval_is_called_with_every_evaluation_row(log: Path, tmp_path: Path) -> None:
+    seen: list[dict] = []
+    written: list[int] = []  # rows in metrics.csv when each call came
+
+    def on_eval(row: dict) -> None:
+        seen.append(row)
+        written.append(len(pd.read_csv(tmp_path / "metrics.csv")))
+
+    cfg = TrainConfig(max_steps=6, eval_every=2, batch_size=16, patience=10)
+    summary = train(
+        [log],
+        tmp_path,
+        cfg=cfg,
+        progress=False,
+        model_config={"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 64},
+        on_eval=on_eval,
+    )
+    assert [row["step"] for row in seen] == [2, 4, 6]
+    assert seen == summary["history"]
+    assert all(row["val_zone_loss"] > 0 and math.isfinite(row["val_zone_loss"]) for row in seen)
+    assert written == [1, 2, 3]  # each row is on disk before the call
 
 
 def test_gradient_accumulation_matches_one_big_batch(log: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The ``venuetwin`` command line: ``simulate`` a scenario, list the built-in ``venues``.
+"""The ``venuetwin`` command line: ``simulate`` a scenario, ``optimize`` its levers,
+``train`` and ``evaluate`` the avatar model, list the built-in ``venues``.
 
 Bad input (a malformed venue or scenario, an out-of-range option) prints one line naming
 the file and the field, exits with status 2, and writes nothing.
@@ -10,6 +11,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from llm.checkpoint import CheckpointError
@@ -58,6 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", required=True, help="output folder")
     sim.set_defaults(run=simulate)
+
+    opt = commands.add_parser(
+        "optimize", help="tune the venue's levers with Optuna (crowd risk, waits, satisfaction)"
+    )
+    opt.add_argument("scenario", nargs="?", help="scenario TOML file with a [search] table")
+    opt.add_argument("--venue", help=f"built-in venue ({', '.join(BUILTIN_VENUES)}) or JSON")
+    opt.add_argument("--avatars", type=int, help="number of visitors")
+    opt.add_argument("--hours", type=float, help="length of the event")
+    opt.add_argument("--policy", choices=POLICIES, help="how avatars decide (default: gpt)")
+    opt.add_argument("--seed", type=int, help="first of the seeds every trial runs")
+    opt.add_argument("--trials", type=int, required=True, help="completed trials to reach")
+    opt.add_argument("--seeds", type=int, default=3, help="runs per trial (common seeds)")
+    opt.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    opt.add_argument("--storage", help="SQLAlchemy URL (default: sqlite in --out)")
+    opt.add_argument("--study", help="study name (default: scenario-venue)")
+    opt.add_argument(
+        "--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats"
+    )
+    opt.add_argument("--quiet", action="store_true", help="no progress bar")
+    opt.add_argument("--out", required=True, help="output folder")
+    opt.set_defaults(run=optimize_levers)
 
     venues = commands.add_parser("venues", help="list the built-in venues")
     venues.set_defaults(run=list_venues)
@@ -115,8 +138,6 @@ def train_model(args: argparse.Namespace) -> int:
     if args.nproc == 1:
         summary = run_from_args(args, vocab)
     else:
-        from pathlib import Path
-
         from llm.fileio import write_text_atomic
         from llm.train import configs_from_args
 
@@ -188,7 +209,6 @@ def evaluate_model(args: argparse.Namespace) -> int:
     """Score a checkpoint on held-out logs beside Markov and popularity baselines fitted on
     the model's own training split (when its training logs are at hand)."""
     import json
-    from pathlib import Path
 
     from llm import checkpoint
     from llm.data import Columns, check_zones, encode, read_logs, split
@@ -248,6 +268,36 @@ def simulate(args: argparse.Namespace) -> int:
     print_kpis(model.kpis(), elapsed)
     for name, path in paths.items():
         print(f"{name:>7}: {path}")
+    return 0
+
+
+def optimize_levers(args: argparse.Namespace) -> int:
+    from twin.optimize import optimize
+    from twin.study_results import write_results
+
+    scenario = scenario_from_args(args)
+    started = time.perf_counter()
+    study = optimize(
+        scenario,
+        trials=args.trials,
+        out=args.out,
+        seeds=args.seeds,
+        workers=args.workers,
+        storage=args.storage,
+        study_name=args.study,
+        progress=not args.quiet,
+        heartbeat_s=args.heartbeat,
+        source=args.scenario or "command line",
+    )
+    summary = write_results(study, args.out)
+    print(f"study {summary['study']}: {summary['trials']} in {time.perf_counter() - started:.0f} s")
+    print(f"Pareto front: {len(summary['pareto_trials'])} of {summary['feasible']} feasible trials")
+    for name, best in summary["best"].items():
+        spread = best[f"{name}_std"]
+        print(f"  best {name}: trial {best['trial']} = {best[name]:.4g} (sd {spread:.3g})")
+    for name in ("pareto.csv", "trials.csv", "best.toml", "summary.json", "report.html"):
+        if (Path(args.out) / name).exists():
+            print(f"{name:>13}: {Path(args.out) / name}")
     return 0
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation, Policy
 from agents.sampling import choose, uniforms
-from llm.features import crowd_level
+from llm.features import crowd_level, queue_wait
 from twin import physics
 from twin.satisfaction import Satisfaction
 
@@ -45,12 +45,13 @@ class VisitLog:
 
     chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
-    def add(self, avatar, entered_s, zone, dwell_s, occupancy) -> None:  # noqa: ANN001
-        self.chunks.append((avatar, entered_s, zone, dwell_s, occupancy))
+    def add(self, avatar, entered_s, zone, dwell_s, occupancy, wait_s) -> None:  # noqa: ANN001
+        self.chunks.append((avatar, entered_s, zone, dwell_s, occupancy, wait_s))
 
     def columns(self) -> tuple[np.ndarray, ...]:
+        """avatar, entered_s, zone, dwell_s, occupancy, wait_s of every completed visit."""
         if not self.chunks:
-            return tuple(np.empty(0) for _ in range(5))
+            return tuple(np.empty(0) for _ in range(6))
         return tuple(np.concatenate(part) for part in zip(*self.chunks, strict=True))
 
 
@@ -114,6 +115,8 @@ class Crowd:
         # --- per zone
         self.occupancy = np.zeros(z, dtype=np.int64)
         self.inbound = np.zeros(z, dtype=np.int64)
+        #: The latest start of service handed out by each zone (its queue's tail).
+        self.last_service_start = np.full(z, -np.inf)
         self.satisfaction = Satisfaction(layout, needs, n)
         self.log = VisitLog()
         #: (zone, start of service, wait) of every visitor who joined a queue, as chunks
@@ -233,6 +236,7 @@ class Crowd:
                 dest[out],
                 np.zeros(len(gone)),
                 self.occupancy[dest[out]].astype(np.int32),
+                np.zeros(len(gone)),
             )
             self.phase[gone] = LEFT
             self.t_next[gone] = np.inf
@@ -267,6 +271,7 @@ class Crowd:
                 t[k] = begin + svc  # end of service
             wait = start[order] - self.entered_s[idx[order]]
             self.waits.append((zone[order], start[order], wait))
+            np.maximum.at(self.last_service_start, zone[order], start[order])
             self.waited_s[idx[order]] += wait
             self.satisfaction.wait(idx[order], wait)
         self.service_start[idx] = np.where(serving, start, -np.inf)
@@ -350,6 +355,7 @@ class Crowd:
             history=self.history(idx),
             occupancy=occupancy,
             crowd=crowd_level(occupancy / self.layout.area),
+            queue_wait_s=queue_wait(self.last_service_start, now.min()),
         )
         decision = self.policy.decide(obs)
         nxt = np.asarray(decision.next_zone, dtype=np.int64)
@@ -399,7 +405,8 @@ class Crowd:
             return
         zone, t, edge = self.zone[idx], self.t_next[idx], self.edge[idx]
         dwell = t - self.entered_s[idx]
-        self.log.add(idx, self.entered_s[idx], zone, dwell, self.entry_occupancy[idx])
+        waited = np.clip(self.service_start[idx] - self.entered_s[idx], 0.0, dwell)
+        self.log.add(idx, self.entered_s[idx], zone, dwell, self.entry_occupancy[idx], waited)
         self.satisfaction.leave(idx, zone, self.entered_s[idx], t)
         lay = self.layout
         self.needs.end_visits(

@@ -24,6 +24,10 @@ A ``Scenario`` is a typed config, built in Python or read from a TOML file::
     servers = { bar_1 = 4 }
     capacity_caps = { main_stage = 800 }
 
+    [search]                  # what ``venuetwin optimize`` may change (see twin.optimize)
+    staff_budget = 60
+    servers = { bar_1 = [2, 12] }
+
 Unknown keys and out-of-range values are refused with a message naming the file and key;
 ``check(venue)`` also refuses zones the venue lacks.
 """
@@ -94,6 +98,7 @@ class Scenario:
     patience_s: float = 120.0  # how long a refused avatar waits before rerouting
     record_every_s: float = 60.0  # zone table resolution
     levers: Levers = field(default_factory=Levers)
+    search: dict[str, Any] | None = None  # the optimiser's search space (twin.optimize)
 
     def __post_init__(self) -> None:
         if isinstance(self.opening, datetime):
@@ -103,7 +108,7 @@ class Scenario:
             value = getattr(self, f.name)
             if f.name == "venue" and isinstance(value, Venue):
                 continue
-            if f.name in ("arrival_window_h", "model", "markov_logs") and value is None:
+            if f.name in ("arrival_window_h", "model", "markov_logs", "search") and value is None:
                 continue
             if expected and not _is_type(value, expected):
                 raise ScenarioError(f"<memory>: {f.name} must be {expected}, got {value!r}")
@@ -218,7 +223,7 @@ class Scenario:
             data["venue"] = self.venue.source
         if data["shows"] is None:
             del data["shows"]
-        for optional in ("arrival_window_h", "model", "markov_logs"):
+        for optional in ("arrival_window_h", "model", "markov_logs", "search"):
             if data[optional] is None:
                 del data[optional]
         if data["levers"]["open_gates"] is None:
@@ -302,6 +307,7 @@ _TYPES: dict[tuple[str, str], str] = {
     ("Scenario", "js"): "a number",
     ("Scenario", "patience_s"): "a number",
     ("Scenario", "record_every_s"): "a number",
+    ("Scenario", "search"): "a table",
     ("Show", "stage"): "text",
     ("Show", "start_h"): "a number",
     ("Show", "end_h"): "a number",
@@ -325,6 +331,7 @@ def _is_type(value: Any, expected: str) -> bool:
         "a whole number": whole,
         "a number": number,
         "true or false": lambda v: isinstance(v, bool),
+        "a table": lambda v: isinstance(v, dict),
         "a list of numbers": lambda v: isinstance(v, list) and all(map(number, v)),
         "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "a table of whole numbers": lambda v: (

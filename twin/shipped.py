@@ -2,10 +2,12 @@
 
     python -m twin.shipped            # or: make model
 
-For each built-in venue: simulate scripted visitors (``TRAIN_SEEDS``), train the GPT on
-their visit logs, evaluate it beside the Markov and popularity baselines on a run it never
-saw (``TEST_SEED``), and write ``twin/models/<venue>.safetensors`` with the figures in
-``twin/models/<venue>.json``. Nothing is downloaded: the data is the twin's own.
+For each built-in venue: simulate scripted visitors (``TRAIN_SEEDS``; all but the first with
+the staff of every bar, restroom and shop cut at random, so that the logs hold long queues
+and the visitors who walked past them), train the GPT on their visit logs, evaluate it
+beside the Markov and popularity baselines on a run it never saw (``TEST_SEED``), and
+write ``twin/models/<venue>.safetensors`` with the figures in ``twin/models/<venue>.json``.
+Nothing is downloaded: the data is the twin's own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from llm import checkpoint
 from llm.data import encode, read_logs, split
 from llm.evaluate import evaluate, format_table
@@ -25,10 +29,10 @@ from llm.fileio import write_text_atomic
 from llm.train import TrainConfig, train
 from twin.catalog import MODELS_DIR
 from twin.model import VenueModel
-from twin.scenario import Scenario
+from twin.scenario import Levers, Scenario
 from twin.venue import BUILTIN_VENUES, load_venue
 
-TRAIN_SEEDS = (101, 102)
+TRAIN_SEEDS = (101, 102, 103)
 TEST_SEED = 109
 #: Visitors simulated per training run of each venue.
 AVATARS = {"concert_hall": 3000, "expo": 10000, "festival": 20000}
@@ -36,10 +40,28 @@ HOURS = {"concert_hall": 4.0, "expo": 4.0, "festival": 6.0}
 MODEL_SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.1}
 
 
+#: Training runs whose service staff is cut at random (to between these shares of it).
+VARIED_STAFF_SEEDS = (102, 103)
+STAFF_SHARE = (0.15, 0.7)
+STAFF_DRAW = 7
+
+
+def varied_staff(venue: str, seed: int) -> Levers:
+    """Servers of every bar, restroom and shop cut to a random share (seeded)."""
+    spec = load_venue(venue)
+    rng = np.random.default_rng([seed, STAFF_DRAW])
+    servers = {}
+    for zone, kind, count in zip(spec.zones, spec.kinds, spec.servers, strict=True):
+        if kind in ("bar", "restroom", "shop") and count > 0:
+            servers[zone] = max(1, round(int(count) * rng.uniform(*STAFF_SHARE)))
+    return Levers(servers=servers)
+
+
 def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
     """Scripted visitors' logs of ``venue``, one Parquet file per seed."""
     paths = []
     for seed in seeds:
+        levers = varied_staff(venue, seed) if seed in VARIED_STAFF_SEEDS else Levers()
         model = VenueModel(
             Scenario(
                 venue=venue,
@@ -48,6 +70,7 @@ def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
                 seed=seed,
                 policy="scripted",
                 name=f"shipped-{venue}",
+                levers=levers,
             )
         ).run()
         path = folder / f"{venue}-{seed}.parquet"
@@ -78,7 +101,11 @@ def build(
         figures = evaluate(ckpt.model, ckpt.vocab, fit, held_out, seed=0)
         training = {
             **{k: v for k, v in summary.items() if k not in ("history", "logs")},
-            "logs": [f"scripted {venue}, {AVATARS[venue]} avatars, seed {s}" for s in TRAIN_SEEDS],
+            "logs": [
+                f"scripted {venue}, {AVATARS[venue]} avatars, seed {s}"
+                + (", staff cut at random" if s in VARIED_STAFF_SEEDS else "")
+                for s in TRAIN_SEEDS
+            ],
             "evaluation": {"held_out": f"scripted {venue}, seed {TEST_SEED}", **figures},
             "rebuild": "python -m twin.shipped",
         }

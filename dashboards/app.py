@@ -1,0 +1,44 @@
+"""The venuetwin dashboard: ``streamlit run dashboards/app.py``.
+
+Four pages, each a file in ``dashboards/pages/``: Simulate (run a scenario, watch the
+venue, read the KPIs), Attention (why a GPT avatar went where it went), Optimise (tune the
+venue's levers) and Train (fit avatar models on visit logs). They share the last run, the
+scenario and the selected model through ``st.session_state`` (``dashboards/state.py``).
+
+The server runs torch on ``$VENUETWIN_TORCH_THREADS`` threads (default 1): the GPT's
+batches here are small, and torch threads that spin while the browser or other work holds
+a core slow a run down many times over (on 2 busy cores, 2,000 GPT avatars for 2 hours took
+1.8 s on one thread and 160 s on two).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+PAGES = Path(__file__).parent / "pages"
+THREADS_ENV = "VENUETWIN_TORCH_THREADS"
+
+
+def torch_threads() -> int:
+    value = os.environ.get(THREADS_ENV, "1")
+    return max(1, int(value)) if value.isdigit() else 1
+
+
+torch.set_num_threads(torch_threads())
+
+st.set_page_config(page_title="venuetwin", page_icon=":material/stadium:", layout="wide")
+page = st.navigation(
+    [
+        st.Page(
+            PAGES / "simulate.py", title="Simulate", icon=":material/play_circle:", default=True
+        ),
+        st.Page(PAGES / "attention.py", title="Attention", icon=":material/visibility:"),
+        st.Page(PAGES / "optimise.py", title="Optimise", icon=":material/tune:"),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
+    ]
+)
+page.run()

@@ -1,0 +1,61 @@
+"""GPT checkpoints for the dashboard: loaded once per file content (``st.cache_resource``
+keyed by the file's SHA-256), and the GPT policy a scenario's avatars decide with.
+
+Checkpoints are safetensors with JSON metadata (``llm.checkpoint``): nothing that a user
+uploads is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from agents.gpt_policy import GPTPolicy
+from llm import checkpoint
+from twin import Scenario
+from twin.catalog import shipped_model_path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _load(sha256: str, _path: str) -> checkpoint.Checkpoint:
+    return checkpoint.load(_path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> checkpoint.Checkpoint:
+    """The checkpoint at ``path``, loaded once per distinct file content.
+
+    Raises ``llm.checkpoint.CheckpointError`` naming the file when it is missing or not a
+    usable venuetwin checkpoint."""
+    if not Path(path).is_file():
+        raise checkpoint.CheckpointError(f"{path}: no such checkpoint file")
+    return _load(file_sha256(path), str(path))
+
+
+def model_path(scenario: Scenario) -> str | None:
+    """The checkpoint GPT avatars of ``scenario`` use: its own, or the venue's shipped one."""
+    if scenario.model:
+        return scenario.model
+    shipped = shipped_model_path(scenario.load_venue().name)
+    return str(shipped) if shipped else None
+
+
+def gpt_policy(scenario: Scenario) -> GPTPolicy | None:
+    """GPT avatars for ``scenario`` from the cached checkpoint; None for the other policies
+    or when there is no model (the twin then chooses, or says why it cannot)."""
+    if scenario.policy != "gpt":
+        return None
+    path = model_path(scenario)
+    if path is None:
+        return None
+    return GPTPolicy(load_checkpoint(path), temperature=scenario.temperature)

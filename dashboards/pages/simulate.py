@@ -1,0 +1,316 @@
+"""Simulate: pick a venue and a scenario, set the levers, run the twin, read the results.
+
+Session state (``dashboards/state.py``) read here:
+
+- ``"scenario"`` (``twin.Scenario``): pre-fills the form (uploading a scenario TOML sets
+  it; so may the Optimise page, with ``state.apply_scenario(best, "...")``), and
+  ``"scenario_source"`` says where it came from;
+- ``"model_path"`` (``str``): the checkpoint selected on the Train page, offered for GPT
+  avatars instead of the venue's shipped model.
+
+Written here: ``"run"`` (the finished ``VenueModel``) and ``"run_id"``, for the Attention
+and Train pages. The twin is stepped here in chunks so the progress bar moves; everything
+else (KPIs, tables, visit log) is the twin's own API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from typing import Any
+
+import streamlit as st
+
+from dashboards import cards, charts, exports, models, state
+from dashboards.uploads import UploadError, named, store
+from dashboards.venues import venue_of
+from llm.checkpoint import CheckpointError
+from llm.data import LogError
+from twin import Levers, Scenario, ScenarioError, Venue, VenueError, VenueModel
+from twin.catalog import shipped_model_path
+from twin.scenario import POLICIES
+from twin.venue import BUILTIN_VENUES
+
+log = logging.getLogger(__name__)
+PARQUET_MIME = "application/vnd.apache.parquet"
+#: Progress bar updates per run.
+PROGRESS_UPDATES = 100
+#: The form's upper bounds (a scenario file may go further; the form then follows it).
+MAX_AVATARS, MAX_HOURS = 1_000_000, 24.0
+
+
+def venue_label(value: str | Venue) -> str:
+    return value.name if isinstance(value, Venue) else str(value)
+
+
+# ============================================================================ scenario file
+def scenario_upload() -> None:
+    """A scenario TOML uploaded here becomes the form's starting point (once per file)."""
+    upload = st.file_uploader(
+        "Scenario file (TOML, optional)", type=["toml"], key="scenario_upload"
+    )
+    if upload is None or st.session_state.get("scenario_upload_id") == upload.file_id:
+        return
+    st.session_state["scenario_upload_id"] = upload.file_id
+    path = None
+    try:
+        path = store(upload.name, upload.getvalue(), state.workdir() / "uploads", ("toml",))
+        scenario = Scenario.from_toml(path)
+        scenario.check(scenario.load_venue(), upload.name)
+    except (UploadError, ScenarioError, VenueError) as exc:
+        message = named(str(exc), path, upload.name) if path else str(exc)
+        st.error(f"Scenario not loaded: {message}")
+        return
+    state.apply_scenario(scenario, f"uploaded {upload.name}")
+
+
+# ============================================================================ the form
+def form_key(base: Scenario, source: str | None) -> str:
+    """A prefix for the form's widget keys that changes with the scenario it starts from,
+    so that a newly applied scenario fills the form afresh."""
+    text = json.dumps([base.to_dict(), source], sort_keys=True, default=str)
+    return "sim-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def levers_form(venue: Venue, start: Levers, key: str) -> Levers:
+    """Servers per service zone, open gates and capacity caps, from ``start``."""
+    servers: dict[str, int] = {}
+    service = [i for i in range(venue.n_zones) if venue.is_service[i]]
+    st.markdown("**Servers per service zone**")
+    columns = st.columns(4)
+    for n, i in enumerate(service):
+        zone = venue.zones[i]
+        default = int(start.servers.get(zone, venue.servers[i]))
+        value = columns[n % 4].number_input(
+            f"{zone} ({venue.kinds[i]})",
+            min_value=1,
+            max_value=max(1000, default),
+            value=max(1, default),
+            step=1,
+            key=f"{key}-servers-{zone}",
+        )
+        if int(value) != int(venue.servers[i]) or zone in start.servers:
+            servers[zone] = int(value)
+    entrances = [venue.zones[i] for i in venue.entrances]
+    gates = st.multiselect(
+        "Open gates",
+        entrances,
+        default=[g for g in (start.open_gates or entrances) if g in entrances],
+        key=f"{key}-gates",
+    )
+    cappable = [
+        z for z, k in zip(venue.zones, venue.kinds, strict=True) if k not in ("entrance", "exit")
+    ]
+    capped = st.multiselect(
+        "Capacity caps on",
+        cappable,
+        default=[z for z in start.capacity_caps if z in cappable],
+        key=f"{key}-capped",
+    )
+    caps: dict[str, int] = {}
+    columns = st.columns(4)
+    for n, zone in enumerate(capped):
+        hard = int(venue.capacity[venue.index[zone]])
+        caps[zone] = int(
+            columns[n % 4].number_input(
+                f"cap of {zone} (hard {hard:,})",
+                min_value=1,
+                value=max(1, int(start.capacity_caps.get(zone, hard))),
+                step=10,
+                key=f"{key}-cap-{zone}",
+            )
+        )
+    open_gates = None if sorted(gates) == sorted(entrances) else list(gates)
+    return Levers(servers=servers, open_gates=open_gates, capacity_caps=caps)
+
+
+def scenario_form(base: Scenario, source: str | None) -> Scenario | None:
+    """The form, filled from ``base``; returns the scenario it describes (None, with a
+    message, when that is not a valid scenario)."""
+    key = form_key(base, source)
+    options: list[str | Venue] = list(BUILTIN_VENUES)
+    if venue_label(base.venue) not in BUILTIN_VENUES:
+        options.append(base.venue)
+    labels = [venue_label(v) for v in options]
+    left, right = st.columns(2)
+    chosen = left.selectbox(
+        "Venue", labels, index=labels.index(venue_label(base.venue)), key=f"{key}-venue"
+    )
+    venue_value = options[labels.index(chosen)]
+    avatars = left.number_input(
+        "Avatars",
+        min_value=1,
+        max_value=max(MAX_AVATARS, int(base.avatars)),
+        value=int(base.avatars),
+        step=100,
+        key=f"{key}-avatars",
+    )
+    hours = left.number_input(
+        "Hours",
+        min_value=min(0.25, float(base.hours)),
+        max_value=max(MAX_HOURS, float(base.hours)),
+        value=float(base.hours),
+        step=0.25,
+        key=f"{key}-hours",
+    )
+    policy = right.selectbox(
+        "Policy",
+        POLICIES,
+        index=POLICIES.index(base.policy),
+        key=f"{key}-policy",
+        help="gpt: the trained model; markov: a chain fitted on a scripted run; "
+        "scripted: the hand-written visitor; random: random walks",
+    )
+    seed = right.number_input("Seed", min_value=0, value=int(base.seed), step=1, key=f"{key}-seed")
+    model = base.model
+    selected = state.selected_model()
+    use_selected = policy == "gpt" and selected is not None
+    if use_selected and right.checkbox(
+        f"Use the model selected on the Train page ({selected})",
+        value=True,
+        key=f"{key}-use-selected",
+    ):
+        model = selected
+    try:
+        venue = venue_of(venue_value)
+    except VenueError as exc:
+        st.error(f"Venue not loaded: {exc}")
+        return None
+    same_venue = chosen == venue_label(base.venue)
+    if policy == "gpt":
+        shown = model or shipped_model_path(venue.name)
+        right.caption(f"GPT model: {shown or 'none shipped for this venue'}")
+    with st.expander("Levers", expanded=False):
+        levers = levers_form(venue, base.levers if same_venue else Levers(), f"{key}-{venue.name}")
+    try:
+        return base.replace(
+            venue=venue_value,
+            avatars=int(avatars),
+            hours=float(hours),
+            policy=policy,
+            seed=int(seed),
+            model=model,
+            shows=base.shows if same_venue else None,
+            levers=levers,
+        )
+    except ScenarioError as exc:
+        st.error(f"Not a valid scenario: {exc}")
+        return None
+
+
+# ============================================================================ running
+def run(scenario: Scenario) -> VenueModel | None:
+    """Build the model and step it to closing time in chunks, with a progress bar."""
+    try:
+        with st.status("Preparing the avatars...", expanded=False) as status:
+            model = VenueModel(scenario, policy=models.gpt_policy(scenario))
+            status.update(
+                label=f"{model.venue.name}: {scenario.avatars:,} {model.policy.name} avatars",
+                state="complete",
+            )
+    except (ScenarioError, VenueError, CheckpointError, LogError) as exc:
+        st.error(f"Cannot run this scenario: {exc}")
+        return None
+    except Exception as exc:  # the page stays usable whatever went wrong
+        log.exception("building the model failed")
+        st.error(f"Cannot run this scenario: {type(exc).__name__}: {exc}")
+        return None
+    total = max(1, math.ceil((model.end_s - model.time_s) / scenario.step_s))
+    chunk = max(1, total // PROGRESS_UPDATES)
+    opening = scenario.opening_time
+    bar = st.progress(0.0, text="Simulating...")
+    try:
+        while model.running:
+            for _ in range(chunk):
+                if not model.running:
+                    break
+                model.step()
+            bar.progress(
+                min(1.0, model.time_s / model.end_s),
+                text=f"Simulating: {charts.clock_label(opening, model.time_s)}, "
+                f"step {model.steps:,} of {total:,}",
+            )
+    except Exception as exc:
+        log.exception("the run failed")
+        st.error(
+            f"The run failed at {charts.clock_label(opening, model.time_s)}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        return None
+    bar.progress(1.0, text=f"Done: {model.steps:,} steps")
+    state.keep_run(model)
+    return model
+
+
+# ============================================================================ results
+def show_results(model: VenueModel) -> None:
+    scenario = model.scenario
+    st.subheader(
+        f"Run: {model.venue.name}, {scenario.avatars:,} {model.policy.name} avatars, "
+        f"{scenario.hours:g} h, seed {scenario.seed}"
+    )
+    kpis: dict[str, Any] = state.per_run("kpis", model.kpis)
+    row = st.columns(5)
+    for n, card in enumerate(cards.kpi_cards(kpis)):
+        row[n % 5].metric(card.label, card.value, help=card.help, border=True)
+        if n % 5 == 4:
+            row = st.columns(5)
+    downloads = (
+        (
+            "Visit log (Parquet)",
+            exports.visits_parquet,
+            "visits.parquet",
+            "application/octet-stream",
+        ),
+        ("Visit log (CSV)", exports.visits_csv, "visits.csv", "text/csv"),
+        ("KPIs (JSON)", exports.kpis_json, "kpis.json", "application/json"),
+    )
+    for column, (label, export, name, mime) in zip(st.columns(3), downloads, strict=True):
+        column.download_button(
+            label,
+            lambda export=export: export(model),
+            file_name=name,
+            mime=mime,
+            on_click="ignore",
+        )
+    zones = state.per_run("zones", model.zones_frame)
+    opening = scenario.opening_time
+    if len(zones):
+        st.plotly_chart(
+            state.per_run("map", lambda: charts.venue_map(model.venue, zones, opening)),
+            key="venue_map",
+        )
+    model_vars = state.per_run("model_vars", model.datacollector.get_model_vars_dataframe)
+    st.plotly_chart(charts.venue_timeline(model_vars, opening), key="venue_timeline")
+    column = st.selectbox(
+        "Per zone",
+        list(charts.ZONE_SERIES),
+        format_func=charts.ZONE_SERIES.get,
+        key="zone_series",
+    )
+    st.plotly_chart(charts.zone_timeline(zones, column, opening), key="zone_timeline")
+
+
+def render() -> None:
+    st.title("Simulate")
+    scenario_upload()
+    base = state.scenario() or Scenario()
+    source = state.scenario_source()
+    if source:
+        left, right = st.columns([4, 1])
+        left.info(f"Scenario from {source}")
+        if right.button("Back to the default scenario"):
+            st.session_state.pop(state.SCENARIO, None)
+            st.session_state.pop(state.SCENARIO_SOURCE, None)
+            st.rerun()
+    scenario = scenario_form(base, source)
+    if st.button("Run", type="primary", disabled=scenario is None) and scenario is not None:
+        run(scenario)
+    model = state.last_run()
+    if model is not None:
+        show_results(model)
+
+
+render()

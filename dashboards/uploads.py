@@ -1,0 +1,103 @@
+"""Files users upload: size-capped, stored under the dashboard's folder by content hash, and
+checked before use, with messages that name the uploaded file (never the temp path).
+
+Nothing uploaded is unpickled: logs are read as CSV or Parquet tables, scenarios as TOML,
+models as safetensors (``llm.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from llm.data import Columns, LogError
+
+#: The largest upload accepted, in megabytes (also ``server.maxUploadSize``).
+MAX_UPLOAD_MB = 50
+LOG_TYPES = ("csv", "parquet", "pq")
+#: Columns of a visit log in the contract (``llm.logschema``).
+STANDARD = Columns()
+
+
+class UploadError(ValueError):
+    """An upload that cannot be used; the message names the file."""
+
+
+def safe_name(name: str) -> str:
+    """The uploaded file's base name with only plain characters left."""
+    base = Path(name).name or "upload"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base)
+
+
+def store(name: str, data: bytes, folder: Path, types: Sequence[str]) -> Path:
+    """Write an upload to ``folder/<sha256 prefix>/<name>`` and return the path, refusing
+    files above ``MAX_UPLOAD_MB`` and of other types, by name."""
+    size_mb = len(data) / 1e6
+    if size_mb > MAX_UPLOAD_MB:
+        raise UploadError(
+            f"{name}: {size_mb:.1f} MB is above the {MAX_UPLOAD_MB} MB upload limit; "
+            "sample the log or split it by day"
+        )
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in types:
+        raise UploadError(f"{name}: expected a {' or '.join('.' + t for t in types)} file")
+    if not data:
+        raise UploadError(f"{name}: the file is empty")
+    path = folder / hashlib.sha256(data).hexdigest()[:16] / safe_name(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def named(message: str, path: Path, name: str) -> str:
+    """``message`` with the stored path replaced by the name the user knows."""
+    return message.replace(str(path), name)
+
+
+def table_columns(path: Path, name: str) -> list[str]:
+    """The columns of an uploaded log, refusing, by file name, what is not a table."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            columns = [str(c) for c in pq.read_schema(path).names]
+        except Exception as exc:  # pyarrow raises several kinds for a non-Parquet file
+            raise LogError(f"{name}: not a readable Parquet table ({exc})") from None
+    else:
+        head = path.read_bytes()[:65536]
+        if b"\x00" in head:
+            raise LogError(f"{name}: not a CSV table (the file holds binary data)")
+        try:
+            columns = [str(c) for c in pd.read_csv(path, nrows=100, index_col=False).columns]
+        except pd.errors.EmptyDataError:
+            raise LogError(f"{name}: the log is empty") from None
+        except Exception as exc:  # the CSV parser and decoders raise several kinds
+            raise LogError(f"{name}: not a readable CSV table ({exc})") from None
+    if len(columns) < 3:
+        raise LogError(
+            f"{name}: not a visit log: it has {len(columns)} column"
+            f"{'s' if len(columns) != 1 else ''} ({', '.join(columns)}); a visit log needs "
+            "an avatar id, a time and a zone column"
+        )
+    return columns
+
+
+def missing_columns(columns: Sequence[str], mapping: Columns, name: str) -> str | None:
+    """A message naming the mapped columns the log lacks, or None when all are there."""
+    wanted = {
+        "avatar id": mapping.avatar_id,
+        "time": mapping.timestamp,
+        "zone": mapping.zone,
+    }
+    lacking = [f"{role} column {col!r}" for role, col in wanted.items() if col not in columns]
+    if not lacking:
+        return None
+    return (
+        f"{name}: no {', no '.join(lacking)} (columns: {', '.join(columns)}); "
+        "choose the right columns below"
+    )

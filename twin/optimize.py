@@ -1,0 +1,589 @@
+"""Optimising a venue's levers with Optuna on the twin.
+
+The search space is declared in the scenario file's ``[search]`` table (or defaults to one
+for the venue), every key a range ``[low, high]``::
+
+    [search]
+    staff_budget = 140                       # servers in the whole venue, open gates' included
+    servers = { cafe_west = [6, 40], cafe_east = [6, 40] }
+    open_gates = [1, 3]                      # how many gates open, in gate_order
+    gate_order = ["gate_north", "gate_south", "gate_east"]   # default: the venue's order
+    capacity_caps = { main_stage = [800, 2000] }
+    show_start_h = { "1" = [2.0, 2.75] }     # show 1 of the programme (it keeps its length)
+    arrival_window_h = [1.0, 3.0]            # arrivals spread over this many hours ...
+    arrival_profile = [0.0, 1.0]             # ... each slice's relative rate in this range
+
+A trial sets the levers, runs the twin once per seed (the same seeds in every trial:
+common random numbers, so trials differ by their levers, not by luck) and scores three
+objectives on the means: crowd risk (person-minutes at Fruin level E or F, minimised),
+mean queue wait (minimised) and mean satisfaction (maximised). The staff budget is an
+Optuna constraint (staff - budget <= 0). ``Objective`` is a pure function of the trial.
+
+Studies live in any SQLAlchemy URL (an SQLite file by default). The study is created once,
+then ``workers`` processes (or other machines with the same URL and study name) run trials
+on it; a worker that dies leaves a trial that the heartbeat marks failed and that is run
+again, so an interrupted study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from twin.scenario import Levers, Scenario, ScenarioError, Show
+from twin.venue import Venue
+
+#: (name, direction, the KPI of ``twin.kpis.summarise`` it is) of every objective.
+OBJECTIVES: tuple[tuple[str, str, str], ...] = (
+    ("crowd_risk", "minimize", "person_minutes_los_ef"),
+    ("mean_wait_s", "minimize", "mean_wait_s"),
+    ("mean_satisfaction", "maximize", "mean_satisfaction"),
+)
+OBJECTIVE_NAMES: tuple[str, ...] = tuple(name for name, _, _ in OBJECTIVES)
+SEARCH_KEYS: tuple[str, ...] = (
+    "staff_budget",
+    "servers",
+    "open_gates",
+    "gate_order",
+    "capacity_caps",
+    "show_start_h",
+    "arrival_window_h",
+    "arrival_profile",
+)
+#: Kinds of zones whose staff the default search space moves around.
+STAFFED_KINDS: tuple[str, ...] = ("bar", "restroom", "shop")
+#: Seconds between a running trial's heartbeats; a trial silent for three of them failed.
+HEARTBEAT_S = 10
+
+
+class SearchError(ScenarioError):
+    """A search space that cannot be searched; the message names the file and the key."""
+
+
+Range = tuple[float, float]
+
+
+# ============================================================================ search space
+@dataclass(frozen=True)
+class SearchSpace:
+    """The levers a study may set, each over an inclusive range, and the staff budget."""
+
+    servers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    open_gates: tuple[int, int] | None = None
+    gate_order: tuple[str, ...] = ()
+    capacity_caps: dict[str, tuple[int, int]] = field(default_factory=dict)
+    show_start_h: dict[int, Range] = field(default_factory=dict)
+    arrival_window_h: Range | None = None
+    arrival_profile: Range | None = None
+    staff_budget: int | None = None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def of(cls, scenario: Scenario, source: str = "<memory>") -> SearchSpace:
+        """The scenario's ``[search]`` table, checked, or the venue's default space."""
+        venue = scenario.load_venue()
+        scenario.check(venue, source)
+        if scenario.search is None:
+            return cls.default(scenario, venue)
+        return cls.from_table(scenario.search, scenario, venue, source)
+
+    @classmethod
+    def default(cls, scenario: Scenario, venue: Venue) -> SearchSpace:
+        """Move the staff of bars, restrooms and shops between half and one and a half
+        times today's, open one gate or more, with today's staff as the budget."""
+        base = apply_levers_to_venue(scenario, venue)
+        servers = {
+            zone: (max(1, math.ceil(int(n) / 2)), max(2, math.ceil(1.5 * int(n))))
+            for zone, kind, n in zip(venue.zones, venue.kinds, base["servers"], strict=True)
+            if kind in STAFFED_KINDS and n > 0
+        }
+        gates = tuple(venue.zones[i] for i in venue.entrances)
+        space = cls(
+            servers=servers,
+            open_gates=(1, len(gates)) if len(gates) > 1 else None,
+            gate_order=gates,
+            staff_budget=staff_of(scenario, venue),
+        )
+        space.check(scenario, venue, "default search space")
+        return space
+
+    @classmethod
+    def from_table(
+        cls, table: dict[str, Any], scenario: Scenario, venue: Venue, source: str
+    ) -> SearchSpace:
+        for key in table:
+            if key not in SEARCH_KEYS:
+                raise SearchError(
+                    f"{source}: unknown lever 'search.{key}' (known: {', '.join(SEARCH_KEYS)})"
+                )
+
+        def whole_range(value: Any, key: str) -> tuple[int, int]:
+            low, high = _range(value, key, source)
+            if low != int(low) or high != int(high):
+                raise SearchError(f"{source}: search.{key} must be whole numbers, got {value!r}")
+            return int(low), int(high)
+
+        def table_of(key: str) -> dict[str, Any]:
+            value = table.get(key, {})
+            if not isinstance(value, dict):
+                raise SearchError(f"{source}: search.{key} must be a table of ranges")
+            return value
+
+        budget = table.get("staff_budget")
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)):
+            raise SearchError(f"{source}: search.staff_budget must be a whole number")
+        order = table.get("gate_order")
+        if order is not None and not (
+            isinstance(order, list) and all(isinstance(g, str) for g in order)
+        ):
+            raise SearchError(f"{source}: search.gate_order must be a list of entrances")
+        shows = {}
+        for key, value in table_of("show_start_h").items():
+            if not str(key).isdigit():
+                raise SearchError(
+                    f"{source}: search.show_start_h.{key}: name a show by its place in the "
+                    "programme (0, 1, ...)"
+                )
+            shows[int(key)] = _range(value, f"show_start_h.{key}", source)
+        space = cls(
+            servers={z: whole_range(v, f"servers.{z}") for z, v in table_of("servers").items()},
+            open_gates=(
+                whole_range(table["open_gates"], "open_gates") if "open_gates" in table else None
+            ),
+            gate_order=tuple(order) if order else tuple(venue.zones[i] for i in venue.entrances),
+            capacity_caps={
+                z: whole_range(v, f"capacity_caps.{z}")
+                for z, v in table_of("capacity_caps").items()
+            },
+            show_start_h=shows,
+            arrival_window_h=(
+                _range(table["arrival_window_h"], "arrival_window_h", source)
+                if "arrival_window_h" in table
+                else None
+            ),
+            arrival_profile=(
+                _range(table["arrival_profile"], "arrival_profile", source)
+                if "arrival_profile" in table
+                else None
+            ),
+            staff_budget=budget,
+        )
+        space.check(scenario, venue, source)
+        return space
+
+    def check(self, scenario: Scenario, venue: Venue, source: str) -> None:
+        """Refuse levers the venue lacks, ranges out of bounds, a budget below the least
+        staff the space allows, and a space with nothing to search."""
+        kinds = dict(zip(venue.zones, venue.kinds, strict=True))
+        for zone, (low, _) in self.servers.items():
+            if zone not in kinds:
+                raise SearchError(f"{source}: search.servers: unknown zone {zone!r}")
+            if not venue.is_service[venue.index[zone]]:
+                raise SearchError(
+                    f"{source}: search.servers.{zone}: a {kinds[zone]} has no servers"
+                )
+            if low < 1:
+                raise SearchError(f"{source}: search.servers.{zone}: at least 1 server")
+        for gate in self.gate_order:
+            if kinds.get(gate) != "entrance":
+                raise SearchError(f"{source}: search.gate_order: {gate!r} is not an entrance")
+        if self.open_gates is not None:
+            low, high = self.open_gates
+            if low < 1 or high > len(self.gate_order):
+                raise SearchError(
+                    f"{source}: search.open_gates must lie in 1..{len(self.gate_order)} "
+                    f"(the gates of gate_order), got [{low}, {high}]"
+                )
+        for zone, (low, _) in self.capacity_caps.items():
+            if kinds.get(zone) in (None, "entrance", "exit"):
+                raise SearchError(
+                    f"{source}: search.capacity_caps: {zone!r} is not a zone that can be capped"
+                )
+            if low < 1:
+                raise SearchError(f"{source}: search.capacity_caps.{zone}: at least 1")
+        programme = scenario.programme(venue)
+        for index, (low, high) in self.show_start_h.items():
+            if index >= len(programme):
+                raise SearchError(
+                    f"{source}: search.show_start_h.{index}: the programme has "
+                    f"{len(programme)} shows (0..{len(programme) - 1})"
+                )
+            length = programme[index].end_h - programme[index].start_h
+            if low < 0 or high + length > scenario.hours:
+                raise SearchError(
+                    f"{source}: search.show_start_h.{index}: a {length:g} h show must start "
+                    f"in [0, {scenario.hours - length:g}], got [{low:g}, {high:g}]"
+                )
+        if self.arrival_window_h is not None:
+            low, high = self.arrival_window_h
+            if low <= 0 or high > scenario.hours:
+                raise SearchError(
+                    f"{source}: search.arrival_window_h must lie in (0, {scenario.hours:g}]"
+                )
+        if self.arrival_profile is not None:
+            low, high = self.arrival_profile
+            if low < 0 or high <= 0:
+                raise SearchError(f"{source}: search.arrival_profile: rates >= 0, high > 0")
+        if not self.names():
+            raise SearchError(f"{source}: search: no lever to search")
+        if self.staff_budget is not None:
+            least = staff_of(self.apply(scenario, self.lowest(scenario)), venue)
+            if self.staff_budget < least:
+                raise SearchError(
+                    f"{source}: search.staff_budget {self.staff_budget} is below the least "
+                    f"staff the search space allows ({least}: every range at its low end)"
+                )
+
+    # ------------------------------------------------------------------ trials
+    def names(self) -> list[str]:
+        """Optuna parameter names, one per lever (``servers.cafe_west``, ...)."""
+        names = [f"servers.{z}" for z in self.servers]
+        names += ["open_gates"] if self.open_gates is not None else []
+        names += [f"capacity_caps.{z}" for z in self.capacity_caps]
+        names += [f"show_start_h.{i}" for i in self.show_start_h]
+        names += ["arrival_window_h"] if self.arrival_window_h is not None else []
+        return names
+
+    def suggest(self, trial: optuna.Trial, n_slices: int) -> dict[str, Any]:
+        """Draw every lever of the space for ``trial``."""
+        params: dict[str, Any] = {}
+        for zone, (low, high) in self.servers.items():
+            params[f"servers.{zone}"] = trial.suggest_int(f"servers.{zone}", low, high)
+        if self.open_gates is not None:
+            params["open_gates"] = trial.suggest_int("open_gates", *self.open_gates)
+        for zone, (low, high) in self.capacity_caps.items():
+            params[f"capacity_caps.{zone}"] = trial.suggest_int(f"capacity_caps.{zone}", low, high)
+        for index, (low, high) in self.show_start_h.items():
+            name = f"show_start_h.{index}"
+            params[name] = trial.suggest_float(name, low, high, step=0.25)
+        if self.arrival_window_h is not None:
+            low, high = self.arrival_window_h
+            params["arrival_window_h"] = trial.suggest_float("arrival_window_h", low, high)
+        if self.arrival_profile is not None:
+            for k in range(n_slices):
+                name = f"arrival_profile.{k}"
+                params[name] = trial.suggest_float(name, *self.arrival_profile)
+        return params
+
+    def lowest(self, scenario: Scenario) -> dict[str, Any]:
+        """The parameters with every range at its low end (the least staff)."""
+        params: dict[str, Any] = {f"servers.{z}": lo for z, (lo, _) in self.servers.items()}
+        if self.open_gates is not None:
+            params["open_gates"] = self.open_gates[0]
+        return params
+
+    def apply(self, scenario: Scenario, params: dict[str, Any]) -> Scenario:
+        """The scenario with a trial's levers set (levers not in ``params`` stay as they are)."""
+        levers = scenario.levers
+        servers = dict(levers.servers)
+        caps = dict(levers.capacity_caps)
+        gates = levers.open_gates
+        shows = None
+        profile = list(scenario.arrival_profile)
+        window = scenario.arrival_window_h
+        for name, value in params.items():
+            kind, _, key = name.partition(".")
+            if kind == "servers":
+                servers[key] = int(value)
+            elif kind == "capacity_caps":
+                caps[key] = int(value)
+            elif kind == "open_gates":
+                gates = list(self.gate_order[: int(value)])
+            elif kind == "show_start_h":
+                programme = scenario.programme(scenario.load_venue())
+                shows = shows or [Show(**vars(s)) for s in programme]
+                show = shows[int(key)]
+                length = show.end_h - show.start_h
+                show.start_h, show.end_h = float(value), float(value) + length
+            elif kind == "arrival_window_h":
+                window = float(value)
+            elif kind == "arrival_profile":
+                profile[int(key)] = float(value)
+        if sum(profile) <= 0:
+            profile = [1.0] * len(profile)
+        return scenario.replace(
+            levers=Levers(servers=servers, open_gates=gates, capacity_caps=caps),
+            shows=shows if shows is not None else scenario.shows,
+            arrival_window_h=window,
+            arrival_profile=profile,
+        )
+
+    def to_table(self) -> dict[str, Any]:
+        """The space as a ``[search]`` table (what ``from_table`` reads)."""
+        table: dict[str, Any] = {}
+        if self.staff_budget is not None:
+            table["staff_budget"] = self.staff_budget
+        if self.servers:
+            table["servers"] = {z: list(r) for z, r in self.servers.items()}
+        if self.open_gates is not None:
+            table["open_gates"] = list(self.open_gates)
+            table["gate_order"] = list(self.gate_order)
+        if self.capacity_caps:
+            table["capacity_caps"] = {z: list(r) for z, r in self.capacity_caps.items()}
+        if self.show_start_h:
+            table["show_start_h"] = {str(i): list(r) for i, r in self.show_start_h.items()}
+        if self.arrival_window_h is not None:
+            table["arrival_window_h"] = list(self.arrival_window_h)
+        if self.arrival_profile is not None:
+            table["arrival_profile"] = list(self.arrival_profile)
+        return table
+
+
+def _range(value: Any, key: str, source: str) -> Range:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise SearchError(f"{source}: search.{key} must be a range [low, high], got {value!r}")
+    low, high = value
+    if low > high:
+        raise SearchError(f"{source}: search.{key}: empty range [{low}, {high}] (low > high)")
+    return float(low), float(high)
+
+
+def apply_levers_to_venue(scenario: Scenario, venue: Venue) -> dict[str, np.ndarray]:
+    """Servers per zone and open gates after the scenario's levers."""
+    servers = venue.servers.copy()
+    for zone, count in scenario.levers.servers.items():
+        servers[venue.index[zone]] = count
+    open_gate = np.zeros(venue.n_zones, dtype=bool)
+    gates = scenario.levers.open_gates
+    for i in venue.entrances:
+        open_gate[i] = gates is None or venue.zones[i] in gates
+    return {"servers": servers, "open_gate": open_gate}
+
+
+def staff_of(scenario: Scenario, venue: Venue) -> int:
+    """Servers at work in the scenario: every service zone's, closed gates' excepted."""
+    levers = apply_levers_to_venue(scenario, venue)
+    is_gate = np.isin(np.arange(venue.n_zones), venue.entrances)
+    working = venue.is_service & (levers["open_gate"] | ~is_gate)
+    return int(levers["servers"][working].sum())
+
+
+# ============================================================================ objective
+def score(scenario: Scenario) -> dict[str, float]:
+    """Run the twin once and return the objectives' KPIs."""
+    from twin.model import VenueModel  # the model imports torch: only where it runs
+
+    kpis = VenueModel(scenario).run().kpis()
+    return {name: float(kpis[kpi]) for name, _, kpi in OBJECTIVES}
+
+
+@dataclass
+class Objective:
+    """A trial: set the levers, run every seed, score the means; the spread is recorded."""
+
+    scenario: Scenario
+    space: SearchSpace
+    seeds: tuple[int, ...]
+    run: Callable[[Scenario], dict[str, float]] = score
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        params = self.space.suggest(trial, len(self.scenario.arrival_profile))
+        scenario = self.space.apply(self.scenario, params)
+        staff = staff_of(scenario, scenario.load_venue())
+        budget = self.space.staff_budget
+        trial.set_user_attr("staff", staff)
+        over = float(staff - budget) if budget is not None else 0.0
+        trial.set_user_attr("constraint", over)
+        with warnings.catch_warnings():  # a retried trial has its constraint already
+            warnings.filterwarnings("ignore", "The constraint value is ignored")
+            trial.set_constraint("staff_over_budget", over)  # feasible when <= 0
+        runs = [self.run(scenario.replace(seed=seed)) for seed in self.seeds]
+        for name in OBJECTIVE_NAMES:
+            values = [r[name] for r in runs]
+            trial.set_user_attr(f"{name}_std", float(np.std(values)))
+            trial.set_user_attr(f"{name}_runs", values)
+        return tuple(float(np.mean([r[name] for r in runs])) for name in OBJECTIVE_NAMES)
+
+
+# ============================================================================ studies
+def default_storage(out_dir: str | os.PathLike[str]) -> str:
+    return f"sqlite:///{Path(out_dir).resolve() / 'study.db'}"
+
+
+def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.RDBStorage:
+    """The study's storage, with heartbeats so that a dead worker's trial is failed and
+    retried (with the same levers) by whoever runs next."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat_s,
+            grace_period=3 * heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+        )
+    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL
+        raise SearchError(f"--storage {url}: cannot open the study storage ({exc})") from None
+
+
+def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed)  # it reads the trials' constraints
+
+
+def create_study(
+    scenario: Scenario, space: SearchSpace, seeds: Sequence[int], storage: str, name: str
+) -> optuna.Study:
+    """Create the study (once, before any worker starts), or load it to resume; a study of
+    the same name holding another scenario or space is refused."""
+    record = {
+        "scenario": scenario.replace(search=space.to_table()).to_dict(),
+        "seeds": list(seeds),
+    }
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(storage),
+        directions=[direction for _, direction, _ in OBJECTIVES],
+        load_if_exists=True,
+    )
+    held = study.user_attrs.get("venuetwin")
+    if held is None:
+        study.set_user_attr("venuetwin", record)
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and stable
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(OBJECTIVE_NAMES))
+    elif held != _jsonable(record):
+        raise SearchError(
+            f"--study {name}: the storage holds a study of that name with another scenario, "
+            "search space or seeds; give another --study name or --storage"
+        )
+    return study
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def objective_of(study: optuna.Study) -> Objective:
+    """The objective a study was created for, rebuilt from the study itself."""
+    held = study.user_attrs["venuetwin"]
+    scenario = Scenario.from_dict(held["scenario"], f"study {study.study_name}")
+    space = SearchSpace.of(scenario, f"study {study.study_name}")
+    return Objective(scenario, space, tuple(held["seeds"]))
+
+
+def run_worker(
+    storage: str, name: str, n_trials: int, seed: int, threads: int, heartbeat_s: int
+) -> None:
+    """One worker: load the study and run ``n_trials`` trials on it."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=name, storage=open_storage(storage, heartbeat_s), sampler=make_sampler(seed)
+    )
+    study.optimize(objective_of(study), n_trials=n_trials)
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def optimize(
+    scenario: Scenario,
+    *,
+    trials: int,
+    out: str | os.PathLike[str],
+    seeds: int = 3,
+    workers: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    progress: bool = True,
+    heartbeat_s: int = HEARTBEAT_S,
+    source: str = "<memory>",
+    on_trial: Callable[[int, int], None] | None = None,
+) -> optuna.Study:
+    """Run (or resume) a study until it holds ``trials`` completed trials.
+
+    The space is checked before anything runs. ``workers`` processes share the trials
+    still to do; with ``workers=1`` they run in this process. ``on_trial(done, trials)``
+    is called as trials complete (the dashboard's progress bar).
+    """
+    if trials < 1 or seeds < 1 or workers < 1 or heartbeat_s < 1:
+        raise SearchError("--trials, --seeds, --workers and --heartbeat must be at least 1")
+    space = SearchSpace.of(scenario, source)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    storage = storage or default_storage(out)
+    name = study_name or f"{scenario.name}-{scenario.load_venue().name}"
+    run_seeds = tuple(scenario.seed + k for k in range(seeds))
+    study = create_study(scenario, space, run_seeds, storage, name)
+    to_do = trials - finished(study)
+    if to_do <= 0:
+        return study
+    shares = [to_do // workers + (1 if w < to_do % workers else 0) for w in range(workers)]
+    shares = [s for s in shares if s > 0]
+    threads = max(1, (os.cpu_count() or 1) // len(shares))
+    bar = _progress(trials, finished(study), progress)
+
+    def report(done: int) -> None:
+        if bar:
+            bar.n = done
+            bar.refresh()
+        if on_trial:
+            on_trial(done, trials)
+
+    if len(shares) == 1:
+        import torch
+
+        torch.set_num_threads(threads)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(
+            study_name=name, storage=open_storage(storage, heartbeat_s), sampler=make_sampler(0)
+        )
+        study.optimize(
+            objective_of(study),
+            n_trials=shares[0],
+            callbacks=[lambda study, trial: report(finished(study))],
+        )
+    else:
+        context = multiprocessing.get_context("spawn")
+        processes = [
+            context.Process(
+                target=run_worker,
+                args=(storage, name, share, w, threads, heartbeat_s),
+                name=f"venuetwin-optimize-{w}",
+            )
+            for w, share in enumerate(shares)
+        ]
+        for p in processes:
+            p.start()
+        try:
+            while any(p.is_alive() for p in processes):
+                time.sleep(1.0)
+                report(finished(study))
+        finally:
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+                p.join()
+        failed = [p.name for p in processes if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"optimisation worker(s) failed: {', '.join(failed)}")
+    report(finished(study))
+    if bar:
+        bar.close()
+    return study
+
+
+def _progress(total: int, done: int, show: bool):  # noqa: ANN202
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc="trials", unit="trial")
