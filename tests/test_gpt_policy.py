@@ -142,6 +142,34 @@ def test_tokens_are_the_training_features() -> None:
         assert (live[:, 5] == logged[:, 5]).mean() > 0.8
 
 
+def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
+    """The crowd level and queue wait every zone shows at a decision, live, are what
+    ``encode`` derives from the twin's own log (bars and a gate short of staff, so that
+    queues form)."""
+    from llm.data import encode, read_logs
+    from llm.features import N_CROWD
+    from twin import Levers
+
+    short = Levers(servers={"hall_bar": 1, "foyer_bar": 1, "gate_main": 2})
+    model = run(levers=short)
+    model.visits().to_parquet(tmp_path / "visits.parquet")
+    seqs = encode(read_logs([tmp_path / "visits.parquet"]), model.venue.vocabulary())
+    policy: GPTPolicy = model.policy
+    live, logged = [], []
+    for t, key in enumerate(seqs.keys):
+        avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
+        for visit in range(int(seqs.offsets[t + 1]) - first - 1):  # not the exit
+            call = policy.call_of[avatar, visit]
+            if call >= 0 and np.isfinite(policy.decided_at[avatar, visit]):
+                live.append(policy.states[call])
+                logged.append(seqs.options[first + visit])
+    live, logged = np.array(live), np.array(logged)
+    assert len(live) > 2000
+    assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
+    assert (live % N_CROWD == logged % N_CROWD).mean() > 0.99  # crowd levels
+    assert (live // N_CROWD == logged // N_CROWD).mean() > 0.99  # queue waits
+
+
 def test_markov_policy_is_a_baseline_policy() -> None:
     model = run(policy="markov", avatars=300)
     assert isinstance(model.policy, MarkovPolicy)
