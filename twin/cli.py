@@ -50,12 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sim = commands.add_parser("simulate", help="run a scenario and write logs and KPIs")
-    sim.add_argument("scenario", nargs="?", help="scenario TOML file (default: built-in)")
-    sim.add_argument("--venue", help=f"built-in venue ({', '.join(BUILTIN_VENUES)}) or JSON")
-    sim.add_argument("--avatars", type=int, help="number of visitors")
-    sim.add_argument("--hours", type=float, help="length of the event")
-    sim.add_argument("--policy", choices=POLICIES, help="how avatars decide")
-    sim.add_argument("--seed", type=int, help="random seed (same seed, same run)")
+    add_scenario_arguments(
+        sim, "scenario TOML file (default: built-in)", "random seed (same seed, same run)"
+    )
     sim.add_argument("--csv", action="store_true", help="write visits.csv instead of Parquet")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", required=True, help="output folder")
@@ -64,20 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     opt = commands.add_parser(
         "optimize", help="tune the venue's levers with Optuna (crowd risk, waits, satisfaction)"
     )
-    opt.add_argument("scenario", nargs="?", help="scenario TOML file with a [search] table")
-    opt.add_argument("--venue", help=f"built-in venue ({', '.join(BUILTIN_VENUES)}) or JSON")
-    opt.add_argument("--avatars", type=int, help="number of visitors")
-    opt.add_argument("--hours", type=float, help="length of the event")
-    opt.add_argument("--policy", choices=POLICIES, help="how avatars decide (default: gpt)")
-    opt.add_argument("--seed", type=int, help="first of the seeds every trial runs")
+    add_scenario_arguments(
+        opt, "scenario TOML file with a [search] table", "first of the seeds every trial runs"
+    )
     opt.add_argument("--trials", type=int, required=True, help="completed trials to reach")
     opt.add_argument("--seeds", type=int, default=3, help="runs per trial (common seeds)")
     opt.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     opt.add_argument("--storage", help="SQLAlchemy URL (default: sqlite in --out)")
     opt.add_argument("--study", help="study name (default: scenario-venue)")
-    opt.add_argument(
-        "--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats"
-    )
+    opt.add_argument("--heartbeat", type=int, help="seconds between a trial's heartbeats (10)")
     opt.add_argument("--quiet", action="store_true", help="no progress bar")
     opt.add_argument("--out", required=True, help="output folder")
     opt.set_defaults(run=optimize_levers)
@@ -117,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     vocab.add_argument("--out", required=True, help="vocabulary JSON file")
     vocab.set_defaults(run=write_vocab)
     return parser
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser, scenario: str, seed: str) -> None:
+    """A scenario file and the overrides of its commonest fields (``scenario_from_args``)."""
+    parser.add_argument("scenario", nargs="?", help=scenario)
+    parser.add_argument("--venue", help=f"built-in venue ({', '.join(BUILTIN_VENUES)}) or JSON")
+    parser.add_argument("--avatars", type=int, help="number of visitors")
+    parser.add_argument("--hours", type=float, help="length of the event")
+    parser.add_argument("--policy", choices=POLICIES, help="how avatars decide (default: gpt)")
+    parser.add_argument("--seed", type=int, help=seed)
 
 
 def write_vocab(args: argparse.Namespace) -> int:
@@ -272,7 +274,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def optimize_levers(args: argparse.Namespace) -> int:
-    from twin.optimize import optimize
+    from twin.optimize import HEARTBEAT_S, optimize
     from twin.study_results import write_results
 
     scenario = scenario_from_args(args)
@@ -286,7 +288,7 @@ def optimize_levers(args: argparse.Namespace) -> int:
         storage=args.storage,
         study_name=args.study,
         progress=not args.quiet,
-        heartbeat_s=args.heartbeat,
+        heartbeat_s=HEARTBEAT_S if args.heartbeat is None else args.heartbeat,
         source=args.scenario or "command line",
     )
     summary = write_results(study, args.out)

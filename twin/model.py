@@ -170,23 +170,13 @@ class VenueModel(mesa.Model):
 
     # ------------------------------------------------------------------ levers
     def lever_servers(self) -> np.ndarray:
-        servers = self.venue.servers.copy()
-        for zone, count in self.scenario.levers.servers.items():
-            servers[self.venue.index[zone]] = count
-        return servers
+        return self.scenario.levers.servers_in(self.venue)
 
     def lever_capacity(self) -> np.ndarray:
-        capacity = self.venue.capacity.copy()
-        for zone, cap in self.scenario.levers.capacity_caps.items():
-            i = self.venue.index[zone]
-            capacity[i] = min(capacity[i], cap)
-        return capacity
+        return self.scenario.levers.capacity_in(self.venue)
 
     def lever_gates(self) -> np.ndarray:
-        gates = self.scenario.levers.open_gates
-        if gates is None:
-            return self.venue.entrances
-        return np.array([self.venue.index[g] for g in gates], dtype=np.int64)
+        return self.scenario.levers.gates_in(self.venue)
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:

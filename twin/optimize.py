@@ -27,6 +27,7 @@ again, so an interrupted study resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import os
@@ -101,10 +102,10 @@ class SearchSpace:
     def default(cls, scenario: Scenario, venue: Venue) -> SearchSpace:
         """Move the staff of bars, restrooms and shops between half and one and a half
         times today's, open one gate or more, with today's staff as the budget."""
-        base = apply_levers_to_venue(scenario, venue)
+        today = scenario.levers.servers_in(venue)
         servers = {
             zone: (max(1, math.ceil(int(n) / 2)), max(2, math.ceil(1.5 * int(n))))
-            for zone, kind, n in zip(venue.zones, venue.kinds, base["servers"], strict=True)
+            for zone, kind, n in zip(venue.zones, venue.kinds, today, strict=True)
             if kind in STAFFED_KINDS and n > 0
         }
         gates = tuple(venue.zones[i] for i in venue.entrances)
@@ -352,24 +353,9 @@ def _range(value: Any, key: str, source: str) -> Range:
     return float(low), float(high)
 
 
-def apply_levers_to_venue(scenario: Scenario, venue: Venue) -> dict[str, np.ndarray]:
-    """Servers per zone and open gates after the scenario's levers."""
-    servers = venue.servers.copy()
-    for zone, count in scenario.levers.servers.items():
-        servers[venue.index[zone]] = count
-    open_gate = np.zeros(venue.n_zones, dtype=bool)
-    gates = scenario.levers.open_gates
-    for i in venue.entrances:
-        open_gate[i] = gates is None or venue.zones[i] in gates
-    return {"servers": servers, "open_gate": open_gate}
-
-
 def staff_of(scenario: Scenario, venue: Venue) -> int:
     """Servers at work in the scenario: every service zone's, closed gates' excepted."""
-    levers = apply_levers_to_venue(scenario, venue)
-    is_gate = np.isin(np.arange(venue.n_zones), venue.entrances)
-    working = venue.is_service & (levers["open_gate"] | ~is_gate)
-    return int(levers["servers"][working].sum())
+    return scenario.levers.staff_in(venue)
 
 
 # ============================================================================ objective
@@ -466,8 +452,6 @@ def create_study(
 
 
 def _jsonable(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value))
 
 
@@ -480,17 +464,25 @@ def objective_of(study: optuna.Study) -> Objective:
 
 
 def run_worker(
-    storage: str, name: str, n_trials: int, seed: int, threads: int, heartbeat_s: int
+    storage: str,
+    name: str,
+    n_trials: int,
+    seed: int,
+    threads: int | None,
+    heartbeat_s: int,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
 ) -> None:
-    """One worker: load the study and run ``n_trials`` trials on it."""
-    import torch
+    """One worker: load the study and run ``n_trials`` trials on it (torch on ``threads``
+    threads; None leaves this process's setting alone)."""
+    if threads is not None:
+        import torch
 
-    torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(max(1, threads))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=name, storage=open_storage(storage, heartbeat_s), sampler=make_sampler(seed)
     )
-    study.optimize(objective_of(study), n_trials=n_trials)
+    study.optimize(objective_of(study), n_trials=n_trials, callbacks=list(callbacks))
 
 
 def finished(study: optuna.Study) -> int:
@@ -530,7 +522,6 @@ def optimize(
         return study
     shares = [to_do // workers + (1 if w < to_do % workers else 0) for w in range(workers)]
     shares = [s for s in shares if s > 0]
-    threads = max(1, (os.cpu_count() or 1) // len(shares))
     bar = _progress(trials, finished(study), progress)
 
     def report(done: int) -> None:
@@ -540,21 +531,12 @@ def optimize(
         if on_trial:
             on_trial(done, trials)
 
-    if len(shares) == 1:
-        import torch
-
-        torch.set_num_threads(threads)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(
-            study_name=name, storage=open_storage(storage, heartbeat_s), sampler=make_sampler(0)
-        )
-        study.optimize(
-            objective_of(study),
-            n_trials=shares[0],
-            callbacks=[lambda study, trial: report(finished(study))],
-        )
+    if len(shares) == 1:  # in this process, with its own torch threads
+        done = [lambda study, trial: report(finished(study))]
+        run_worker(storage, name, shares[0], 0, None, heartbeat_s, callbacks=done)
     else:
         context = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // len(shares))  # the cores, shared out
         processes = [
             context.Process(
                 target=run_worker,

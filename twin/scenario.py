@@ -43,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 
 from llm.fileio import write_text_atomic
@@ -73,6 +74,34 @@ class Levers:
     servers: dict[str, int] = field(default_factory=dict)  # service zone -> servers
     open_gates: list[str] | None = None  # entrances open (None: all)
     capacity_caps: dict[str, int] = field(default_factory=dict)  # zone -> hard cap
+
+    def servers_in(self, venue: Venue) -> np.ndarray:
+        """(Z,) servers of every zone of ``venue`` with these levers."""
+        servers = venue.servers.copy()
+        for zone, count in self.servers.items():
+            servers[venue.index[zone]] = count
+        return servers
+
+    def capacity_in(self, venue: Venue) -> np.ndarray:
+        """(Z,) hard capacity of every zone of ``venue``, capped by these levers."""
+        capacity = venue.capacity.copy()
+        for zone, cap in self.capacity_caps.items():
+            i = venue.index[zone]
+            capacity[i] = min(capacity[i], cap)
+        return capacity
+
+    def gates_in(self, venue: Venue) -> np.ndarray:
+        """Zone indices of the entrances of ``venue`` open with these levers."""
+        if self.open_gates is None:
+            return venue.entrances
+        return np.array([venue.index[g] for g in self.open_gates], dtype=np.int64)
+
+    def staff_in(self, venue: Venue) -> int:
+        """Servers at work: every service zone's, closed gates' excepted."""
+        working = venue.is_service.copy()
+        working[venue.entrances] = False
+        working[self.gates_in(venue)] = True
+        return int(self.servers_in(venue)[working].sum())
 
 
 @dataclass

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 
 from llm.fileio import atomic_path, write_text_atomic
 from twin.optimize import OBJECTIVE_NAMES, OBJECTIVES, objective_of
+from twin.scenario import Scenario
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 #: +1 where larger is better, -1 where smaller is.
@@ -121,16 +122,9 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
     return figs
 
 
-def best_scenario(study: optuna.Study, trial_number: int | None = None):  # noqa: ANN201
-    """The study's scenario with the levers of ``trial_number`` (default: the balanced
-    Pareto trial), named after it."""
+def best_scenario(study: optuna.Study, trial_number: int) -> Scenario:
+    """The study's scenario with the levers of trial ``trial_number``, named after it."""
     objective = objective_of(study)
-    frame = trials_frame(study)
-    if trial_number is None:
-        front = pareto_front(frame)
-        if front.empty:
-            return None
-        trial_number = int(balanced(front)["trial"])
     params = study.trials[trial_number].params
     scenario = objective.space.apply(objective.scenario, params)
     return scenario.replace(name=f"{objective.scenario.name}-trial{trial_number}")
@@ -157,10 +151,10 @@ def write_results(study: optuna.Study, out: str | os.PathLike[str]) -> dict[str,
         "best": best_per_objective(frame),
         "importances": importances(study),
     }
-    scenario = best_scenario(study)
-    if scenario is not None:
-        summary["balanced"] = _trial_summary(balanced(front))
-        scenario.to_toml(out / "best.toml")
+    if not front.empty:
+        chosen = balanced(front)
+        summary["balanced"] = _trial_summary(chosen)
+        best_scenario(study, int(chosen["trial"])).to_toml(out / "best.toml")
         summary["best_scenario"] = str(out / "best.toml")
     figs = figures(study)
     html = "".join(
