@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+from llm import logschema
 from twin import VenueModel
 
 
@@ -15,8 +16,8 @@ def visits_parquet(model: VenueModel) -> bytes:
 
 
 def visits_csv(model: VenueModel) -> bytes:
-    return model.visits().to_csv(index=False).encode("utf-8")
+    return logschema.visits_csv(model.visits()).encode("utf-8")
 
 
 def kpis_json(model: VenueModel) -> bytes:
-    return (json.dumps(model.kpis(), indent=2, default=str) + "\n").encode("utf-8")
+    return (json.dumps(model.kpis(), indent=2) + "\n").encode("utf-8")

@@ -21,7 +21,6 @@ from llm.data import Columns, LogError
 MAX_UPLOAD_MB = 50
 LOG_TYPES = ("csv", "parquet", "pq")
 #: Columns of a visit log in the contract (``llm.logschema``).
-STANDARD = Columns()
 
 
 class UploadError(ValueError):

@@ -118,6 +118,11 @@ def _source_name(columns: Columns, name: str) -> str:
 
 
 def _canonical_columns(raw: pd.DataFrame, path: Path, columns: Columns) -> pd.DataFrame:
+    if len({columns.avatar_id, columns.timestamp, columns.zone}) < 3:
+        raise LogError(
+            f"{path}: the avatar id, time and zone must be three different columns (got "
+            f"{columns.avatar_id!r}, {columns.timestamp!r}, {columns.zone!r})"
+        )
     mapping = {columns.avatar_id: "avatar_id", columns.timestamp: "timestamp", columns.zone: "zone"}
     flags = {"avatar_id": "--id-col", "timestamp": "--time-col", "zone": "--zone-col"}
     for source, target in mapping.items():

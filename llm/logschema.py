@@ -39,12 +39,17 @@ def visits_frame(columns: dict[str, object]) -> pd.DataFrame:
     return frame.astype(VISIT_DTYPES)
 
 
+def visits_csv(frame: pd.DataFrame, target: str | os.PathLike[str] | None = None) -> str | None:
+    """A visit log as CSV with ISO-8601 timestamps, into ``target`` (None: returned)."""
+    return frame.to_csv(target, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f")
+
+
 def write_visits(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a visit log atomically: Parquet, or CSV when ``path`` ends in ``.csv``."""
     final = Path(path)
     with atomic_path(final) as tmp:
         if final.suffix == ".csv":
-            frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f")
+            visits_csv(frame, tmp)
         else:
             frame.to_parquet(tmp, index=False)
     return final

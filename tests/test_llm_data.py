@@ -586,3 +586,11 @@ def test_blocks_of_a_long_trajectory_overlap_by_half(tmp_path):
     np.testing.assert_array_equal(data["options"][2].numpy(), seqs.options[8:16])
     # Padding: features 0, targets -1.
     assert (data["zone"][4, 3:] == 0).all() and (data["next_zone"][4, 2:] == -1).all()
+
+
+def test_one_column_for_two_roles_is_refused_by_name(tmp_path):
+    frame = log_frame([(1, 0, "hall"), (1, 60, "exit")])
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(LogError, match="must be three different columns"):
+        read_logs([path], Columns("avatar_id", "avatar_id", "zone"))

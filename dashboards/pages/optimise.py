@@ -22,7 +22,7 @@ import streamlit as st
 
 from dashboards import state
 from llm.checkpoint import CheckpointError
-from twin import Scenario, ScenarioError, VenueError
+from twin import Levers, Scenario, ScenarioError, VenueError
 from twin.optimize import OBJECTIVE_NAMES, SearchSpace, optimize
 from twin.scenario import POLICIES
 from twin.study_results import (
@@ -54,7 +54,8 @@ def scenario_form() -> Scenario | None:
     """The scenario to optimise: the applied one, or a built-in venue, made small enough."""
     base = state.scenario() or Scenario()
     venues = list(BUILTIN_VENUES)
-    start = base.venue if isinstance(base.venue, str) and base.venue in venues else venues[1]
+    default = str(Scenario().venue)
+    start = base.venue if isinstance(base.venue, str) and base.venue in venues else default
     left, middle, right, far = st.columns(4)
     venue = left.selectbox("Venue", venues, index=venues.index(start), key="opt-venue")
     avatars = middle.number_input(
@@ -65,16 +66,19 @@ def scenario_form() -> Scenario | None:
         "Avatars decide with", POLICIES, index=POLICIES.index(base.policy), key="opt-policy"
     )
     same_venue = isinstance(base.venue, str) and base.venue == venue
-    try:
-        return Scenario(
-            name="dashboard",
+    model = base.model if same_venue else None
+    trained = state.selected_model()
+    if trained and st.checkbox(f"GPT avatars use the model selected on Train ({trained})"):
+        model = trained
+    try:  # the rest of the scenario (shows, arrivals, ...) as the Simulate page has it
+        return base.replace(
             venue=venue,
             avatars=int(avatars),
             hours=float(hours),
             policy=policy,
-            seed=base.seed,
-            model=state.selected_model() or (base.model if same_venue else None),
-            levers=base.levers if same_venue else Scenario().levers,
+            model=model,
+            levers=base.levers if same_venue else Levers(),
+            shows=base.shows if same_venue else None,
             search=base.search if same_venue else None,
         )
     except ScenarioError as exc:

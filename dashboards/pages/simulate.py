@@ -258,12 +258,7 @@ def show_results(model: VenueModel) -> None:
         if n % 5 == 4:
             row = st.columns(5)
     downloads = (
-        (
-            "Visit log (Parquet)",
-            exports.visits_parquet,
-            "visits.parquet",
-            "application/octet-stream",
-        ),
+        ("Visit log (Parquet)", exports.visits_parquet, "visits.parquet", PARQUET_MIME),
         ("Visit log (CSV)", exports.visits_csv, "visits.csv", "text/csv"),
         ("KPIs (JSON)", exports.kpis_json, "kpis.json", "application/json"),
     )

@@ -111,15 +111,19 @@ def map_columns(columns: list[str], name: str) -> Columns | None:
     if problem:
         st.error(problem)
         return None
-    if len({mapping.avatar_id, mapping.timestamp, mapping.zone}) < 3:
-        st.error(f"{name}: the avatar id, time and zone must be three different columns")
-        return None
     return mapping
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the log...")
+def read_cached(path: str, columns: Columns) -> pd.DataFrame:
+    """A stored log read once, not on every rerun (stored logs never change: uploads are
+    kept by content hash, the last run's log by run id)."""
+    return read_logs([path], columns)
 
 
 def read_log(path: Path, name: str, columns: Columns) -> pd.DataFrame | None:
     try:
-        return read_logs([path], columns)
+        return read_cached(str(path), columns)
     except LogError as exc:
         st.error(named(str(exc), path, name))
         return None
