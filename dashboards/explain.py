@@ -1,9 +1,9 @@
 """Which decisions of a GPT avatar can be explained, and the model step to ask about.
 
 The explanations themselves come from the twin (``VenueModel.explain(avatar, step=...)``);
-this only lists an avatar's decisions from its visit log (a decision ends every visit but
-the last) and keeps those the twin confirms were the GPT's (the closing clearance sends
-everybody out whatever the policy, so a visit may end without a decision).
+this pairs the decisions the twin recorded (``VenueModel.decisions``; the closing
+clearance sends everybody out whatever the policy, so a visit may end without one) with
+the zones of the avatar's visit log.
 """
 
 from __future__ import annotations
@@ -33,23 +33,15 @@ def gpt_avatars(visits: pd.DataFrame) -> list[int]:
 
 
 def decisions(model: VenueModel, visits: pd.DataFrame, avatar: int) -> list[Decision]:
-    """The avatar's decisions that ``model.explain`` can explain, oldest first."""
-    rows = visits[visits["avatar_id"] == avatar].sort_values("timestamp")
-    if len(rows) < 2:
-        return []
-    opening = pd.Timestamp(model.scenario.opening_time.replace(tzinfo=None))
-    ended = (rows["timestamp"] - opening).dt.total_seconds().to_numpy() + rows["dwell_s"].to_numpy()
-    zones = rows["zone"].astype(str).tolist()
+    """The avatar's decisions that ``model.explain`` can explain, oldest first (those the
+    twin recorded: ``model.decisions``), each with a step that names it alone."""
+    zones = visits[visits["avatar_id"] == avatar].sort_values("timestamp")["zone"]
+    zones = zones.astype(str).tolist()
     step_s = model.scenario.step_s
-    found: list[Decision] = []
-    for visit in range(len(rows) - 1):
-        step = int(ended[visit] // step_s)
-        for candidate in (step, step + 1):  # decision times are kept in float32
-            try:
-                why = model.explain(avatar, step=candidate)
-            except ValueError:
-                continue
-            if why.visit == visit:
-                found.append(Decision(visit, zones[visit], zones[visit + 1], why.time_s, candidate))
-                break
-    return found
+    made = [(v, t, int(t // step_s)) for v, t in model.decisions(avatar) if v + 1 < len(zones)]
+    later_steps = [step for _, _, step in made[1:]] + [None]
+    return [
+        Decision(visit, zones[visit], zones[visit + 1], time_s, step)
+        for (visit, time_s, step), later in zip(made, later_steps, strict=True)
+        if step != later  # a later decision in the same step would be the one explained
+    ]

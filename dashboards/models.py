@@ -16,7 +16,7 @@ import streamlit as st
 from agents.gpt_policy import GPTPolicy
 from llm import checkpoint
 from twin import Scenario
-from twin.catalog import shipped_model_path
+from twin.catalog import model_for
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -42,20 +42,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> checkpoint.Checkpoint:
     return _load(file_sha256(path), str(path))
 
 
-def model_path(scenario: Scenario) -> str | None:
-    """The checkpoint GPT avatars of ``scenario`` use: its own, or the venue's shipped one."""
-    if scenario.model:
-        return scenario.model
-    shipped = shipped_model_path(scenario.load_venue().name)
-    return str(shipped) if shipped else None
-
-
 def gpt_policy(scenario: Scenario) -> GPTPolicy | None:
     """GPT avatars for ``scenario`` from the cached checkpoint; None for the other policies
     or when there is no model (the twin then chooses, or says why it cannot)."""
     if scenario.policy != "gpt":
         return None
-    path = model_path(scenario)
+    path = model_for(scenario.model, scenario.load_venue().name)
     if path is None:
         return None
     return GPTPolicy(load_checkpoint(path), temperature=scenario.temperature)

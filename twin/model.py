@@ -33,7 +33,7 @@ from llm.fileio import atomic_path
 from llm.logschema import visits_frame
 from twin import kpis as kpi
 from twin.arrivals import draw_arrivals
-from twin.catalog import shipped_model_path
+from twin.catalog import model_for
 from twin.crowd import PENDING, Crowd
 from twin.scenario import Scenario, ScenarioError, Show
 from twin.venue import Venue
@@ -50,7 +50,7 @@ def make_policy(scenario: Scenario, venue: Venue) -> Policy:
     if name == "random":
         return RandomPolicy()
     if name == "gpt":
-        path = scenario.model or shipped_model_path(venue.name)
+        path = model_for(scenario.model, venue.name)
         if path is None:
             raise ScenarioError(
                 f"policy gpt: no model for venue {venue.name!r}; train one "
@@ -262,6 +262,17 @@ class VenueModel(mesa.Model):
     def kpis(self) -> dict[str, Any]:
         return kpi.summarise(self)
 
+    def decisions(self, avatar_id: int) -> list[tuple[int, float]]:
+        """``(visit, time_s)`` of every decision of a GPT avatar that ``explain`` can still
+        recompute, oldest first: the visit that was ending and when it decided."""
+        policy = self.policy
+        if not hasattr(policy, "explain"):
+            raise ValueError(f"policy {policy.name!r} cannot explain its decisions")
+        times = policy.decided_at[int(avatar_id)]
+        count = int(policy.count[int(avatar_id)])
+        when = {v: float(times[v % len(times)]) for v in range(max(0, count - len(times)), count)}
+        return [(v, t) for v, t in when.items() if np.isfinite(t)]
+
     def explain(self, avatar_id: int, step: int | None = None) -> Explanation:
         """Why ``avatar_id`` chose its next zone: its latest decision, or the last one it
         made by the end of model step ``step``. Only GPT avatars can explain themselves."""
@@ -271,11 +282,7 @@ class VenueModel(mesa.Model):
         if step is None:
             return explain(int(avatar_id))
         until = (step + 1) * self.scenario.step_s
-        times = self.policy.decided_at[int(avatar_id)]
-        count = int(self.policy.count[int(avatar_id)])
-        made = [
-            v for v in range(max(0, count - len(times)), count) if times[v % len(times)] < until
-        ]
+        made = [v for v, t in self.decisions(avatar_id) if t < until]
         if not made:
             raise ValueError(f"avatar {avatar_id} made no decision by step {step}")
         return explain(int(avatar_id), made[-1])

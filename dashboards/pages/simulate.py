@@ -29,7 +29,7 @@ from dashboards.venues import venue_of
 from llm.checkpoint import CheckpointError
 from llm.data import LogError
 from twin import Levers, Scenario, ScenarioError, Venue, VenueError, VenueModel
-from twin.catalog import shipped_model_path
+from twin.catalog import model_for
 from twin.scenario import POLICIES
 from twin.venue import BUILTIN_VENUES
 
@@ -180,7 +180,7 @@ def scenario_form(base: Scenario, source: str | None) -> Scenario | None:
         return None
     same_venue = chosen == venue_label(base.venue)
     if policy == "gpt":
-        shown = model or shipped_model_path(venue.name)
+        shown = model_for(model, venue.name)
         right.caption(f"GPT model: {shown or 'none shipped for this venue'}")
     with st.expander("Levers", expanded=False):
         levers = levers_form(venue, base.levers if same_venue else Levers(), f"{key}-{venue.name}")
