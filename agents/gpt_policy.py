@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from agents.needs import Needs
-from agents.policy import Decision, Layout, Observation
-from agents.sampling import choose, dwell_seconds, uniforms
+from agents.policy import PLANNING_SPEED, Decision, Layout, Observation
+from agents.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 from llm import checkpoint
-from llm.data import FEATURES
 from llm.features import (
     DWELL_EDGES_S,
+    FEATURES,
     FRUIN_LABELS,
     N_CROWD,
     TOD_BUCKET_S,
@@ -49,6 +49,9 @@ TIDY_EVERY, TIDY_MARGIN = 4, 6
 #: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
 FLOAT32_CACHE_BYTES = 1 << 30
 _ZONE_DRAW, _DWELL_DRAW = 1, 2
+#: A stay ends with the show when the show ends within this many dwell buckets of the one
+#: drawn: the model knows the time of day to five minutes, so it cannot pin the bucket.
+SHOW_END_REACH = 1
 
 
 def seconds_of_day(opening: datetime, t: np.ndarray) -> np.ndarray:
@@ -138,7 +141,8 @@ class GPTPolicy:
         self.cache = torch.empty((n, *self.cache_shape), dtype=dtype)
         self.avatar_in = np.full(n, -1, dtype=np.int64)  # avatar of each slot (-1: free)
         self.lengths = torch.zeros(n, dtype=torch.long)
-        self.free = list(range(n - 1, -1, -1))
+        self.free = np.arange(n - 1, -1, -1, dtype=np.int64)  # a stack: free slots on top
+        self.n_free = n
         self.calls = 0
 
     @property
@@ -170,39 +174,58 @@ class GPTPolicy:
         slots_t = torch.from_numpy(slots)
         lengths = self.lengths[slots_t]
         options = torch.from_numpy(state.astype(np.int64)).expand(len(idx), -1)
-        width = int(lengths.max()) + 1  # no avatar here looks further back than this
-        cache = self.cache[slots_t, :, :, :, :width].float()
+        past = self.cache.index_select(0, slots_t)  # whole rows: a plain copy, the fastest
         with torch.no_grad():
-            logits, hidden, _ = self.model.decode_step(
-                {f: torch.from_numpy(token[f]) for f in FEATURES}, options, cache, lengths
+            logits, hidden, new_kv, _ = self.model.decode_step(
+                {f: torch.from_numpy(token[f]) for f in FEATURES},
+                options,
+                past if past.dtype == torch.float32 else past.float(),
+                lengths,
             )
-        rows = torch.arange(len(idx))  # write the new token's keys and values back
-        self.cache[slots_t, :, :, :, lengths] = cache[rows, :, :, :, lengths].to(self.cache.dtype)
+        self.cache[slots_t, :, :, :, lengths] = new_kv.to(self.cache.dtype)
         self.lengths[slots_t] = lengths + 1
 
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
-        probs = self.probabilities(logits, torch.from_numpy(obs.legal))
+        probs = self.probabilities(logits, obs.legal)
         self.last_probs, self.last_avatars = probs, idx
         next_zone = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         no_move = ~obs.legal.any(axis=1)
         next_zone = np.where(no_move, obs.zone, next_zone)
         with torch.no_grad():
             dwell_logits = self.model.dwell_logits(hidden, torch.from_numpy(next_zone))
-        dwell_probs = torch.softmax(dwell_logits / self.temperature, dim=-1).numpy()
+        dwell_probs = softmax_rows(dwell_logits.double().numpy() / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         dwell = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
+        dwell = self.until_show_ends(obs, next_zone, bucket, dwell)
         self.chosen[idx, visit % MEMORY] = next_zone
         self.release(idx[self.is_exit[next_zone]])
         return Decision(next_zone=next_zone.astype(np.int64), dwell_s=dwell)
 
-    def probabilities(self, logits: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
-        """Next-zone probabilities over the legal moves, with temperature and top-k."""
-        scaled = (logits / self.temperature).masked_fill(~legal, float("-inf"))
+    def until_show_ends(
+        self, obs: Observation, next_zone: np.ndarray, bucket: np.ndarray, dwell: np.ndarray
+    ) -> np.ndarray:
+        """A stay at a stage whose dwell bucket holds the end of the show on there (or
+        about to begin) lasts until the show ends: the model chose how long to stay, in
+        buckets; the programme says when within the bucket. So the audience leaves
+        together, as visitors do, and the bars by the stage see the rush."""
+        lay = self.layout
+        if len(lay.show_stage) == 0:
+            return dwell
+        entry = obs.now_s + lay.distance[obs.zone, next_zone] / PLANNING_SPEED
+        remaining = lay.show_end_after(next_zone, entry) - entry
+        lower, _ = dwell_bounds(np.maximum(bucket - SHOW_END_REACH, 0))
+        _, upper = dwell_bounds(bucket + SHOW_END_REACH)
+        ends_within = (remaining >= lower) & (remaining <= upper)
+        return np.where(ends_within, remaining, dwell)
+
+    def probabilities(self, logits: torch.Tensor, legal: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Next-zone probabilities over the legal moves, with temperature and top-k (rows
+        without a legal move are all zero)."""
+        scaled = np.where(np.asarray(legal), logits.double().numpy() / self.temperature, -np.inf)
         if self.top_k is not None and self.top_k < scaled.shape[1]:
-            kth = torch.topk(scaled, self.top_k, dim=1).values[:, -1:]
-            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-        probs = torch.softmax(scaled, dim=1)
-        return torch.nan_to_num(probs, nan=0.0).double().numpy()
+            kth = np.partition(scaled, -self.top_k, axis=1)[:, -self.top_k :][:, :1]
+            scaled = np.where(scaled < kth, -np.inf, scaled)
+        return softmax_rows(scaled)
 
     # ------------------------------------------------------------------ the cache
     def slots_for(self, idx: np.ndarray, visit: np.ndarray) -> np.ndarray:
@@ -210,7 +233,8 @@ class GPTPolicy:
         the same visit (refused at a full zone) has that visit's token taken back."""
         missing = idx[self.slot[idx] < 0]
         if len(missing):
-            fresh = np.array([self.free.pop() for _ in missing], dtype=np.int64)
+            fresh = self.free[self.n_free - len(missing) : self.n_free][::-1].copy()
+            self.n_free -= len(missing)
             self.slot[missing] = fresh
             self.avatar_in[fresh] = missing
             self.lengths[fresh] = 0
@@ -242,9 +266,8 @@ class GPTPolicy:
         options = torch.from_numpy(self.states[self.call_of[who[:, None], positions]])
         with torch.no_grad():
             past = self.model(tokens, options, mask_illegal=False).past
-        for layer, (k, v) in enumerate(past):
-            self.cache[where, layer, 0, :, : self.keep] = k.to(self.cache.dtype)
-            self.cache[where, layer, 1, :, : self.keep] = v.to(self.cache.dtype)
+        kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, keep, S)
+        self.cache[where, :, :, :, : self.keep] = kv.to(self.cache.dtype)
         self.lengths[where] = self.keep
         self.window_start[who] = self.count[who] - self.keep
 
@@ -265,12 +288,15 @@ class GPTPolicy:
 
     def release(self, idx: np.ndarray) -> None:
         """Avatars heading out give their cache slots back."""
-        for avatar in idx:
-            if self.slot[avatar] >= 0:
-                self.free.append(int(self.slot[avatar]))
-                self.avatar_in[self.slot[avatar]] = -1
-                self.lengths[self.slot[avatar]] = 0
-                self.slot[avatar] = -1
+        idx = idx[self.slot[idx] >= 0]
+        if len(idx) == 0:
+            return
+        freed = self.slot[idx]
+        self.free[self.n_free : self.n_free + len(freed)] = freed
+        self.n_free += len(freed)
+        self.avatar_in[freed] = -1
+        self.lengths[torch.from_numpy(freed)] = 0
+        self.slot[idx] = -1
 
     # ------------------------------------------------------------------ explain
     def explain(self, avatar: int, visit: int | None = None) -> Explanation:
@@ -309,8 +335,9 @@ class GPTPolicy:
         )
 
     def label(self, token: np.ndarray) -> str:
-        """A visit token as a reader sees it: zone, half hour, crowd level, dwell bucket."""
-        zone, _, tod, _, crowd, dwell = (int(v) for v in token)
+        """A visit token as a reader sees it: zone, clock on entry, crowd level, dwell."""
+        feature = dict(zip(FEATURES, (int(v) for v in token), strict=True))
+        zone, tod, crowd, dwell = (feature[f] for f in ("zone", "tod", "crowd", "dwell"))
         clock = int(tod * TOD_BUCKET_S)
         upper = DWELL_EDGES_S[dwell] if dwell < len(DWELL_EDGES_S) else None
         stay = f"<{_short(upper)}" if upper is not None else f">{_short(DWELL_EDGES_S[-1])}"
@@ -318,6 +345,14 @@ class GPTPolicy:
             f"{self.layout.zones[zone]} {clock // 3600:02d}:{clock % 3600 // 60:02d} "
             f"{FRUIN_LABELS[crowd]} {stay}"
         )
+
+
+def softmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Softmax of each row (``-inf`` scores get 0; a row of them all is all zero)."""
+    top = scores.max(axis=1, keepdims=True)
+    weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
+    total = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
 
 
 def describe_option(state: int) -> str:

@@ -16,6 +16,9 @@ import numpy as np
 from agents.needs import Needs
 from llm.vocab import ZoneVocab
 
+#: Typical walking speed a visitor assumes when planning (metres per second).
+PLANNING_SPEED = 1.2
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -43,6 +46,14 @@ class Layout:
 
     def of_kind(self, *kinds: str) -> np.ndarray:
         return np.array([i for i, k in enumerate(self.kinds) if k in kinds], dtype=np.int64)
+
+    def show_end_after(self, zone: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """End of the earliest show at each ``zone`` that is still on (or to come) at time
+        ``t`` (inf where none)."""
+        on = (self.show_stage[None, :] == np.asarray(zone)[:, None]) & (
+            self.show_end_s[None, :] > np.asarray(t)[:, None]
+        )
+        return np.where(on, self.show_end_s[None, :], np.inf).min(axis=1, initial=np.inf)
 
     def vocabulary(self) -> ZoneVocab:
         """This venue's zones as a model vocabulary, to check a model against."""

@@ -36,10 +36,16 @@ def choose(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(picked, probs.shape[1] - 1)
 
 
-def dwell_seconds(bucket: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """A dwell in seconds inside each dwell bucket, log-uniform between its bounds (the
-    open last bucket is taken as twice its lower bound)."""
+def dwell_bounds(bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds in seconds of each dwell bucket (the open last bucket is
+    taken to end at twice its lower bound)."""
     edges = np.asarray(DWELL_EDGES_S, dtype=np.float64)
     lower = np.where(bucket > 0, edges[np.clip(bucket - 1, 0, len(edges) - 1)], 1.0)
     upper = np.where(bucket < len(edges), edges[np.clip(bucket, 0, len(edges) - 1)], 2 * edges[-1])
+    return lower, upper
+
+
+def dwell_seconds(bucket: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A dwell in seconds inside each dwell bucket, log-uniform between its bounds."""
+    lower, upper = dwell_bounds(bucket)
     return np.exp(np.log(lower) + u * (np.log(upper) - np.log(lower)))

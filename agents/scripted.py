@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.needs import Needs
-from agents.policy import Decision, Layout, Observation, sample_rows
+from agents.policy import PLANNING_SPEED, Decision, Layout, Observation, sample_rows
 
 #: Fruin level (0 = A) from which a zone counts as too crowded to head for (4 = E).
 CROWDED_LEVEL = 4
@@ -26,8 +26,6 @@ MIN_INTEREST = 0.3
 SHOW_LEAD_S = 900.0
 #: Seconds before closing that everybody heads for an exit.
 CLOSING_LEAD_S = 900.0
-#: Typical walking speed used to plan (metres per second).
-PLANNING_SPEED = 1.2
 #: A queue this many seconds long makes an attraction e (2.7) times less tempting.
 QUEUE_AVERSION_S = 600.0
 #: Mean stay (seconds) at a zone that is the visitor's goal, by kind; after service for

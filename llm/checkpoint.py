@@ -25,7 +25,7 @@ from llm.fileio import atomic_path
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 
-FORMAT_VERSION = 2  # 2: candidates show their queue wait (option_state)
+FORMAT_VERSION = 3  # 2: candidates show their queue wait; 3: tokens know when visits end
 METADATA_KEY = "venuetwin"
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llm.features import option_state, queue_wait, visit_features, zone_crowd
+from llm.features import FEATURES, option_state, queue_wait, visit_features, zone_crowd
 from llm.vocab import ZoneVocab
 
 #: Timestamps above this many are milliseconds since 1970 (1e11 s would be year 5138).
@@ -357,7 +357,6 @@ def split(
 
 
 # ============================================================================ tensors
-FEATURES = ("zone", "kind", "tod", "stay", "crowd", "dwell")
 
 
 def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:

@@ -33,8 +33,15 @@ import torch
 import torch.nn.functional as F
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
-from llm.data import FEATURES, Sequences, blocks
-from llm.features import DWELL_CENTRES_S, N_DWELL, TOD_BUCKET_S, stay_bucket, tod_bucket
+from llm.data import Sequences, blocks
+from llm.features import (
+    DWELL_CENTRES_S,
+    FEATURES,
+    N_DWELL,
+    TOD_BUCKET_S,
+    stay_bucket,
+    tod_bucket,
+)
 from llm.model import GPT
 from llm.vocab import ZoneVocab
 
@@ -383,6 +390,9 @@ class GPTPredictor:
                 "stay": torch.as_tensor(stay_bucket(since_s), device=device).view(b, 1),
                 "crowd": typical[zone],
                 "dwell": dwell,
+                "end_tod": torch.as_tensor(
+                    tod_bucket(day_s + centres[dwell_np]), device=device
+                ).view(b, 1),
             }
             options = typical_options
             for i in np.flatnonzero(active):

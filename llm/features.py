@@ -149,6 +149,10 @@ def option_state(crowd: np.ndarray, wait_s: np.ndarray) -> np.ndarray:
     return (np.asarray(crowd, dtype=np.int64) + N_CROWD * wait_level(wait_s)).astype(np.int8)
 
 
+#: A visit token's features, in the order the model and the policy's arrays keep them.
+FEATURES: tuple[str, ...] = ("zone", "kind", "tod", "stay", "crowd", "dwell", "end_tod")
+
+
 def visit_features(
     zone: np.ndarray,
     kind_of_zone: np.ndarray,
@@ -158,7 +162,10 @@ def visit_features(
     occupancy: np.ndarray,
     dwell_s: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """The model's inputs for visits (one token each): every categorical feature.
+    """The model's inputs for visits (one token each): every categorical feature, as
+    ``FEATURES`` names them. ``tod`` is the clock when the visit began, ``end_tod`` when it
+    ended: the moment the avatar chose where to go next (so the model knows how long a
+    show on stage still runs, not only when the avatar came in).
 
     ``zone`` indexes the vocabulary; ``kind_of_zone``/``area_of_zone`` are per-zone arrays
     of the vocabulary; ``occupancy`` is the persons in the zone when the visit began; the
@@ -172,4 +179,5 @@ def visit_features(
         "stay": stay_bucket(since_arrival_s),
         "crowd": zone_crowd(occupancy, np.asarray(area_of_zone)[zone]).astype(np.int64),
         "dwell": dwell_bucket(dwell_s),
+        "end_tod": tod_bucket(np.asarray(seconds_of_day) + np.asarray(dwell_s)),
     }

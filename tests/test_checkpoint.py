@@ -52,6 +52,7 @@ def tokens_for(vocab: ZoneVocab, config: GPTConfig, b: int = 2, t: int = 7):
         "stay": torch.randint(0, config.n_stay, (b, t), generator=g),
         "crowd": torch.randint(0, config.n_crowd, (b, t), generator=g),
         "dwell": torch.randint(0, config.n_dwell, (b, t), generator=g),
+        "end_tod": torch.randint(0, config.n_tod, (b, t), generator=g),
     }
     tokens["kind"] = torch.from_numpy(vocab.kind_ids)[tokens["zone"]]
     options = torch.randint(0, config.n_options, (b, t, len(vocab)), generator=g)
@@ -118,7 +119,7 @@ def test_a_checkpoint_is_a_safetensors_file_written_atomically(saved, vocab):
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads(handle.metadata()["venuetwin"])
         assert set(handle.keys()) == set(model.state_dict())
-    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 2
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 3
     assert meta["config"]["n_zones"] == len(vocab) == 13
     assert meta["vocab"]["names"] == list(vocab.names)
     assert meta["features"] == feature_spec()
@@ -178,9 +179,9 @@ def test_a_safetensors_file_without_our_metadata_is_refused(saved):
 
 def test_another_format_version_is_refused(saved):
     path, _ = saved
-    rewrite(path, edit_meta=lambda m: m.update(format_version=1))  # before queue waits
+    rewrite(path, edit_meta=lambda m: m.update(format_version=2))  # before visit-end clocks
     message = _refused(path)
-    assert "format version 1, this venuetwin reads 2: retrain it with venuetwin train" in message
+    assert "format version 2, this venuetwin reads 3: retrain it with venuetwin train" in message
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused(saved):

@@ -30,6 +30,7 @@ def random_tokens(config: GPTConfig, b: int = 3, t: int = 10, seed: int = 1):
         "stay": config.n_stay,
         "crowd": config.n_crowd,
         "dwell": config.n_dwell,
+        "end_tod": config.n_tod,
     }
     tokens = {k: torch.randint(0, n, (b, t), generator=g) for k, n in sizes.items()}
     options = torch.randint(0, config.n_options, (b, t, config.n_zones), generator=g)
@@ -109,6 +110,38 @@ def test_kv_cache_continues_a_prefix():
         out = model(step(tokens, i), options[:, i : i + 1], past=past)
         past = out.past
         assert torch.allclose(out.zone_logits[:, 0], full[:, i], atol=1e-5)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@torch.no_grad()
+def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights):
+    """The live path: sequences of different lengths in one fixed-width cache, one new
+    token each; stale numbers beyond a sequence's length must not leak in."""
+    model = tiny()
+    c = model.config
+    tokens, options = random_tokens(c, b=4, t=9)
+    full = model(tokens, options, mask_illegal=False)
+    size = c.n_embd // c.n_head
+    cache = torch.randn(4, c.n_layer, 2, c.n_head, 12, size) * 100  # stale, yet finite
+    lengths = torch.tensor([0, 3, 8, 5])
+    for row, length in enumerate(lengths.tolist()):
+        for layer, (k, v) in enumerate(full.past):
+            cache[row, layer, 0, :, :length] = k[row, :, :length]
+            cache[row, layer, 1, :, :length] = v[row, :, :length]
+    rows = torch.arange(4)
+    new = {f: t[rows, lengths] for f, t in tokens.items()}
+    logits, hidden, kv, weights = model.decode_step(
+        new, options[rows, lengths], cache, lengths, need_weights=need_weights
+    )
+    assert torch.allclose(logits, full.zone_logits[rows, lengths], atol=1e-5)
+    assert torch.allclose(hidden, full.hidden[rows, lengths], atol=1e-5)
+    for layer, (k, v) in enumerate(full.past):  # the new token's keys and values
+        assert torch.allclose(kv[:, layer, 0], k[rows, :, lengths], atol=1e-5)
+        assert torch.allclose(kv[:, layer, 1], v[rows, :, lengths], atol=1e-5)
+    if need_weights:
+        assert weights[0].shape == (4, c.n_head, 12)
+        beyond = torch.arange(12)[None, :] > lengths[:, None]
+        assert (weights[0].permute(1, 0, 2)[:, beyond] == 0).all()
 
 
 # ============================================================================ masks
@@ -206,6 +239,7 @@ def cycle_batch(n: int = 200, t: int = 12) -> dict[str, torch.Tensor]:
         "stay": torch.arange(t)[None, :].expand(n, t) // 4,
         "crowd": torch.zeros(n, t, dtype=torch.long),
         "dwell": zone.clone(),
+        "end_tod": torch.full((n, t), 37),
         "options": torch.zeros(n, t, 5, dtype=torch.long),
         "next_zone": torch.where(last, -1, nxt),
         "next_dwell": torch.where(last, -1, nxt),

@@ -8,7 +8,7 @@ import pytest
 from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from llm import checkpoint
-from llm.data import FEATURES
+from llm.features import FEATURES
 from twin import Scenario, VenueModel
 from twin.catalog import shipped_model_path
 from twin.crowd import IN_ZONE
@@ -168,6 +168,28 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
     assert (live % N_CROWD == logged % N_CROWD).mean() > 0.99  # crowd levels
     assert (live // N_CROWD == logged // N_CROWD).mean() > 0.99  # queue waits
+
+
+def test_the_audience_leaves_when_the_show_ends() -> None:
+    """The GPT picks how long to stay in dwell buckets; a stay whose bucket holds (or
+    neighbours) the end of the show on stage ends with it, so the audience leaves about
+    together, as the scripted visitors it learnt from do: the rush that fills the bars after
+    a show. Drawn anywhere in the bucket instead, half as many left with the second show."""
+    together = {}
+    for policy in ("scripted", "gpt"):
+        model = run(policy, avatars=3000, hours=4.0)  # the shipped model's training run
+        visits, lay = model.visits(), model.layout
+        start = (visits["timestamp"] - model.scenario.opening_time).dt.total_seconds()
+        end = start + visits["dwell_s"]
+        shares = []
+        for stage, show_end in zip(lay.show_stage, lay.show_end_s, strict=True):
+            watched = (visits["zone"] == lay.zones[stage]) & (start < show_end - 600)
+            watched &= end > show_end - 600  # still there ten minutes before the end
+            shares.append(float((abs(end[watched] - show_end) < 300).mean()))
+        together[policy] = np.array(shares)
+    assert len(together["gpt"]) == 2
+    assert (together["scripted"] > 0.5).all()
+    assert (together["gpt"] >= 0.8 * together["scripted"]).all(), together
 
 
 def test_markov_policy_is_a_baseline_policy() -> None:

@@ -480,6 +480,8 @@ def test_encode_features_follow_the_visits(tmp_path):
     assert f["stay"].tolist() == stay_bucket(np.array([0, 40, 2000, 0, 10])).tolist()
     assert f["crowd"].tolist() == [0, 2, 0, 0, 0]  # 30 persons on 50 m2 is level C
     assert f["dwell"].tolist() == dwell_bucket(np.array([40, 1960, 0, 10, 0])).tolist()
+    # The clock when each visit ended: 18:00:00 + 40 s, 18:00:40 + 1960 s = 18:33:20, ...
+    assert f["end_tod"].tolist() == [216, 222, 222, 228, 228]
     assert seqs.offsets.tolist() == [0, 3, 5]
 
 
