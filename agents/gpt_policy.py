@@ -204,10 +204,10 @@ class GPTPolicy:
     def until_show_ends(
         self, obs: Observation, next_zone: np.ndarray, bucket: np.ndarray, dwell: np.ndarray
     ) -> np.ndarray:
-        """A stay at a stage whose dwell bucket holds the end of the show on there (or
-        about to begin) lasts until the show ends: the model chose how long to stay, in
-        buckets; the programme says when within the bucket. So the audience leaves
-        together, as visitors do, and the bars by the stage see the rush."""
+        """A stay at a stage whose dwell bucket (or one within ``SHOW_END_REACH`` of it)
+        holds the end of the show on there (or about to begin) lasts until the show ends:
+        the model chose how long to stay, in buckets; the programme says when. So the
+        audience leaves together, as visitors do, and the bars by the stage see the rush."""
         lay = self.layout
         if len(lay.show_stage) == 0:
             return dwell
