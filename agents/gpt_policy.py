@@ -179,7 +179,7 @@ class GPTPolicy:
             logits, hidden, new_kv, _ = self.model.decode_step(
                 {f: torch.from_numpy(token[f]) for f in FEATURES},
                 options,
-                past if past.dtype == torch.float32 else past.float(),
+                past.float(),  # a no-op for float32 caches
                 lengths,
             )
         self.cache[slots_t, :, :, :, lengths] = new_kv.to(self.cache.dtype)

@@ -205,16 +205,9 @@ class GPT(nn.Module):
         t = tokens["zone"].size(1)
         positions = torch.arange(start, start + t, device=tokens["zone"].device)
         positions = positions.clamp(max=self.config.block_size - 1)
-        x = (
-            self.zone_emb(tokens["zone"])
-            + self.kind_emb(tokens["kind"])
-            + self.tod_emb(tokens["tod"])
-            + self.stay_emb(tokens["stay"])
-            + self.crowd_emb(tokens["crowd"])
-            + self.dwell_emb(tokens["dwell"])
-            + self.end_tod_emb(tokens["end_tod"])
-            + self.pos_emb(positions)
-        )
+        x = self.pos_emb(positions)
+        for name, table in zip(FEATURES, self.feature_embeddings(), strict=True):
+            x = x + table(tokens[name])
         if options is not None:
             x = x + self.venue_view(options)
         return self.drop(x)
@@ -252,28 +245,24 @@ class GPT(nn.Module):
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
 
-    def token_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every token-embedding table stacked (``FEATURES``' tables in order, then the
-        positions) and where each starts: a token is one ``embedding_bag`` of it.
-        Kept between calls until a weight changes (live decoding asks for it every step)."""
-        tables = [
-            self.zone_emb.weight,
-            self.kind_emb.weight,
-            self.tod_emb.weight,
-            self.stay_emb.weight,
-            self.crowd_emb.weight,
-            self.dwell_emb.weight,
-            self.end_tod_emb.weight,
-            self.pos_emb.weight,
+    def feature_embeddings(self) -> list[nn.Embedding]:
+        """The embedding of each token feature, in ``FEATURES`` order."""
+        return [
+            self.zone_emb,
+            self.kind_emb,
+            self.tod_emb,
+            self.stay_emb,
+            self.crowd_emb,
+            self.dwell_emb,
+            self.end_tod_emb,
         ]
-        key = tuple((t.data_ptr(), t._version) for t in tables)
-        cached = getattr(self, "_token_table", None)
-        if cached is None or cached[0] != key:
-            sizes = torch.tensor([0] + [len(t) for t in tables[:-1]])
-            with torch.no_grad():
-                cached = (key, torch.cat(tables), torch.cumsum(sizes, 0))
-            self._token_table = cached
-        return cached[1], cached[2]
+
+    def token_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The feature embeddings and the positions stacked in one table, and where each
+        starts: a token is then one ``embedding_bag`` of it."""
+        tables = [e.weight for e in self.feature_embeddings()] + [self.pos_emb.weight]
+        sizes = torch.tensor([0] + [len(t) for t in tables[:-1]])
+        return torch.cat(tables), torch.cumsum(sizes, 0)
 
     @torch.no_grad()
     def decode_step(

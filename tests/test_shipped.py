@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from llm import checkpoint
@@ -21,3 +23,8 @@ def test_shipped_model_fits_its_venue_and_beats_markov(venue: str) -> None:
     assert figures["perplexity"] < markov2["perplexity"]
     assert figures["acc1"] > markov2["acc1"]
     assert ckpt.training["rebuild"] == "python -m twin.shipped"
+    # Scored on a run it never saw: the held-out seed is none of the training runs'.
+    seed_of = lambda text: int(re.search(r"seed (\d+)", text).group(1))  # noqa: E731
+    trained_on = {seed_of(log) for log in ckpt.training["logs"]}
+    assert len(trained_on) == len(ckpt.training["logs"]) >= 2
+    assert seed_of(figures["held_out"]) not in trained_on

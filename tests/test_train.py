@@ -58,6 +58,10 @@ def run_train(args: list[str], env: dict | None = None) -> subprocess.Popen:
     )
 
 
+#: The same small shape for ``train()`` itself.
+TINY_SHAPE = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 64}
+
+
 def tensors(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / MODEL_FILE))
 
@@ -69,7 +73,7 @@ def test_training_lowers_validation_loss_and_writes_metrics(log: Path, tmp_path:
         tmp_path,
         cfg=cfg,
         progress=False,
-        model_config={"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 64},
+        model_config=TINY_SHAPE,
     )
     history = summary["history"]
     assert [row["step"] for row in history] == [20, 40, 60]
@@ -93,7 +97,7 @@ def test_on_eval_is_called_with_every_evaluation_row(log: Path, tmp_path: Path) 
         tmp_path,
         cfg=cfg,
         progress=False,
-        model_config={"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 64},
+        model_config=TINY_SHAPE,
         on_eval=on_eval,
     )
     assert [row["step"] for row in seen] == [2, 4, 6]
@@ -103,7 +107,7 @@ def test_on_eval_is_called_with_every_evaluation_row(log: Path, tmp_path: Path) 
 
 
 def test_gradient_accumulation_matches_one_big_batch(log: Path, tmp_path: Path) -> None:
-    shape = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 64, "dropout": 0.0}
+    shape = {**TINY_SHAPE, "dropout": 0.0}
     one = train(
         [log],
         tmp_path / "one",

@@ -42,7 +42,7 @@ import numpy as np
 import optuna
 
 from twin.scenario import Levers, Scenario, ScenarioError, Show
-from twin.venue import Venue
+from twin.venue import STAFFED_KINDS, Venue
 
 #: (name, direction, the KPI of ``twin.kpis.summarise`` it is) of every objective.
 OBJECTIVES: tuple[tuple[str, str, str], ...] = (
@@ -61,8 +61,6 @@ SEARCH_KEYS: tuple[str, ...] = (
     "arrival_window_h",
     "arrival_profile",
 )
-#: Kinds of zones whose staff the default search space moves around.
-STAFFED_KINDS: tuple[str, ...] = ("bar", "restroom", "shop")
 #: Seconds between a running trial's heartbeats; a trial silent for three of them failed.
 HEARTBEAT_S = 10
 

@@ -27,6 +27,8 @@ from llm.vocab import ZoneVocab
 
 #: Kinds of zone that serve visitors through a FIFO multi-server queue.
 SERVICE_KINDS: frozenset[str] = frozenset({"entrance", "bar", "restroom", "shop"})
+#: Kinds of zones whose staff (servers) an operator moves around: service zones but gates.
+STAFFED_KINDS: tuple[str, ...] = ("bar", "restroom", "shop")
 #: Default hard capacity, persons per square metre of area, when a zone gives none.
 DEFAULT_CAPACITY_PER_M2 = 2.5
 BUILTIN_VENUES: tuple[str, ...] = ("concert_hall", "expo", "festival")
