@@ -24,11 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 from agents.needs import Needs
-from agents.policy import PLANNING_SPEED, Decision, Layout, Observation
+from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
+from agents.routing import Itinerary, Routes
 from agents.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 from llm import checkpoint
+from llm.decoder import Decoder
 from llm.features import (
     DWELL_EDGES_S,
     FEATURES,
@@ -38,6 +41,7 @@ from llm.features import (
     WAIT_LABELS,
     option_state,
     visit_features,
+    wait_level,
     zone_crowd,
 )
 
@@ -48,7 +52,7 @@ MEMORY = 128
 TIDY_EVERY, TIDY_MARGIN = 4, 6
 #: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
 FLOAT32_CACHE_BYTES = 1 << 30
-_ZONE_DRAW, _DWELL_DRAW = 1, 2
+_ZONE_DRAW, _DWELL_DRAW, _DOOR_DRAW = 1, 2, 4
 #: A stay ends with the show when the show ends within this many dwell buckets of the one
 #: drawn: the model knows the time of day to five minutes, so it cannot pin the bucket.
 SHOW_END_REACH = 1
@@ -99,12 +103,22 @@ class GPTPolicy:
         temperature: float = 1.0,
         top_k: int | None = None,
         cache_dtype: torch.dtype | None = None,
+        window: int | None = None,
     ) -> None:
+        """``window``: visits each avatar's cache holds (default and most: the model's
+        ``block_size``); a shorter one saves memory and re-encodes more often."""
         self.ckpt = model if isinstance(model, checkpoint.Checkpoint) else checkpoint.load(model)
         if temperature <= 0:
             raise ValueError("temperature must be positive")
         self.temperature, self.top_k, self.cache_dtype = temperature, top_k, cache_dtype
+        block = self.ckpt.model.config.block_size
+        if window is not None and not 2 <= window <= block:
+            raise ValueError(f"window must be between 2 and the model's {block} visits")
+        self.window_size = window or block
         self.model = self.ckpt.model.eval()
+        # A decision's matrices are small: OpenBLAS and OpenMP threads would only spin
+        # against each other (a run took 7x longer), so deciding keeps to one thread.
+        self.threads = ThreadpoolController()
 
     # ------------------------------------------------------------------ set-up
     def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
@@ -114,7 +128,7 @@ class GPTPolicy:
         self.seed = int(rng.integers(2**62))
         self.kind_ids, self.area = self.ckpt.vocab.kind_ids, layout.area
         self.is_exit = np.array(layout.kinds) == "exit"
-        self.window, self.keep = config.block_size, config.block_size // 2
+        self.window, self.keep = self.window_size, self.window_size // 2
         n = len(needs.arrived_s)
         self.tokens = np.zeros((n, MEMORY, len(FEATURES)), dtype=np.int16)
         self.count = np.zeros(n, dtype=np.int64)  # tokens kept per avatar
@@ -140,10 +154,19 @@ class GPTPolicy:
         # size follows the crowd inside, and nothing is ever copied to grow.
         self.cache = torch.empty((n, *self.cache_shape), dtype=dtype)
         self.avatar_in = np.full(n, -1, dtype=np.int64)  # avatar of each slot (-1: free)
-        self.lengths = torch.zeros(n, dtype=torch.long)
+        self.past = self.cache.numpy()  # the same memory, as NumPy for the decoder
+        self.lengths = np.zeros(n, dtype=np.int64)
+        self.decoder = Decoder(self.model)  # the model's weights as they are now
         self.free = np.arange(n - 1, -1, -1, dtype=np.int64)  # a stack: free slots on top
         self.n_free = n
         self.calls = 0
+        self.routes = Routes.of(layout)
+        self.itinerary = Itinerary(n, self.routes)
+        #: The visit (twin's count) at which each avatar last added a token.
+        self.asked_at = np.full(n, -1, dtype=np.int64)
+        #: The probability of each avatar's place when chosen, and its queue's wait level.
+        self.goal_prob = np.ones(n)
+        self.goal_wait = np.zeros(n, dtype=np.int64)
 
     @property
     def cache_bytes(self) -> int:
@@ -153,8 +176,68 @@ class GPTPolicy:
 
     # ------------------------------------------------------------------ decide
     def decide(self, obs: Observation) -> Decision:
+        """Avatars walking through a passage to the place they chose step on; the others
+        choose their next place in one batched step of the model."""
+        with self.threads.limit(limits=1):
+            return self.decide_all(obs)
+
+    def decide_all(self, obs: Observation) -> Decision:
+        walking = self.itinerary.on_the_way(obs) & ~self.at_a_longer_queue(obs)
+        next_zone = obs.zone.astype(np.int64)
+        dwell = np.zeros(len(obs))
+        on = np.flatnonzero(walking)
+        next_zone[on], dwell[on] = self.itinerary.walk(obs.avatar[on], obs.zone[on])
+        deciding = np.flatnonzero(~walking)
+        if len(deciding):
+            next_zone[deciding], dwell[deciding] = self.choose_places(obs.rows(deciding))
+        return Decision(next_zone=next_zone, dwell_s=dwell)
+
+    def at_a_longer_queue(self, obs: Observation) -> np.ndarray:
+        """(B,) bool: avatars one step from their place whose queue has grown (a higher
+        wait level) since they chose it. As a visitor at the door, they think again."""
+        goal = self.itinerary.goal[obs.avatar]
+        hop = self.routes.hop[obs.zone, np.maximum(goal, 0)]
+        door = (goal >= 0) & (hop == goal) & self.routes.passage[obs.zone]
+        if not door.any():
+            return door
+        level = wait_level(obs.queue_wait_s)
+        door[door] &= level[goal[door]] > self.goal_wait[obs.avatar[door]]
+        return door & self.has_slot(obs.avatar)
+
+    def choose_places(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """Each deciding avatar's next place (and its first step there) and stay.
+
+        At a place, the visit ending there becomes the avatar's newest token. An avatar
+        asked again about the same visit (a full zone refused it), at the place or on the
+        way in a passage, has that token taken back and read again with the venue as it
+        is now, and chooses among the places still open to it."""
         idx = obs.avatar
-        visit = obs.visits - 1  # index of the visit that is ending
+        out = ~self.has_slot(idx)  # heading out already: no model, the nearest exit
+        choices = self.routes.open_places(obs.zone, obs.legal)
+        next_zone, dwell = obs.zone.astype(np.int64), np.full(len(obs), TRANSIT_DWELL_S)
+        if out.any():
+            o = np.flatnonzero(out)
+            exit_ = self.nearest_exit(obs.zone[o], choices[o])
+            go = exit_ >= 0
+            next_zone[o[go]], dwell[o[go]] = self.itinerary.head_for(
+                idx[o[go]], obs.zone[o[go]], exit_[go], np.zeros(int(go.sum()))
+            )
+        think = np.flatnonzero(~out)
+        if len(think):
+            place, stay = self.think(obs.rows(think), choices[think])
+            go = choices[think].any(axis=1)  # nowhere open: stay on, and ask again
+            think, place, stay = think[go], place[go], stay[go]
+            next_zone[think], dwell[think] = self.itinerary.head_for(
+                idx[think], obs.zone[think], place, stay
+            )
+        return next_zone, dwell
+
+    def think(self, obs: Observation, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One batched step of the model: the next place and the stay there, per avatar."""
+        idx = obs.avatar
+        at_place = ~self.routes.passage[obs.zone]
+        new = at_place & (self.asked_at[idx] != obs.visits - 1)
+        visit = np.where(new, self.count[idx], self.count[idx] - 1)  # token index
         token = visit_features(
             obs.zone,
             self.kind_ids,
@@ -164,6 +247,10 @@ class GPTPolicy:
             obs.entry_occupancy,
             obs.now_s - obs.entered_s,
         )
+        kept = np.flatnonzero(~at_place)  # in a passage: its place's token, read again
+        for i, f in enumerate(FEATURES):
+            token[f][kept] = self.tokens[idx[kept], visit[kept] % MEMORY, i]
+        self.asked_at[idx[at_place]] = obs.visits[at_place] - 1
         slots = self.slots_for(idx, visit)
         self.rewindow(idx, slots)
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
@@ -171,35 +258,70 @@ class GPTPolicy:
         state = option_state(zone_crowd(obs.occupancy, self.area), obs.queue_wait_s)
         self.call_of[idx, visit % MEMORY] = self.keep_state(state)
 
-        slots_t = torch.from_numpy(slots)
-        lengths = self.lengths[slots_t]
-        options = torch.from_numpy(state.astype(np.int64)).expand(len(idx), -1)
-        past = self.cache.index_select(0, slots_t)  # whole rows: a plain copy, the fastest
-        with torch.no_grad():
-            logits, hidden, new_kv, _ = self.model.decode_step(
-                {f: torch.from_numpy(token[f]) for f in FEATURES},
-                options,
-                past.float(),  # a no-op for float32 caches
-                lengths,
-            )
-        self.cache[slots_t, :, :, :, lengths] = new_kv.to(self.cache.dtype)
-        self.lengths[slots_t] = lengths + 1
+        lengths = self.lengths[slots]
+        width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
+        past = self.past[slots, :, :, :, :width].astype(np.float32, copy=False)
+        logits, hidden, new_kv = self.decoder.step(stacked, state.astype(np.int64), past, lengths)
+        self.past[slots, :, :, :, lengths] = new_kv
+        self.lengths[slots] = lengths + 1
 
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
-        probs = self.probabilities(logits, obs.legal)
+        probs = self.probabilities(logits, choices)
         self.last_probs, self.last_avatars = probs, idx
-        next_zone = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
-        no_move = ~obs.legal.any(axis=1)
-        next_zone = np.where(no_move, obs.zone, next_zone)
-        with torch.no_grad():
-            dwell_logits = self.model.dwell_logits(hidden, torch.from_numpy(next_zone))
-        dwell_probs = softmax_rows(dwell_logits.double().numpy() / self.temperature)
+        place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
+        place = np.where(choices.any(axis=1), place, obs.zone)  # nowhere open: stays on
+        keep, place = self.think_again_at_doors(obs, probs, visit, place)
+        dwell_logits = self.decoder.dwell_logits(hidden, place)
+        dwell_probs = softmax_rows(dwell_logits.astype(np.float64) / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
-        dwell = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
-        dwell = self.until_show_ends(obs, next_zone, bucket, dwell)
-        self.chosen[idx, visit % MEMORY] = next_zone
-        self.release(idx[self.is_exit[next_zone]])
-        return Decision(next_zone=next_zone.astype(np.int64), dwell_s=dwell)
+        stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
+        stay = self.until_show_ends(obs, place, bucket, stay)
+        stay = np.where(keep, self.itinerary.stay_s[idx], stay)
+        rows = np.arange(len(idx))
+        self.goal_prob[idx] = np.where(keep, self.goal_prob[idx], probs[rows, place])
+        self.goal_wait[idx] = wait_level(obs.queue_wait_s)[place]
+        self.chosen[idx, visit % MEMORY] = place
+        self.release(idx[self.is_exit[place]])
+        return place, stay
+
+    def think_again_at_doors(
+        self, obs: Observation, probs: np.ndarray, visit: np.ndarray, place: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Avatars at the door of their place (in a passage, the place one step on) keep it
+        with the chance ``min(1, p_now / p_then)`` of its probability now, seeing the queue
+        as it is, over when they chose it; the others draw another place. So the place is
+        kept about as often as the model would choose it now. Returns which kept their
+        place (and their stay), and every avatar's place."""
+        idx = obs.avatar
+        goal = self.itinerary.goal[idx]
+        door = (goal >= 0) & self.routes.passage[obs.zone]
+        door &= self.routes.hop[obs.zone, np.maximum(goal, 0)] == goal
+        keep = np.zeros(len(idx), dtype=bool)
+        if not door.any():
+            return keep, place
+        rows = np.flatnonzero(door)
+        now = probs[rows, goal[rows]]
+        chance = np.minimum(1.0, now / np.maximum(self.goal_prob[idx[rows]], 1e-12))
+        keep[rows] = uniforms(self.seed, idx[rows], visit[rows], _DOOR_DRAW) < chance
+        place = np.where(keep, goal, place)
+        left = rows[~keep[rows]]
+        if len(left):
+            others = probs[left].copy()
+            others[np.arange(len(left)), goal[left]] = 0.0
+            some = others.sum(axis=1) > 0
+            drawn = choose(others, uniforms(self.seed, idx[left], visit[left], _DOOR_DRAW + 1))
+            place[left] = np.where(some, drawn, goal[left])
+        return keep, place
+
+    def has_slot(self, idx: np.ndarray) -> np.ndarray:
+        """Avatars with a cache, or none yet because they have not decided yet."""
+        return (self.slot[idx] >= 0) | (self.count[idx] == 0)
+
+    def nearest_exit(self, zone: np.ndarray, choices: np.ndarray) -> np.ndarray:
+        """The closest exit open to each avatar (-1 where none is)."""
+        far = np.where(choices & self.is_exit[None, :], self.routes.distance[zone], np.inf)
+        best = far.argmin(axis=1)
+        return np.where(np.isfinite(far[np.arange(len(zone)), best]), best, -1)
 
     def until_show_ends(
         self, obs: Observation, next_zone: np.ndarray, bucket: np.ndarray, dwell: np.ndarray
@@ -209,19 +331,24 @@ class GPTPolicy:
         the model chose how long to stay, in buckets; the programme says when. So the
         audience leaves together, as visitors do, and the bars by the stage see the rush."""
         lay = self.layout
-        if len(lay.show_stage) == 0:
+        staged = np.flatnonzero(np.isin(next_zone, lay.show_stage))
+        if len(staged) == 0:
             return dwell
-        entry = obs.now_s + lay.distance[obs.zone, next_zone] / PLANNING_SPEED
-        remaining = lay.show_end_after(next_zone, entry) - entry
-        lower, _ = dwell_bounds(np.maximum(bucket - SHOW_END_REACH, 0))
-        _, upper = dwell_bounds(bucket + SHOW_END_REACH)
+        zone, stage = obs.zone[staged], next_zone[staged]
+        entry = obs.now_s[staged] + self.routes.distance[zone, stage] / PLANNING_SPEED
+        remaining = lay.show_end_after(stage, entry) - entry
+        lower, _ = dwell_bounds(bucket[staged] - SHOW_END_REACH)
+        _, upper = dwell_bounds(bucket[staged] + SHOW_END_REACH)
         ends_within = (remaining >= lower) & (remaining <= upper)
-        return np.where(ends_within, remaining, dwell)
+        dwell = dwell.copy()
+        dwell[staged] = np.where(ends_within, remaining, dwell[staged])
+        return dwell
 
-    def probabilities(self, logits: torch.Tensor, legal: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Next-zone probabilities over the legal moves, with temperature and top-k (rows
-        without a legal move are all zero)."""
-        scaled = np.where(np.asarray(legal), logits.double().numpy() / self.temperature, -np.inf)
+    def probabilities(self, logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
+        """Next-place probabilities over the places open (``legal``), with temperature and
+        top-k (rows with none open are all zero)."""
+        scores = np.asarray(logits, dtype=np.float64) / self.temperature
+        scaled = np.where(np.asarray(legal), scores, -np.inf)
         if self.top_k is not None and self.top_k < scaled.shape[1]:
             kth = np.partition(scaled, -self.top_k, axis=1)[:, -self.top_k :][:, :1]
             scaled = np.where(scaled < kth, -np.inf, scaled)
@@ -238,23 +365,23 @@ class GPTPolicy:
             self.slot[missing] = fresh
             self.avatar_in[fresh] = missing
             self.lengths[fresh] = 0
-            self.cache[torch.from_numpy(fresh)] = 0  # first touch of this memory
+            self.past[fresh] = 0  # first touch of this memory
             self.window_start[missing] = self.count[missing]
         slots = self.slot[idx]
         again = self.count[idx] > visit
         if again.any():
             self.count[idx[again]] -= 1
-            self.lengths[torch.from_numpy(slots[again])] -= 1
+            self.lengths[slots[again]] -= 1
         return slots
 
     def rewindow(self, idx: np.ndarray, slots: np.ndarray) -> None:
         """Caches that are full, or (every ``TIDY_EVERY`` calls, for all avatars at once)
         nearly full, keep their last ``keep`` visits, re-encoded from position 0."""
         self.calls += 1
-        full = (self.lengths[torch.from_numpy(slots)] >= self.window).numpy()
+        full = self.lengths[slots] >= self.window
         who = idx[full]
         if self.calls % TIDY_EVERY == 0:  # one batched pass instead of one per step
-            nearly = torch.nonzero(self.lengths >= self.window - TIDY_MARGIN)[:, 0].numpy()
+            nearly = np.flatnonzero(self.lengths >= self.window - TIDY_MARGIN)
             who = np.union1d(who, self.avatar_in[nearly])
         who = who[who >= 0]
         if len(who) == 0:
@@ -268,7 +395,7 @@ class GPTPolicy:
             past = self.model(tokens, options, mask_illegal=False).past
         kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, keep, S)
         self.cache[where, :, :, :, : self.keep] = kv.to(self.cache.dtype)
-        self.lengths[where] = self.keep
+        self.lengths[self.slot[who]] = self.keep
         self.window_start[who] = self.count[who] - self.keep
 
     def keep_state(self, state: np.ndarray) -> int:
@@ -295,7 +422,7 @@ class GPTPolicy:
         self.free[self.n_free : self.n_free + len(freed)] = freed
         self.n_free += len(freed)
         self.avatar_in[freed] = -1
-        self.lengths[torch.from_numpy(freed)] = 0
+        self.lengths[freed] = 0
         self.slot[idx] = -1
 
     # ------------------------------------------------------------------ explain
@@ -316,8 +443,8 @@ class GPTPolicy:
         with torch.no_grad():
             out = self.model(feed, options, need_weights=True, mask_illegal=False)
         last_zone = int(tokens[-1, 0])
-        legal = torch.from_numpy(self.layout.adjacency[last_zone][None, :])
-        probs = self.probabilities(out.zone_logits[:, -1], legal)[0]
+        places = self.routes.hop[last_zone][None, :] >= 0
+        probs = self.probabilities(out.zone_logits[:, -1].numpy(), places)[0]
         names = self.layout.zones
         order = np.argsort(-probs)
         shown = [z for z in order if probs[z] > 0]

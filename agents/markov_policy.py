@@ -1,9 +1,10 @@
-"""The baseline policy: an order-2 Markov chain of zones fitted on visit logs.
+"""The baseline policy: an order-2 Markov chain of places fitted on visit logs.
 
-It is what a modeller would fit without a sequence model: the next zone depends on the
-current and the previous zone only (smoothed towards order 1 and popularity, restricted
-to legal moves), and the dwell on the zone alone. Draws are batch-independent, as for the
-GPT.
+It is what a modeller would fit without a sequence model: the next place depends on the
+current and the previous place only (smoothed towards order 1 and popularity, restricted
+to the places that can come next), and the dwell on the place alone. Like the GPT, it
+chooses places and walks through corridors to them (``agents.routing``); draws are
+batch-independent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.needs import Needs
-from agents.policy import Decision, Layout, Observation
+from agents.policy import TRANSIT_DWELL_S, Decision, Layout, Observation
+from agents.routing import Itinerary, Routes
 from agents.sampling import choose, dwell_seconds, uniforms
 from llm import checkpoint
 from llm.data import check_zones, encode, read_logs
@@ -45,18 +47,38 @@ class MarkovPolicy:
     def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
         checkpoint.check_vocab(self.vocab, layout.vocabulary(), "Markov chain")
         self.seed = int(rng.integers(2**62))
+        self.routes = Routes.of(layout)
+        n = len(needs.arrived_s)
+        self.itinerary = Itinerary(n, self.routes)
+        self.place = np.full(n, self.chain.start, dtype=np.int64)  # the latest place
+        self.before = np.full(n, self.chain.start, dtype=np.int64)  # and the one before
+        self.asked_at = np.full(n, -1, dtype=np.int64)  # visit of the latest place
+        self.places = np.zeros(n, dtype=np.int64)  # places visited so far
 
     def decide(self, obs: Observation) -> Decision:
-        visit = obs.visits - 1
-        previous = obs.history[:, -2] if obs.history.shape[1] >= 2 else np.full(len(obs), -1)
-        previous = np.where(previous >= 0, previous, self.chain.start)
-        probs = self.chain.distribution(previous, obs.zone) * obs.legal
+        """Avatars walking to their place step on; the others draw their next place from
+        the chain of their last two places, among the places open to them."""
+        walking = self.itinerary.on_the_way(obs)
+        next_zone, dwell = obs.zone.astype(np.int64), np.full(len(obs), TRANSIT_DWELL_S)
+        on = np.flatnonzero(walking)
+        next_zone[on], dwell[on] = self.itinerary.walk(obs.avatar[on], obs.zone[on])
+        rows = np.flatnonzero(~walking)
+        idx, zone = obs.avatar[rows], obs.zone[rows]
+        new = ~self.routes.passage[zone] & (self.asked_at[idx] != obs.visits[rows] - 1)
+        moved = idx[new]
+        self.before[moved], self.place[moved] = self.place[moved], zone[new]
+        self.asked_at[moved] = obs.visits[rows][new] - 1
+        self.places[moved] += 1
+        visit = self.places[idx]
+        choices = self.routes.open_places(zone, obs.legal[rows])
+        probs = self.chain.distribution(self.before[idx], self.place[idx]) * choices
         stuck = probs.sum(axis=1) <= 0
-        probs[stuck] = obs.legal[stuck]  # a context it never saw: any legal move
-        next_zone = choose(probs, uniforms(self.seed, obs.avatar, visit, _ZONE_DRAW))
-        next_zone = np.where(obs.legal.any(axis=1), next_zone, obs.zone)
-        bucket = choose(
-            self.chain.dwell_probs[next_zone], uniforms(self.seed, obs.avatar, visit, _DWELL_DRAW)
+        probs[stuck] = choices[stuck]  # a context it never saw: any open place
+        place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
+        bucket = choose(self.chain.dwell_probs[place], uniforms(self.seed, idx, visit, _DWELL_DRAW))
+        stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
+        go = choices.any(axis=1)  # nowhere open: stay on, and ask again
+        next_zone[rows[go]], dwell[rows[go]] = self.itinerary.head_for(
+            idx[go], zone[go], place[go], stay[go]
         )
-        dwell = dwell_seconds(bucket, uniforms(self.seed, obs.avatar, visit, _DWELL_DRAW + 1))
-        return Decision(next_zone=next_zone.astype(np.int64), dwell_s=dwell)
+        return Decision(next_zone=next_zone, dwell_s=dwell)

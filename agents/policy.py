@@ -18,6 +18,8 @@ from llm.vocab import ZoneVocab
 
 #: Typical walking speed a visitor assumes when planning (metres per second).
 PLANNING_SPEED = 1.2
+#: Stay (seconds) at a zone the visitor only passes through.
+TRANSIT_DWELL_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,23 @@ class Observation:
 
     def __len__(self) -> int:
         return len(self.avatar)
+
+    def rows(self, which: np.ndarray) -> Observation:
+        """The observation of some of the avatars (the venue's arrays are shared)."""
+        return Observation(
+            avatar=self.avatar[which],
+            zone=self.zone[which],
+            now_s=self.now_s[which],
+            entered_s=self.entered_s[which],
+            arrived_s=self.arrived_s[which],
+            entry_occupancy=self.entry_occupancy[which],
+            visits=self.visits[which],
+            legal=self.legal[which],
+            history=self.history[which],
+            occupancy=self.occupancy,
+            crowd=self.crowd,
+            queue_wait_s=self.queue_wait_s,
+        )
 
 
 @dataclass

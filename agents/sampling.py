@@ -36,16 +36,22 @@ def choose(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(picked, probs.shape[1] - 1)
 
 
+_EDGES = np.asarray(DWELL_EDGES_S, dtype=np.float64)
+#: Bounds of every dwell bucket in seconds (the open last one taken to end at twice its
+#: lower bound), and their logarithms.
+_LOWER = np.r_[1.0, _EDGES]
+_UPPER = np.r_[_EDGES, 2 * _EDGES[-1]]
+_LOG_LOWER, _LOG_SPAN = np.log(_LOWER), np.log(_UPPER) - np.log(_LOWER)
+
+
 def dwell_bounds(bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds in seconds of each dwell bucket (the open last bucket is
-    taken to end at twice its lower bound)."""
-    edges = np.asarray(DWELL_EDGES_S, dtype=np.float64)
-    lower = np.where(bucket > 0, edges[np.clip(bucket - 1, 0, len(edges) - 1)], 1.0)
-    upper = np.where(bucket < len(edges), edges[np.clip(bucket, 0, len(edges) - 1)], 2 * edges[-1])
-    return lower, upper
+    taken to end at twice its lower bound; buckets beyond it count as the last)."""
+    bucket = np.clip(bucket, 0, len(_LOWER) - 1)
+    return _LOWER[bucket], _UPPER[bucket]
 
 
 def dwell_seconds(bucket: np.ndarray, u: np.ndarray) -> np.ndarray:
     """A dwell in seconds inside each dwell bucket, log-uniform between its bounds."""
-    lower, upper = dwell_bounds(bucket)
-    return np.exp(np.log(lower) + u * (np.log(upper) - np.log(lower)))
+    bucket = np.clip(bucket, 0, len(_LOWER) - 1)
+    return np.exp(_LOG_LOWER[bucket] + u * _LOG_SPAN[bucket])

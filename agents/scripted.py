@@ -16,7 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from agents.needs import Needs
-from agents.policy import PLANNING_SPEED, Decision, Layout, Observation, sample_rows
+from agents.policy import (
+    PLANNING_SPEED,
+    TRANSIT_DWELL_S,
+    Decision,
+    Layout,
+    Observation,
+    sample_rows,
+)
 
 #: Fruin level (0 = A) from which a zone counts as too crowded to head for (4 = E).
 CROWDED_LEVEL = 4
@@ -42,8 +49,6 @@ GOAL_DWELL_S: dict[str, float] = {
     "entrance": 0.0,
     "exit": 0.0,
 }
-#: Stay (seconds) at a zone the visitor only passes through.
-TRANSIT_DWELL_S = 3.0
 
 
 class ScriptedPolicy:

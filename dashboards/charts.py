@@ -306,8 +306,8 @@ def attention_grid(exp: Explanation) -> go.Figure:
 
 
 def candidate_bars(exp: Explanation) -> go.Figure:
-    """The probability of every legal next zone, best first, with what each showed the
-    avatar (crowd level, queue); the zone it chose in red."""
+    """The probability of every place that could come next, best first, with what each
+    showed the avatar (crowd level, queue); the place it chose in red."""
     names = [zone for zone, _ in exp.candidates]
     probs = [p for _, p in exp.candidates]
     shown = exp.shown or [""] * len(names)

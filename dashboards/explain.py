@@ -3,7 +3,8 @@
 The explanations themselves come from the twin (``VenueModel.explain(avatar, step=...)``);
 this pairs the decisions the twin recorded (``VenueModel.decisions``; the closing
 clearance sends everybody out whatever the policy, so a visit may end without one) with
-the zones of the avatar's visit log.
+the places of the avatar's visit log: GPT avatars decide where a visit to a place ends and
+walk through corridors without deciding, so a decision's ``visit`` counts places only.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from twin import VenueModel
 class Decision:
     """One decision of an avatar: the visit that ended, where it went next, and when."""
 
-    visit: int  # index of the visit that ended (the avatar's visits, from 0)
-    zone: str  # where it was
-    next_zone: str  # where it went
+    visit: int  # index of the visit that ended among the avatar's visits to places, from 0
+    zone: str  # the place it was at
+    next_zone: str  # the place it went to next
     time_s: float  # when it decided, seconds after opening
     step: int  # the model step to pass to ``model.explain(avatar, step=step)``
 
@@ -36,7 +37,8 @@ def decisions(model: VenueModel, visits: pd.DataFrame, avatar: int) -> list[Deci
     """The avatar's decisions that ``model.explain`` can explain, oldest first (those the
     twin recorded: ``model.decisions``), each with a step that names it alone."""
     zones = visits[visits["avatar_id"] == avatar].sort_values("timestamp")["zone"]
-    zones = zones.astype(str).tolist()
+    passage = model.venue.vocabulary().passage
+    zones = [z for z in zones.astype(str) if not passage[model.venue.index[z]]]
     step_s = model.scenario.step_s
     made = [(v, t, int(t // step_s)) for v, t in model.decisions(avatar) if v + 1 < len(zones)]
     later_steps = [step for _, _, step in made[1:]] + [None]

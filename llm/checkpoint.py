@@ -25,7 +25,8 @@ from llm.fileio import atomic_path
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 
-FORMAT_VERSION = 3  # 2: candidates show their queue wait; 3: tokens know when visits end
+FORMAT_VERSION = 4  # 2: candidates show their queue wait; 3: tokens know when visits end;
+# 4: tokens are visits to places, and the next zone is the next place (through passages)
 METADATA_KEY = "venuetwin"
 
 
@@ -140,7 +141,7 @@ def load(path: str | os.PathLike[str], venue_vocab: ZoneVocab | None = None) -> 
                 )
             state[name] = tensor
     model.load_state_dict(state)
-    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     model.eval()
     return Checkpoint(model, vocab, meta.get("training", {}), str(path))
 
@@ -196,5 +197,5 @@ def transfer(source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None)
             if j is not None and source.vocab.kinds[j] == kind:
                 model.zone_emb.weight[i] = source.model.zone_emb.weight[j]
                 new_view[i] = old_view[j]
-    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     return model

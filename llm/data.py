@@ -252,7 +252,8 @@ def check_zones(frame: pd.DataFrame, vocab: ZoneVocab, path: str, venue: str) ->
 # ============================================================================ encoding
 @dataclass
 class Sequences:
-    """Every visit of a set of trajectories, one token each, trajectory after trajectory."""
+    """Every visit to a place of a set of trajectories, one token each, trajectory after
+    trajectory (visits to passages are left out: see ``encode``)."""
 
     features: dict[str, np.ndarray]  # name -> (N,) int64, see llm.features.visit_features
     options: np.ndarray  # (N, Z) int8: option state of every zone when the visit ended
@@ -287,7 +288,9 @@ class Sequences:
 
 
 def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
-    """Tokens for every visit of a read log, with what every zone showed at decision time."""
+    """Tokens for every visit of a read log to a place (passages such as corridors are
+    walked through, not visited: ``llm.features.PASSAGE_KINDS``), with what every zone
+    showed when each visit ended. Crowds and queues count every row, passages included."""
     zone = frame["zone"].map(vocab.index).to_numpy()
     if np.isnan(zone.astype(np.float64)).any():
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
@@ -301,13 +304,15 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         frame["occupancy"].to_numpy(),
         frame["dwell_s"].to_numpy(),
     )
-    trajectory = frame["trajectory"].to_numpy()
+    options = _options_at_decisions(frame, zone, vocab)  # every visit counts for crowds
+    place = ~vocab.passage[zone]  # ... but only places are tokens
+    trajectory = frame["trajectory"].to_numpy()[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
     return Sequences(
-        features=features,
-        options=_options_at_decisions(frame, zone, vocab),
-        dwell_s=frame["dwell_s"].to_numpy(np.float64),
-        offsets=np.r_[starts, len(frame)],
+        features={name: values[place] for name, values in features.items()},
+        options=options[place],
+        dwell_s=frame["dwell_s"].to_numpy(np.float64)[place],
+        offsets=np.r_[starts, int(place.sum())],
         keys=trajectory[starts],
     )
 

@@ -1,10 +1,12 @@
 """How good is a model of visitors? Next-move metrics and trajectory BLEU against baselines.
 
 Every visit of a held-out ``Sequences`` that has a next visit is a *target*: the model sees
-the trajectory so far and predicts the next visit's zone and dwell bucket. The metrics:
+the trajectory so far and predicts the next visit's zone and dwell bucket. Visits are to
+places (corridors are walked through: ``llm.data.encode``), so the next zone is the next
+place the visitor went to, one of ``ZoneVocab.destinations``. The metrics:
 
 - ``perplexity``: ``exp`` of the mean negative log-likelihood of the true next zone (1 is
-  perfect; a uniform guess over the legal moves scores about the number of legal moves);
+  perfect; a uniform guess over the places that can come next scores about their number);
 - ``acc1`` / ``acc5``: the true next zone is the most likely one / among the five most likely
   (ties broken by zone index, as ``argmax`` does);
 - ``dwell_acc``: the predicted dwell bucket of the next visit is the true one; the prediction
@@ -16,11 +18,11 @@ the trajectory so far and predicts the next visit's zone and dwell bucket. The m
   start at the same entrance.
 
 Baselines are fitted on the training ``Sequences`` only: ``PopularBaseline`` (how often each
-zone is the next one, restricted to the legal moves) and ``MarkovBaseline`` of order 1 or 2
-(additive smoothing towards the next lower order, down to the popularity). All predictors
-share ``predict(seqs) -> (log_probs, dwell_pred)`` and ``sample(seqs, which, max_len, seed)``;
-``GPTPredictor`` wraps a ``llm.model.GPT`` in the same interface. ``evaluate`` runs them all and
-``format_table`` prints the result.
+zone is the next one, restricted to the places that can come next) and ``MarkovBaseline`` of
+order 1 or 2 (Witten-Bell smoothing towards the next lower order, down to the popularity).
+All predictors share ``predict(seqs) -> (log_probs, dwell_pred)`` and ``sample(seqs, which,
+max_len, seed)``; ``GPTPredictor`` wraps a ``llm.model.GPT`` in the same interface.
+``evaluate`` runs them all and ``format_table`` prints the result.
 """
 
 from __future__ import annotations
@@ -73,15 +75,16 @@ def previous_zones(seqs: Sequences, start: int) -> np.ndarray:
 
 
 def allowed_moves(vocab: ZoneVocab) -> np.ndarray:
-    """(Z, Z) legal moves, where a zone with none (an exit) may go anywhere."""
-    allowed = vocab.legal.copy()
+    """(Z, Z) the next places a visit may be followed by (``ZoneVocab.destinations``), where
+    a zone with none (an exit) may go anywhere."""
+    allowed = vocab.destinations
     allowed[~allowed.any(axis=1)] = True
     return allowed
 
 
 def stop_zones(vocab: ZoneVocab) -> np.ndarray:
     """(Z,) zones where a sampled trajectory ends: exits, and zones with no legal move."""
-    return (np.asarray(vocab.kinds) == "exit") | ~vocab.legal.any(axis=1)
+    return (np.asarray(vocab.kinds) == "exit") | ~vocab.destinations.any(axis=1)
 
 
 # ============================================================================ metrics
@@ -177,8 +180,8 @@ class Predictor(Protocol):
 
 class _CountBaseline:
     """Counts of next zones given the last ``order`` zones (0: none), fitted on training
-    sequences; probabilities are additively smoothed towards the next lower order and
-    restricted to the legal moves of the current zone."""
+    sequences; probabilities are smoothed towards the next lower order (Witten-Bell) and
+    restricted to the places that can follow the current zone."""
 
     def __init__(self, train: Sequences, vocab: ZoneVocab, order: int, k: float = 0.1) -> None:
         if order not in (0, 1, 2):
@@ -186,7 +189,6 @@ class _CountBaseline:
         z = len(vocab)
         self.order, self.k, self.n_zones = order, k, z
         self.allowed = allowed_moves(vocab)
-        self.n_allowed = self.allowed.sum(axis=1).astype(np.float64)
         self.stop = stop_zones(vocab)
         self.start = z  # the "previous zone" of a first visit
         zone = train.features["zone"]
@@ -199,7 +201,7 @@ class _CountBaseline:
             counts = np.zeros((z, z))
             np.add.at(counts, (cur, nxt), 1.0)
             counts *= self.allowed
-            alpha = k * self.n_allowed
+            alpha = self.weight_of_lower(counts)
             self.table = (counts + alpha[:, None] * self.table) / (counts.sum(axis=1) + alpha)[
                 :, None
             ]
@@ -217,6 +219,12 @@ class _CountBaseline:
         spread = dwell + 0.01
         self.dwell_probs = spread / spread.sum(axis=1, keepdims=True)
 
+    def weight_of_lower(self, counts: np.ndarray) -> np.ndarray:
+        """Witten-Bell: a context's counts are mixed with the next lower order with the
+        weight of the number of different next zones seen after it (``k`` if none), so a
+        context seen often with few outcomes trusts itself, a sparse one backs off."""
+        return np.maximum((counts > 0).sum(axis=1), self.k).astype(np.float64)
+
     def distribution(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
         """(n, Z) probabilities of the next zone after ``prev`` then ``cur``."""
         probs = self.table[cur]
@@ -226,7 +234,7 @@ class _CountBaseline:
         rows = np.searchsorted(self.contexts, codes).clip(max=len(self.contexts) - 1)
         seen = self.contexts[rows] == codes
         counts = np.where(seen[:, None], self.context_counts[rows], 0.0)
-        alpha = self.k * self.n_allowed[cur]
+        alpha = self.weight_of_lower(counts)
         return (counts + alpha[:, None] * probs) / (counts.sum(axis=1) + alpha)[:, None]
 
     def predict(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
@@ -268,9 +276,9 @@ class PopularBaseline(_CountBaseline):
 
 
 class MarkovBaseline(_CountBaseline):
-    """P(next zone | last ``order`` zones), add-k smoothed towards order ``order - 1`` (order 1
-    towards the popularity), among the current zone's legal moves. A first visit's previous
-    zone is a start marker, so order 2 knows where a trajectory began."""
+    """P(next zone | last ``order`` zones), smoothed towards order ``order - 1`` (order 1
+    towards the popularity), among the places that can follow the current zone. A first
+    visit's previous zone is a start marker, so order 2 knows where a trajectory began."""
 
     def __init__(self, train: Sequences, vocab: ZoneVocab, order: int = 1, k: float = 0.1) -> None:
         if order not in (1, 2):

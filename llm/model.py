@@ -2,22 +2,26 @@
 
 What a token is
 ---------------
-One token per *visit*. Its embedding is the sum of embeddings of the zone, the zone's kind,
-the time of day it began (five-minute buckets), the time since the avatar arrived (quarter
-hours), the crowd level where it stood (Fruin A..F on entry), how long it stayed
-(log-spaced buckets) and the time of day it ended, plus a learned position, plus what the
-venue showed when the visit ended and the avatar chose where to go next: every zone's
-crowd and queue wait (``venue_view``), so an avatar can head for the bar with the short
-queue, not only turn away at the door of a long one. So a trajectory of 30 visits is 30
-tokens, not hundreds of characters; contexts stay short, a live decision adds one token,
-and the attention is readable: it says which earlier visits mattered for the next move.
+One token per *visit* to a place (a walk through a corridor is not a visit). Its embedding
+is the sum of embeddings of the zone, the zone's kind, the time of day it began (five-
+minute buckets), the time since the avatar arrived (quarter hours), the crowd level where
+it stood (Fruin A..F on entry), how long it stayed (log-spaced buckets) and the time of
+day it ended, plus a learned position, plus what the venue showed when the visit ended and
+the avatar chose where to go next: every zone's crowd and queue wait (``venue_view``), so
+an avatar can head for the bar with the short queue, not only turn away at the door of a
+long one. So a trajectory of 30 visits is 30 tokens, not hundreds of characters; contexts
+stay short, a live decision adds one token, and the attention is readable: it says which
+earlier visits mattered for the next move.
 
 Heads
 -----
 - **Next zone**: the hidden state is scored against every zone's *output embedding*,
   zone + kind embedding (tied with the input), plus a learned vector for what that
   candidate zone shows at that moment: its crowd level and its queue wait
-  (``llm.features.option_state``). Moves the venue does not allow are masked out.
+  (``llm.features.option_state``). The next zone is the next *place*: corridors are
+  walked through, not visited (``llm.features.PASSAGE_KINDS``), so going to the far bar
+  is one choice, not several hops that must each keep to it; places that cannot come next
+  (``ZoneVocab.destinations``) are masked out.
   Because a zone is "its kind plus itself", a model trained on one venue fine-tunes on
   another: kinds, time, crowd and dwell carry over, new zones start from their kind.
 - **Next dwell**: given the next zone (the true one in training, the sampled one live),
@@ -137,7 +141,7 @@ class Block(nn.Module):
 
 @dataclass
 class GPTOutput:
-    zone_logits: torch.Tensor  # (B, T, Z), illegal moves at -inf when a mask was given
+    zone_logits: torch.Tensor  # (B, T, Z), impossible next places at -inf when masked
     hidden: torch.Tensor  # (B, T, C) final hidden states
     attention: list[torch.Tensor] | None  # per layer (B, heads, T, T_all) when asked
     past: list[KV]  # per layer keys/values, for the next token
@@ -163,7 +167,8 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(d)
         self.dwell_head = nn.Linear(d, config.n_dwell)
-        # The vocabulary's kinds and legal moves: set from the checkpoint, not learned.
+        # The vocabulary's kinds and, for each zone, the places that may come next (legal
+        # moves and walks through passages, ``ZoneVocab.destinations``): set, not learned.
         self.register_buffer("zone_kind", torch.zeros(config.n_zones, dtype=torch.long), False)
         self.register_buffer(
             "legal", torch.ones(config.n_zones, config.n_zones, dtype=torch.bool), False

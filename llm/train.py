@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from safetensors import safe_open
@@ -226,7 +227,7 @@ def train(
         train_seqs, val_seqs, test_seqs = split(seqs, seed=cfg.seed)
     except LogError as exc:
         raise LogError(f"{where}: {exc}") from None
-    vocab = with_observed_moves(vocab, seqs)
+    vocab = with_observed_moves(vocab, frame)
 
     torch.manual_seed(cfg.seed)  # the initial weights
     source = checkpoint.load(init) if init else None
@@ -234,7 +235,7 @@ def train(
         model = checkpoint.transfer(source, vocab)
     else:
         model = GPT(GPTConfig(n_zones=len(vocab), **(model_config or {})))
-    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     device = training_device()
     model.to(device)
     block = model.config.block_size
@@ -386,12 +387,12 @@ class LossOf(torch.nn.Module):
         return self.model.loss(batch, reduction="sum")
 
 
-def with_observed_moves(vocab: ZoneVocab, seqs: Any) -> ZoneVocab:
-    """The vocabulary with every move seen in the logs made legal (a log is evidence)."""
+def with_observed_moves(vocab: ZoneVocab, frame: pd.DataFrame) -> ZoneVocab:
+    """The vocabulary with every move seen in a read log made legal (a log is evidence)."""
     legal = vocab.legal.copy()
-    zone = seqs.features["zone"]
-    same = np.ones(len(zone) - 1, dtype=bool)
-    same[seqs.offsets[1:-1] - 1] = False
+    zone = frame["zone"].map(vocab.index).to_numpy(np.int64)
+    trajectory = frame["trajectory"].to_numpy()
+    same = trajectory[1:] == trajectory[:-1]
     legal[zone[:-1][same], zone[1:][same]] = True
     if np.array_equal(legal, vocab.legal):
         return vocab

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from llm.features import FRUIN_BOUNDS, KIND_INDEX, ZONE_KINDS
+from llm.features import FRUIN_BOUNDS, KIND_INDEX, PASSAGE_KINDS, ZONE_KINDS, passage_moves
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +56,17 @@ class ZoneVocab:
     @property
     def kind_ids(self) -> np.ndarray:
         return np.array([KIND_INDEX[k] for k in self.kinds], dtype=np.int64)
+
+    @property
+    def passage(self) -> np.ndarray:
+        """(Z,) bool: zones walked through, not visited (``llm.features.PASSAGE_KINDS``)."""
+        return np.array([k in PASSAGE_KINDS for k in self.kinds], dtype=bool)
+
+    @property
+    def destinations(self) -> np.ndarray:
+        """(Z, Z) bool: the places a visit to u may be followed by (the model's choices):
+        a legal move, or a walk through passages only."""
+        return passage_moves(self.legal, self.passage)
 
     # ------------------------------------------------------------------ building
     @classmethod

@@ -40,7 +40,7 @@ def make_model(vocab: ZoneVocab, seed: int = 0) -> GPT:
     with torch.no_grad():  # make every tensor distinctive (biases start at 0, norms at 1)
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.legal))
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     return model.eval()
 
 
@@ -91,9 +91,9 @@ def test_save_and_load_round_trip(saved, vocab):
     original, again = model.state_dict(), loaded.model.state_dict()
     assert original.keys() == again.keys()
     assert all(torch.equal(original[k], again[k]) for k in original)
-    # The vocabulary's kinds and legal moves are restored (they are not tensors in the file).
+    # The vocabulary's kinds and next places are restored (they are not tensors in the file).
     assert torch.equal(loaded.model.zone_kind, torch.from_numpy(vocab.kind_ids))
-    assert torch.equal(loaded.model.legal, torch.from_numpy(vocab.legal))
+    assert torch.equal(loaded.model.legal, torch.from_numpy(vocab.destinations))
     tokens, options = tokens_for(vocab, model.config)
     with torch.no_grad():
         before = model(tokens, options).zone_logits
@@ -119,7 +119,7 @@ def test_a_checkpoint_is_a_safetensors_file_written_atomically(saved, vocab):
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads(handle.metadata()["venuetwin"])
         assert set(handle.keys()) == set(model.state_dict())
-    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 3
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 4
     assert meta["config"]["n_zones"] == len(vocab) == 13
     assert meta["vocab"]["names"] == list(vocab.names)
     assert meta["features"] == feature_spec()
@@ -179,9 +179,9 @@ def test_a_safetensors_file_without_our_metadata_is_refused(saved):
 
 def test_another_format_version_is_refused(saved):
     path, _ = saved
-    rewrite(path, edit_meta=lambda m: m.update(format_version=2))  # before visit-end clocks
+    rewrite(path, edit_meta=lambda m: m.update(format_version=3))  # tokens for corridors too
     message = _refused(path)
-    assert "format version 2, this venuetwin reads 3: retrain it with venuetwin train" in message
+    assert "format version 3, this venuetwin reads 4: retrain it with venuetwin train" in message
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused(saved):
@@ -301,9 +301,9 @@ def test_transfer_keeps_everything_but_the_new_zones(saved, vocab):
             assert torch.equal(new_emb[i], old_emb[vocab.index[name]]), name
             assert torch.equal(new_view[i], old_view[vocab.index[name]]), name
     assert old_emb.abs().sum(1).min() > 0  # the kept rows were not zero to start with
-    # The new model knows the new vocabulary: kinds, legal moves, a zone table per kind.
+    # The new model knows the new vocabulary: kinds, next places, a zone table per kind.
     assert torch.equal(model.zone_kind, torch.from_numpy(target.kind_ids))
-    assert torch.equal(model.legal, torch.from_numpy(target.legal))
+    assert torch.equal(model.legal, torch.from_numpy(target.destinations))
     with torch.no_grad():
         table = model.zone_table()
         bar = target.index["vip_bar"]
@@ -311,6 +311,8 @@ def test_transfer_keeps_everything_but_the_new_zones(saved, vocab):
     # It runs on the new venue's tokens and can be saved for it.
     tokens, options = tokens_for(target, model.config)
     with torch.no_grad():
-        assert torch.isfinite(model.eval()(tokens, options).zone_logits).all()
+        logits = model.eval()(tokens, options).zone_logits
+    allowed = torch.from_numpy(target.destinations)[tokens["zone"]]
+    assert torch.isfinite(logits[allowed]).all() and (logits[~allowed] == float("-inf")).all()
     again = save(path.parent / "fine.safetensors", model, target, {"init": str(path)})
     assert load(again, venue_vocab=target).training == {"init": str(path)}

@@ -71,19 +71,7 @@ def test_gpt_avatars_reproduce_the_scripted_visitors(baseline: dict[str, list[Ve
 @pytest.mark.parametrize(
     ("zone", "levers", "wait"),
     [
-        pytest.param(
-            "cafe_west",
-            Levers(servers={"cafe_west": 12}),
-            zone_wait,  # half its staff
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open (issue 4): with half its staff the café's wait rises for GPT "
-                "avatars by +42 s against the scripted visitors' +30 s (mean of seeds 7-9), "
-                "but their visits to it fall by under half as much (-76 against -200): they "
-                "divert to the other café far less than the scripted visitors, who weigh "
-                "every bar's queue against the walk",
-            ),
-        ),
+        ("cafe_west", Levers(servers={"cafe_west": 12}), zone_wait),  # half its staff
         ("expo_shop", Levers(capacity_caps={"expo_shop": 60}), refused_wait),  # a third
     ],
     ids=["halved-staff", "capped"],

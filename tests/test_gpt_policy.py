@@ -58,8 +58,8 @@ def test_cache_gives_the_full_forward_numbers() -> None:
     """The probabilities a cached one-token step gave live equal a full forward over the
     avatar's context (recomputed by ``explain``), long trajectories and re-encoded caches
     included."""
-    model = VenueModel(Scenario(venue="expo", avatars=300, hours=4.0, seed=2, policy="gpt"))
-    policy: GPTPolicy = model.policy
+    policy = GPTPolicy(shipped_model_path("expo"), window=8)  # most visit more places
+    model = VenueModel(Scenario(venue="expo", avatars=300, hours=4.0, seed=2), policy=policy)
     index = model.venue.index
     checked, longest = 0, 0
     while model.running:
@@ -92,9 +92,13 @@ def test_explanation_names_the_context_and_weighs_it() -> None:
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-6)
     zones = [z for z, _ in explanation.candidates]
     last = explanation.context[-1].split()[0]
-    assert all(model.venue.adjacency[model.venue.index[last], model.venue.index[z]] for z in zones)
+    # The candidates are the places that can come next: one move, or beyond corridors.
+    destinations, index = model.venue.vocabulary().destinations, model.venue.index
+    assert all(destinations[index[last], index[z]] for z in zones)
+    assert not any(model.venue.kinds[index[z]] == "corridor" for z in zones)
     trip = model.visits().query("avatar_id == @avatar")["zone"].tolist()
-    assert explanation.chosen == trip[explanation.visit + 1]
+    places = [z for z in trip if model.venue.kinds[index[z]] != "corridor"]
+    assert explanation.chosen == places[explanation.visit + 1]
     # An earlier decision, by model step.
     step = int(explanation.time_s // model.scenario.step_s) - 1
     earlier = model.explain(avatar, step=step)
@@ -164,7 +168,7 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
                 live.append(policy.states[call])
                 logged.append(seqs.options[first + visit])
     live, logged = np.array(live), np.array(logged)
-    assert len(live) > 2000
+    assert len(live) > 1500  # decisions at places (corridors are walked through)
     assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
     assert (live % N_CROWD == logged % N_CROWD).mean() > 0.99  # crowd levels
     assert (live // N_CROWD == logged // N_CROWD).mean() > 0.99  # queue waits

@@ -109,10 +109,28 @@ def test_the_twins_moves_are_legal_in_its_venue(twin_visits, tmp_path):
     vocab = venue_vocab("concert_hall")
     check_zones(read, vocab, "v.parquet", "concert_hall")
     seqs = encode(read, vocab)
-    assert seqs.n_visits == len(read) and len(seqs) == 300
+    corridors = read["zone"].map(dict(zip(vocab.names, vocab.kinds, strict=True))) == "corridor"
+    assert 0 < corridors.sum() < len(read)  # the hall's corridors are walked through ...
+    assert seqs.n_visits == (~corridors).sum() and len(seqs) == 300  # ... and are no token
+    assert not vocab.passage[seqs.features["zone"]].any()
     for zones in seqs.trajectories():
-        assert vocab.legal[zones[:-1], zones[1:]].all()
+        assert vocab.destinations[zones[:-1], zones[1:]].all()
         assert vocab.kinds[zones[0]] == "entrance"
+
+
+def test_destinations_are_moves_or_walks_through_corridors_only():
+    """The model's choices from a zone: the places one move away, or beyond corridors."""
+    vocab = venue_vocab("concert_hall")
+    at = vocab.index
+    dest = vocab.destinations
+    # foyer -> corridor_west -> main_hall / restrooms_west / hall_bar: one choice each.
+    for place in ("main_hall", "restrooms_west", "hall_bar", "restrooms_east", "foyer_bar"):
+        assert dest[at["foyer"], at[place]]
+    assert not dest[:, at["corridor_west"]].any()  # a corridor is never a destination
+    # Never through another place: from the gate, the foyer (a hall) comes first.
+    assert not dest[at["gate_main"], at["main_hall"]]
+    assert dest[at["gate_main"], at["foyer"]]
+    assert dest[at["foyer"], at["foyer"]]  # out to a corridor and back is a visit again
 
 
 def test_two_runs_with_the_same_run_id_stay_apart(tmp_path, twin_visits):

@@ -3,7 +3,7 @@
 Pick an avatar (from the list, or by clicking it on the chart) and one of its decisions;
 the page shows what the twin's ``model.explain(avatar, step=...)`` returns for it: the
 visits in its context, the attention of every layer and head over them, and the
-probability of every candidate next zone with what that zone showed the avatar. Reads the
+probability of every place it could go next with what that place showed it. Reads the
 last run from session state (``"run"``, see ``dashboards/state.py``).
 """
 

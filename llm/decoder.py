@@ -1,0 +1,106 @@
+"""The live decoder: one new token for each of a few dozen cached sequences, in NumPy.
+
+A live step of the twin asks the GPT about the few dozen avatars whose visit ends in it.
+At that size the cost of ``GPT.decode_step`` is the number of tensor operations (some 50,
+each 5-15 us of PyTorch dispatch), not their arithmetic; the same operations on NumPy
+arrays cost a few microseconds each. ``Decoder`` holds float32 copies of a GPT's weights
+(taken once: call ``refresh`` after the weights change) and computes exactly what
+``GPT.decode_step`` computes: the tests hold the two to the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from llm.model import GPT
+
+
+def _tensor(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.float32).cpu().clone()
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return _tensor(t).numpy()
+
+
+class Decoder:
+    """``GPT.decode_step`` for one venue state shared by the whole batch, in NumPy."""
+
+    def __init__(self, model: GPT) -> None:
+        self.model = model
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Copy the model's weights (again)."""
+        model, c = self.model, self.model.config
+        table, starts = model.token_table()
+        self.token_table, self.starts = _array(table), starts.numpy().astype(np.int64)
+        self.block_size, self.n_head, self.eps = c.block_size, c.n_head, 1e-5
+        self.venue_table = _array(model.venue_state.weight).reshape(c.n_zones, c.n_options, -1)
+        self.zones = np.arange(c.n_zones)
+        self.blocks = [
+            {
+                "ln_1": (_tensor(b.ln_1.weight), _tensor(b.ln_1.bias)),
+                "attn": (_array(b.attn.c_attn.weight).T.copy(), _array(b.attn.c_attn.bias)),
+                "proj": (_array(b.attn.c_proj.weight).T.copy(), _array(b.attn.c_proj.bias)),
+                "ln_2": (_tensor(b.ln_2.weight), _tensor(b.ln_2.bias)),
+                "fc": (_array(b.mlp.c_fc.weight).T.copy(), _array(b.mlp.c_fc.bias)),
+                "out": (_array(b.mlp.c_proj.weight).T.copy(), _array(b.mlp.c_proj.bias)),
+            }
+            for b in model.blocks
+        ]
+        self.ln_f = (_tensor(model.ln_f.weight), _tensor(model.ln_f.bias))
+        self.zone_table = _array(model.zone_table())
+        self.option_table = _array(model.option_state.weight)
+        self.dwell_weight = _array(model.dwell_head.weight).T.copy()
+        self.dwell_bias = _array(model.dwell_head.bias)
+
+    def layer_norm(self, x: np.ndarray, weight_bias: tuple[torch.Tensor, ...]) -> np.ndarray:
+        """One fused PyTorch call: cheaper than NumPy's five."""
+        weight, bias = weight_bias
+        return F.layer_norm(torch.from_numpy(x), weight.shape, weight, bias, self.eps).numpy()
+
+    def step(
+        self, tokens: np.ndarray, options: np.ndarray, past: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``tokens`` (B, features) in ``FEATURES`` order; ``options`` (Z,) the option state
+        of every zone, the same for the whole batch; ``past`` (B, layers, 2, heads, W, size)
+        float32, valid below ``lengths`` (B,), written at position ``lengths``. Returns the
+        zone logits (B, Z), the hidden states (B, C) and the new token's keys and values
+        (B, layers, 2, heads, size), as ``GPT.decode_step`` does."""
+        b = len(lengths)
+        rows = np.arange(b)
+        positions = np.minimum(lengths, self.block_size - 1)
+        ids = np.concatenate([tokens, positions[:, None]], axis=1) + self.starts
+        x = self.token_table[ids].sum(axis=1)
+        x += self.venue_table[self.zones, options].sum(axis=0)
+        visible = np.arange(past.shape[4])[None, None, :] <= lengths[:, None, None]  # (B,1,W)
+        scale = 1.0 / math.sqrt(past.shape[-1])
+        new_kv = []
+        for layer, block in enumerate(self.blocks):
+            h = self.layer_norm(x, block["ln_1"])
+            qkv = (h @ block["attn"][0] + block["attn"][1]).reshape(b, 3, self.n_head, -1)
+            new_kv.append(qkv[:, 1:])
+            past[rows, layer, :, :, lengths] = qkv[:, 1:]
+            keys, values = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
+            scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0] * scale  # (B, heads, W)
+            scores = np.where(visible, scores, -np.inf)
+            weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            weights /= weights.sum(axis=-1, keepdims=True)
+            y = np.matmul(weights[:, :, None, :], values)[:, :, 0, :].reshape(b, -1)
+            x = x + y @ block["proj"][0] + block["proj"][1]
+            h = self.layer_norm(x, block["ln_2"]) @ block["fc"][0] + block["fc"][1]
+            h = F.gelu(torch.from_numpy(h)).numpy()  # exact GELU; NumPy has no fast erf
+            x = x + h @ block["out"][0] + block["out"][1]
+        hidden = self.layer_norm(x, self.ln_f)
+        logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
+        return logits, hidden, np.stack(new_kv, axis=1)
+
+    def dwell_logits(self, hidden: np.ndarray, next_zone: np.ndarray) -> np.ndarray:
+        """(B, dwell buckets) for the stay at ``next_zone`` (B,), as ``GPT.dwell_logits``."""
+        return (hidden + self.zone_table[next_zone]) @ self.dwell_weight + self.dwell_bias
