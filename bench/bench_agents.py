@@ -44,6 +44,9 @@ from twin import Scenario, load_venue  # noqa: E402
 from twin.catalog import shipped_model_path  # noqa: E402
 from twin.model import build_layout  # noqa: E402
 
+#: Avatars the policy is bound for, per walker: those who leave are followed by new ones.
+ROOM = 8
+
 
 def make_policy(n_avatars: int) -> tuple[GPTPolicy, Any]:
     venue = load_venue("expo")
@@ -56,13 +59,17 @@ def make_policy(n_avatars: int) -> tuple[GPTPolicy, Any]:
 
 
 class Walk:
-    """Avatars walking through the expo on the policy's own decisions."""
+    """Avatars going from place to place through the expo on the policy's own decisions:
+    they arrive at once (the walks through corridors cost no decision), and one who leaves
+    is followed by a new avatar at an entrance, so every walker decides in every call."""
 
     def __init__(self, layout: Any, n: int, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
         self.layout, self.n = layout, n
         entrances = layout.of_kind("entrance")
         self.zone = entrances[rng.integers(len(entrances), size=n)]
+        self.ids = np.arange(n)  # the avatar now on each walker's way
+        self.next_id = n
         self.visits = np.ones(n, dtype=np.int64)
         self.entered = np.zeros(n)
         self.occupancy = rng.integers(0, 400, size=(len(layout.zones),))
@@ -75,7 +82,7 @@ class Walk:
         history = np.full((len(which), 16), -1)
         history[:, -1] = self.zone[which]
         return Observation(
-            avatar=which,
+            avatar=self.ids[which],
             zone=self.zone[which],
             now_s=np.full(len(which), now),
             entered_s=self.entered[which],
@@ -89,17 +96,25 @@ class Walk:
             queue_wait_s=self.queue_wait_s,
         )
 
+    def goal(self, policy: GPTPolicy, which: np.ndarray) -> np.ndarray:
+        """Where the walkers' avatars chose to go (their own zone where they stay on)."""
+        goal = policy.itinerary.goal[self.ids[which]]
+        return np.where(goal < 0, self.zone[which], goal)
+
     def advance(self, which: np.ndarray, next_zone: np.ndarray, now: float) -> None:
-        exits = np.isin(next_zone, self.layout.of_kind("exit"))
+        out = which[np.isin(next_zone, self.layout.of_kind("exit"))]
         entrances = self.layout.of_kind("entrance")
-        next_zone = np.where(exits, entrances[0], next_zone)  # out and back in
         self.zone[which] = next_zone
         self.visits[which] += 1
         self.entered[which] = now
+        self.zone[out] = entrances[0]  # a new avatar comes in
+        self.visits[out] = 1
+        self.ids[out] = self.next_id + np.arange(len(out))
+        self.next_id += len(out)
 
 
 def bench_decisions(batch: int, rounds: int, single_rounds: int) -> dict[str, Any]:
-    policy, layout = make_policy(batch)
+    policy, layout = make_policy(batch * ROOM)
     walk = Walk(layout, batch)
     avatars = np.arange(batch)
     times = []
@@ -107,26 +122,27 @@ def bench_decisions(batch: int, rounds: int, single_rounds: int) -> dict[str, An
         now = 60.0 * (r + 1)
         obs = walk.observation(now, avatars)
         t = time.perf_counter()
-        decision = policy.decide(obs)
+        policy.decide(obs)
         times.append(time.perf_counter() - t)
-        walk.advance(avatars, decision.next_zone, now)
+        walk.advance(avatars, walk.goal(policy, avatars), now)
+    walk_ids = walk.ids.copy()
     warm = times[3:]
     batched = batch / float(np.median(warm))
 
-    single, layout = make_policy(batch)
+    single, layout = make_policy(batch * ROOM)
     walk = Walk(layout, batch)
     start = time.perf_counter()
     for r in range(single_rounds):
         now = 60.0 * (r + 1)
         for a in range(batch):
             which = np.array([a])
-            decision = single.decide(walk.observation(now, which))
-            walk.advance(which, decision.next_zone, now)
+            single.decide(walk.observation(now, which))
+            walk.advance(which, walk.goal(single, which), now)
     one_by_one = batch * single_rounds / (time.perf_counter() - start)
 
     config = policy.model.config
     n = sum(p.numel() for name, p in policy.model.named_parameters() if "emb" not in name)
-    context = float(policy.lengths[:batch].float().mean())
+    context = float(policy.lengths[policy.slot[walk_ids]].mean())
     flops = (
         2 * n + 4 * config.n_layer * config.n_embd * context + 2 * config.n_embd * len(layout.zones)
     )

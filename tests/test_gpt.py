@@ -144,6 +144,53 @@ def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights):
         assert (weights[0].permute(1, 0, 2)[:, beyond] == 0).all()
 
 
+@torch.no_grad()
+def test_the_numpy_decoder_gives_decode_step_numbers():
+    """The live path (``llm.decoder.Decoder``, NumPy) computes what ``decode_step`` does:
+    logits, hidden states, new keys/values, the cache written at each length, the dwell
+    logits; for one venue state shared by the batch, on ragged caches of stale numbers."""
+    import numpy as np
+
+    from llm.decoder import Decoder
+    from llm.features import FEATURES
+
+    model = tiny(n_layer=3)
+    c = model.config
+    tokens, options = random_tokens(c, b=5, t=1)
+    new = {f: t[:, 0] for f, t in tokens.items()}
+    venue = options[0, 0]  # (Z,): the venue as every avatar in this step sees it
+    size = c.n_embd // c.n_head
+    cache = torch.randn(5, c.n_layer, 2, c.n_head, 9, size) * 100
+    lengths = torch.tensor([0, 3, 8, 5, 1])
+    logits, hidden, kv, _ = model.decode_step(new, venue.expand(5, -1), cache.clone(), lengths)
+    decoder = Decoder(model)
+    past = cache.numpy().copy()
+    stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
+    got = decoder.step(stacked, venue.numpy(), past, lengths.numpy())
+    for mine, theirs in zip(got, (logits, hidden, kv), strict=True):
+        np.testing.assert_allclose(mine, theirs.numpy(), atol=2e-5)
+    rows = np.arange(5)
+    np.testing.assert_allclose(past[rows, :, :, :, lengths.numpy()], kv.numpy(), atol=2e-5)
+    place = torch.tensor([0, 5, 2, 2, 1])
+    np.testing.assert_allclose(
+        decoder.dwell_logits(got[1], place.numpy()),
+        model.dwell_logits(hidden, place).numpy(),
+        atol=2e-5,
+    )
+    with torch.no_grad():  # weights that change need a refresh, and get one
+        model.zone_emb.weight.add_(1.0)
+    assert not np.allclose(
+        decoder.step(stacked, venue.numpy(), past.copy(), lengths.numpy())[0],
+        model.decode_step(new, venue.expand(5, -1), cache.clone(), lengths)[0],
+    )
+    decoder.refresh()
+    np.testing.assert_allclose(
+        decoder.step(stacked, venue.numpy(), cache.numpy().copy(), lengths.numpy())[0],
+        model.decode_step(new, venue.expand(5, -1), cache.clone(), lengths)[0].numpy(),
+        atol=2e-5,
+    )
+
+
 # ============================================================================ masks
 def sparse_legal() -> torch.Tensor:
     """Zone u may go to u+1 and u+2 (mod Z) only; zone 5 (the exit) goes nowhere."""

@@ -201,3 +201,66 @@ def test_markov_policy_is_a_baseline_policy() -> None:
     assert isinstance(model.policy, MarkovPolicy)
     assert model.kpis()["left"] == 300
     assert (model.crowd.phase == IN_ZONE).sum() == 0
+
+
+def test_at_the_door_a_place_is_kept_as_often_as_the_model_would_choose_it_now() -> None:
+    """An avatar one step from the café it chose, whose queue has grown, keeps it with the
+    chance min(1, p_now / p_then); the others draw another place by the model's odds."""
+    from agents.policy import Observation
+
+    model = VenueModel(Scenario(venue="expo", avatars=4000, hours=1.0, seed=1))
+    policy: GPTPolicy = model.policy
+    at, n = model.venue.index, 4000
+    idx = np.arange(n)
+    policy.itinerary.goal[idx] = at["cafe_west"]
+    policy.goal_prob[idx] = 0.4  # when they chose it
+    probs = np.zeros((n, len(at)))
+    probs[: n // 2, at["cafe_west"]] = 0.1  # now: a quarter as likely for half of them
+    probs[n // 2 :, at["cafe_west"]] = 0.6  # more likely for the others
+    probs[:, at["cafe_east"]] = 0.3
+    probs[:, at["talk_stage"]] = 0.1
+    zeros = np.zeros(n)
+    obs = Observation(
+        avatar=idx,
+        zone=np.full(n, at["back_aisle_west"]),
+        now_s=zeros,
+        entered_s=zeros,
+        arrived_s=zeros,
+        entry_occupancy=zeros,
+        visits=np.ones(n, dtype=np.int64),
+        legal=np.ones((n, len(at)), dtype=bool),
+        history=np.full((n, 1), -1),
+        occupancy=np.zeros(len(at)),
+        crowd=np.zeros(len(at), dtype=np.int8),
+        queue_wait_s=np.zeros(len(at)),
+    )
+    keep, place = policy.think_again_at_doors(obs, probs, np.zeros(n, dtype=np.int64), -idx)
+    assert keep[n // 2 :].all() and (place[n // 2 :] == at["cafe_west"]).all()
+    first = slice(0, n // 2)
+    assert keep[first].mean() == pytest.approx(0.25, abs=0.04)
+    assert (place[first][keep[first]] == at["cafe_west"]).all()
+    left = place[first][~keep[first]]
+    assert not (left == at["cafe_west"]).any()  # the others go elsewhere, by the odds
+    assert (left == at["cafe_east"]).mean() == pytest.approx(0.75, abs=0.05)
+
+
+@pytest.mark.parametrize("deciders", [12, 300])
+def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: int) -> None:
+    """``GPTPolicy.decode`` runs few deciders in NumPy, many in PyTorch: same numbers."""
+    from agents.gpt_policy import NUMPY_BATCH
+
+    model = VenueModel(Scenario(venue="expo", avatars=10, hours=1.0, seed=1))
+    policy: GPTPolicy = model.policy
+    config = policy.model.config
+    rng = np.random.default_rng(deciders)
+    sizes = [len(e.weight) for e in policy.model.feature_embeddings()]
+    tokens = np.stack([rng.integers(0, n, deciders) for n in sizes], axis=1)
+    state = rng.integers(0, config.n_options, config.n_zones)
+    shape = (deciders, config.n_layer, 2, config.n_head, 20, config.n_embd // config.n_head)
+    past = rng.normal(size=shape).astype(np.float32)
+    lengths = rng.integers(0, 20, deciders)
+    got = policy.decode(tokens, state, past.copy(), lengths)
+    numpy_path = policy.decoder.step(tokens, state, past.copy(), lengths)
+    assert (deciders > NUMPY_BATCH) == (deciders == 300)
+    for a, b in zip(got, numpy_path, strict=True):
+        np.testing.assert_allclose(a, b, atol=3e-5)
