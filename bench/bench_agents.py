@@ -5,8 +5,10 @@
     python bench/bench_agents.py all --json out.json
 
 ``decisions`` binds ``GPTPolicy`` (the shipped expo model) to the expo and lets 1,000
-avatars walk through the venue decision after decision (their caches grow, fill and are
-re-encoded as in a run), timing the batched calls; then the same avatars make the same
+avatars go from place to place decision after decision (they arrive at the place they
+chose at once, since walks through corridors cost no decision, and one who leaves is
+followed by a new avatar; caches grow, fill and are re-encoded as in a run), timing the
+batched calls; then the same avatars make the same
 decisions (draws are batch-independent) one avatar per call, in the same run. It prints
 decisions per second for both, their ratio, and the forward FLOPs per decision beside this
 machine's measured matmul rate. Goals: at least 20,000 decisions/s at batches of 1,000,

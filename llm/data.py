@@ -367,7 +367,7 @@ def split(
 def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     """Fixed-length windows of trajectories as tensors.
 
-    Each window holds the six token features (B, T), ``options`` (B, T, Z) option states,
+    Each window holds the token features (B, T), ``options`` (B, T, Z) option states,
     the targets ``next_zone`` and ``next_dwell`` (B, T; -1 where there is none) and
     ``length``. A trajectory longer than the window is cut into windows overlapping by
     half, and each target is counted in one window only.

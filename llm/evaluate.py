@@ -83,7 +83,7 @@ def allowed_moves(vocab: ZoneVocab) -> np.ndarray:
 
 
 def stop_zones(vocab: ZoneVocab) -> np.ndarray:
-    """(Z,) zones where a sampled trajectory ends: exits, and zones with no legal move."""
+    """(Z,) zones where a sampled trajectory ends: exits, and zones with no next place."""
     return (np.asarray(vocab.kinds) == "exit") | ~vocab.destinations.any(axis=1)
 
 
@@ -269,7 +269,8 @@ class _CountBaseline:
 
 class PopularBaseline(_CountBaseline):
     """The next zone is drawn by how often each zone was a next zone in training, among the
-    current zone's legal moves; the dwell is the next zone's most frequent bucket."""
+    places that can follow the current zone; the dwell is the next zone's most frequent
+    bucket."""
 
     def __init__(self, train: Sequences, vocab: ZoneVocab, k: float = 0.1) -> None:
         super().__init__(train, vocab, order=0, k=k)
