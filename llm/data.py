@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from llm.features import FEATURES, option_state, queue_wait, visit_features, zone_crowd
+from llm.logschema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from llm.vocab import ZoneVocab
 
 #: Timestamps above this many are milliseconds since 1970 (1e11 s would be year 5138).
@@ -60,8 +61,8 @@ def read_log(
 ) -> pd.DataFrame:
     """One log as a frame sorted by trajectory and time, with columns ``trajectory``,
     ``avatar_id``, ``run_id``, ``timestamp``, ``zone``, ``dwell_s``, ``occupancy``,
-    ``wait_s``, ``zone_kind`` (if given), ``seconds_of_day``, ``since_arrival_s`` and ``row`` (the
-    1-based row in the file)."""
+    ``wait_s``, ``leave_wait_s``, ``zone_kind`` (if given), ``seconds_of_day``,
+    ``since_arrival_s`` and ``row`` (the 1-based row in the file)."""
     path = Path(path)
     raw = _load_table(path)
     frame = _canonical_columns(raw, path, columns)
@@ -80,7 +81,8 @@ def read_log(
     frame = frame.sort_values(["trajectory", "timestamp"], kind="stable").reset_index(drop=True)
     frame["dwell_s"] = _dwell(frame, path)
     frame["occupancy"] = _occupancy(frame, path)
-    frame["wait_s"] = _wait(frame, path)
+    frame["wait_s"] = _within_dwell(frame, path, "wait_s", "a wait")
+    frame["leave_wait_s"] = _within_dwell(frame, path, "leave_wait_s", "a wait to leave")
     stamps = frame["timestamp"]
     frame["seconds_of_day"] = (stamps - stamps.dt.normalize()).dt.total_seconds()
     first = frame.groupby("trajectory")["timestamp"].transform("min")
@@ -132,9 +134,7 @@ def _canonical_columns(raw: pd.DataFrame, path: Path, columns: Columns) -> pd.Da
                 f"); name the {target} column with {flags[target]}"
             )
     frame = raw.rename(columns=mapping)
-    keep = ["avatar_id", "timestamp", "zone"] + [
-        c for c in ("dwell_s", "occupancy", "wait_s", "run_id", "zone_kind") if c in frame.columns
-    ]
+    keep = [*REQUIRED_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in frame.columns)]
     return frame[keep].copy()
 
 
@@ -214,19 +214,20 @@ def _occupancy(frame: pd.DataFrame, path: Path) -> pd.Series:
     return pd.Series(np.maximum(counts, 1), index=frame.index)
 
 
-def _wait(frame: pd.DataFrame, path: Path) -> pd.Series:
-    """Seconds each visit queued before service: the log's, else 0 (not known)."""
-    if "wait_s" not in frame:
+def _within_dwell(frame: pd.DataFrame, path: Path, column: str, what: str) -> pd.Series:
+    """Seconds of each visit's dwell in ``column`` (``wait_s``: queueing before service;
+    ``leave_wait_s``: waiting to leave after choosing the next zone): the log's, else 0."""
+    if column not in frame:
         return pd.Series(0.0, index=frame.index)
-    given = pd.to_numeric(frame["wait_s"], errors="coerce")
-    bad = frame["wait_s"].notna() & given.isna() | (given < 0) | (given > frame["dwell_s"] + 1e-6)
+    given = pd.to_numeric(frame[column], errors="coerce")
+    bad = frame[column].notna() & given.isna() | (given < 0) | (given > frame["dwell_s"] + 1e-6)
     if bad.any():
         row = int(frame.loc[bad, "row"].iloc[0])
-        value = _plain(frame.loc[bad, "wait_s"].iloc[0])
+        value = _plain(frame.loc[bad, column].iloc[0])
         raise LogError(
-            f"{path}: row {row}, column 'wait_s': {value!r} is not a wait between 0 and the dwell"
+            f"{path}: row {row}, column '{column}': {value!r} is not {what} between 0 and the dwell"
         )
-    return given.fillna(0.0).astype(np.float64)
+    return np.minimum(given.fillna(0.0), frame["dwell_s"]).astype(np.float64)
 
 
 def _plain(value: object) -> object:
@@ -295,6 +296,9 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
     if np.isnan(zone.astype(np.float64)).any():
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
     zone = zone.astype(np.int64)
+    # A visit's token is what the visitor knew when choosing where to go next: its stay
+    # until then, not the wait to leave that followed (``leave_wait_s``), as live.
+    decided = (frame["dwell_s"] - frame["leave_wait_s"]).to_numpy(np.float64)
     features = visit_features(
         zone,
         vocab.kind_ids,
@@ -302,25 +306,28 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         frame["seconds_of_day"].to_numpy(),
         frame["since_arrival_s"].to_numpy(),
         frame["occupancy"].to_numpy(),
-        frame["dwell_s"].to_numpy(),
+        decided,
     )
-    options = _options_at_decisions(frame, zone, vocab)  # every visit counts for crowds
+    options = _options_at_decisions(frame, zone, vocab, decided)  # every visit counts
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = frame["trajectory"].to_numpy()[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
     return Sequences(
         features={name: values[place] for name, values in features.items()},
         options=options[place],
-        dwell_s=frame["dwell_s"].to_numpy(np.float64)[place],
+        dwell_s=decided[place],
         offsets=np.r_[starts, int(place.sum())],
         keys=trajectory[starts],
     )
 
 
-def _options_at_decisions(frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVocab) -> np.ndarray:
+def _options_at_decisions(
+    frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVocab, decided: np.ndarray
+) -> np.ndarray:
     """(N, Z) option state (``llm.features.option_state``) of every zone at the moment each
-    visit ended, from the visits of the same run: the persons present (a visit ending at
-    that moment still counts, as live) and the wait until the last to queue is served."""
+    visitor chose where to go next (``decided`` seconds into the visit), from the visits of
+    the same run: the persons present (a visit ending at that moment still counts, as
+    live) and the wait until the last to queue is served."""
     start = _seconds(frame["timestamp"])
     end = start + frame["dwell_s"].to_numpy()
     served = start + frame["wait_s"].to_numpy()
@@ -328,17 +335,17 @@ def _options_at_decisions(frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVoca
     for _, rows in frame.groupby("run_id").indices.items():
         occupancy = np.zeros((len(rows), len(vocab)), dtype=np.int64)
         last_served = np.full((len(rows), len(vocab)), -np.inf)
-        decided = end[rows]
+        when = start[rows] + decided[rows]
         for z in np.unique(zone[rows]):
             here = rows[zone[rows] == z]
             order = np.argsort(start[here], kind="stable")
             starts, ends = start[here][order], np.sort(end[here])
-            begun = np.searchsorted(starts, decided, "right")
-            occupancy[:, z] = begun - np.searchsorted(ends, decided, "left")
+            begun = np.searchsorted(starts, when, "right")
+            occupancy[:, z] = begun - np.searchsorted(ends, when, "left")
             latest = np.r_[-np.inf, np.maximum.accumulate(served[here][order])]
             last_served[:, z] = latest[begun]
         crowd = zone_crowd(np.maximum(occupancy, 0), vocab.area[None, :])
-        states[rows] = option_state(crowd, queue_wait(last_served, decided[:, None]))
+        states[rows] = option_state(crowd, queue_wait(last_served, when[:, None]))
     return states
 
 

@@ -123,19 +123,24 @@ N_WAIT = len(WAIT_EDGES_S) + 1
 N_OPTION = N_CROWD * N_WAIT
 
 
+def _millis(seconds: np.ndarray) -> np.ndarray:
+    """Seconds rounded to the millisecond before bucketing: a log's nanosecond timestamps
+    and the twin's float clock then agree at a bucket's edge (a show ends on the minute)."""
+    return np.round(np.asarray(seconds, dtype=np.float64), 3)
+
+
 def tod_bucket(seconds_of_day: np.ndarray) -> np.ndarray:
-    return (np.asarray(seconds_of_day) // TOD_BUCKET_S).astype(np.int64) % N_TOD
+    return (_millis(seconds_of_day) // TOD_BUCKET_S).astype(np.int64) % N_TOD
 
 
 def stay_bucket(since_arrival_s: np.ndarray) -> np.ndarray:
-    buckets = np.asarray(since_arrival_s) // STAY_BUCKET_S
+    buckets = _millis(since_arrival_s) // STAY_BUCKET_S
     return np.clip(buckets, 0, N_STAY - 1).astype(np.int64)
 
 
 def dwell_bucket(dwell_s: np.ndarray) -> np.ndarray:
-    return np.searchsorted(np.asarray(DWELL_EDGES_S), np.asarray(dwell_s), side="right").astype(
-        np.int64
-    )
+    edges = np.asarray(DWELL_EDGES_S)
+    return np.searchsorted(edges, _millis(dwell_s), side="right").astype(np.int64)
 
 
 def zone_crowd(occupancy: np.ndarray, area: np.ndarray) -> np.ndarray:

@@ -16,7 +16,14 @@ from llm.fileio import atomic_path
 #: Columns a visit log must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("avatar_id", "timestamp", "zone")
 #: Columns used when present (derived from the log otherwise).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("dwell_s", "occupancy", "wait_s", "run_id", "zone_kind")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "dwell_s",
+    "occupancy",
+    "wait_s",
+    "leave_wait_s",
+    "run_id",
+    "zone_kind",
+)
 #: Column order and dtypes of the logs the twin writes.
 VISIT_DTYPES: dict[str, str] = {
     "avatar_id": "int64",
@@ -25,6 +32,9 @@ VISIT_DTYPES: dict[str, str] = {
     "dwell_s": "float64",
     "occupancy": "int32",
     "wait_s": "float64",  # queueing before service (0 where the zone has no queue)
+    # The end of the dwell spent waiting to leave, after choosing where to go next (a
+    # door's queue, a full zone ahead): the choice was made at dwell_s - leave_wait_s.
+    "leave_wait_s": "float64",
     "run_id": "string",
     "zone_kind": "string",
 }

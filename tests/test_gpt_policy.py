@@ -140,10 +140,9 @@ def test_tokens_are_the_training_features() -> None:
         logged = np.stack([seqs.features[f][offset : offset + n] for f in FEATURES], axis=1)
         logged = logged[asked]
         assert len(live) >= 2
-        # Zone, kind, time of day, time since arrival and crowd: always the same. The
-        # dwell may differ by a door wait (the log counts until the door is passed).
-        np.testing.assert_array_equal(live[:, :5], logged[:, :5])
-        assert (live[:, 5] == logged[:, 5]).mean() > 0.8
+        # Every feature, the stay and the clock at its end included: the log's
+        # ``leave_wait_s`` says how much of a dwell came after the choice (a door's queue).
+        np.testing.assert_array_equal(live, logged)
 
 
 def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
@@ -170,8 +169,8 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     live, logged = np.array(live), np.array(logged)
     assert len(live) > 1500  # decisions at places (corridors are walked through)
     assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
-    assert (live % N_CROWD == logged % N_CROWD).mean() > 0.99  # crowd levels
-    assert (live // N_CROWD == logged // N_CROWD).mean() > 0.99  # queue waits
+    assert (live % N_CROWD == logged % N_CROWD).mean() > 0.995  # crowd levels
+    assert (live // N_CROWD == logged // N_CROWD).mean() > 0.995  # queue waits
 
 
 def test_the_audience_leaves_when_the_show_ends() -> None:

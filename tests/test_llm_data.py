@@ -15,6 +15,7 @@ from llm.features import (
     option_state,
     stay_bucket,
     tod_bucket,
+    wait_level,
     zone_crowd,
 )
 from llm.logschema import write_visits
@@ -556,6 +557,41 @@ def test_a_wait_longer_than_the_visit_is_refused_by_row(tmp_path):
     frame = log_frame([(1, 0, "bar"), (1, 60, "exit")], dwell_s=[60.0, 0.0], wait_s=[90.0, 0.0])
     with pytest.raises(LogError, match=r"row 1, column 'wait_s': 90.0"):
         read_frame(tmp_path, frame)
+
+
+@pytest.mark.parametrize("bad", [-5.0, 90.0, "soon"])
+def test_a_wait_to_leave_outside_the_visit_is_refused_by_row(tmp_path, bad):
+    frame = log_frame(
+        [(1, 0, "bar"), (1, 60, "exit")], dwell_s=[60.0, 0.0], leave_wait_s=[bad, 0.0]
+    )
+    with pytest.raises(LogError, match=rf"log.csv: row 1, column 'leave_wait_s': {bad!r}"):
+        read_frame(tmp_path, frame)
+
+
+def test_a_token_is_what_the_visitor_knew_when_choosing(tmp_path):
+    """A visit of 600 s whose last 240 s were spent waiting to leave (a door's queue):
+    its token holds the 360 s stay and the clock at the choice, and the venue as it was
+    then (the bar's queue had cleared by the time the visitor got out)."""
+    rows = [(0, 0, "foyer"), (0, 600, "exit"), (1, 0, "bar"), (1, 500, "exit")]
+    read = read_frame(
+        tmp_path,
+        log_frame(
+            rows,
+            dwell_s=[600.0, 0.0, 500.0, 0.0],
+            wait_s=[0.0, 0.0, 450.0, 0.0],
+            leave_wait_s=[240.0, 0.0, 0.0, 0.0],
+        ),
+    )
+    vocab = ZoneVocab.from_venue(
+        ["bar", "exit", "foyer"], ["bar", "exit", "hall"], [500.0, 5.0, 1000.0], np.ones((3, 3))
+    )
+    seqs = encode(read, vocab)
+    at = seqs.offsets[int(np.flatnonzero(seqs.keys == "0:log.csv/0")[0])]
+    assert seqs.dwell_s[at] == 360.0
+    assert seqs.features["dwell"][at] == dwell_bucket(np.array(360.0))
+    start = read.loc[read["avatar_id"] == "0", "seconds_of_day"].iloc[0]
+    assert seqs.features["end_tod"][at] == tod_bucket(np.array(start + 360.0))
+    assert seqs.options[at, 0] // N_CROWD == wait_level(np.array(450.0 - 360.0))  # not 0
 
 
 # ============================================================================ blocks

@@ -45,13 +45,14 @@ class VisitLog:
 
     chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
-    def add(self, avatar, entered_s, zone, dwell_s, occupancy, wait_s) -> None:  # noqa: ANN001
-        self.chunks.append((avatar, entered_s, zone, dwell_s, occupancy, wait_s))
+    def add(self, avatar, entered_s, zone, dwell_s, occupancy, wait_s, leave_wait_s) -> None:  # noqa: ANN001
+        self.chunks.append((avatar, entered_s, zone, dwell_s, occupancy, wait_s, leave_wait_s))
 
     def columns(self) -> tuple[np.ndarray, ...]:
-        """avatar, entered_s, zone, dwell_s, occupancy, wait_s of every completed visit."""
+        """avatar, entered_s, zone, dwell_s, occupancy, wait_s, leave_wait_s of every
+        completed visit."""
         if not self.chunks:
-            return tuple(np.empty(0) for _ in range(6))
+            return tuple(np.empty(0) for _ in range(7))
         return tuple(np.concatenate(part) for part in zip(*self.chunks, strict=True))
 
 
@@ -107,6 +108,7 @@ class Crowd:
         self.entry_occupancy = np.zeros(n, dtype=np.int32)
         self.service_start = np.full(n, -np.inf)
         self.planned_dwell = np.zeros(n)
+        self.decided_s = np.zeros(n)  # when each avatar last chose where to go next
         self.blocked_since = np.full(n, np.inf)
         self.refused = np.full(n, -1, dtype=np.int64)
         self.waited_s = np.zeros(n)
@@ -237,6 +239,7 @@ class Crowd:
                 np.zeros(len(gone)),
                 self.occupancy[dest[out]].astype(np.int32),
                 np.zeros(len(gone)),
+                np.zeros(len(gone)),
             )
             self.phase[gone] = LEFT
             self.t_next[gone] = np.inf
@@ -296,6 +299,7 @@ class Crowd:
         dest = self.dest[idx].copy()
         clearing = now >= self.clearing_s  # everybody out, refused or not
         fresh = ~retry & ~clearing
+        self.decided_s[idx[~retry]] = now[~retry]
         if fresh.any():
             chosen = self.ask_policy(idx[fresh], now[fresh])
             dest[fresh] = chosen.next_zone
@@ -406,7 +410,10 @@ class Crowd:
         zone, t, edge = self.zone[idx], self.t_next[idx], self.edge[idx]
         dwell = t - self.entered_s[idx]
         waited = np.clip(self.service_start[idx] - self.entered_s[idx], 0.0, dwell)
-        self.log.add(idx, self.entered_s[idx], zone, dwell, self.entry_occupancy[idx], waited)
+        leave_wait = np.clip(t - self.decided_s[idx], 0.0, dwell)  # at the door, or refused
+        self.log.add(
+            idx, self.entered_s[idx], zone, dwell, self.entry_occupancy[idx], waited, leave_wait
+        )
         self.satisfaction.leave(idx, zone, self.entered_s[idx], t)
         lay = self.layout
         self.needs.end_visits(

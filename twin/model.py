@@ -235,7 +235,7 @@ class VenueModel(mesa.Model):
 
     def visits(self) -> pd.DataFrame:
         """The visit log of completed visits, in the schema of ``llm.logschema``."""
-        avatar, entered, zone, dwell, occupancy, wait = self.crowd.log.columns()
+        avatar, entered, zone, dwell, occupancy, wait, leave_wait = self.crowd.log.columns()
         zone = zone.astype(np.int64)
         order = np.lexsort((entered, avatar))
         names = np.array(self.venue.zones, dtype=object)
@@ -250,6 +250,7 @@ class VenueModel(mesa.Model):
                 "dwell_s": dwell[order],
                 "occupancy": occupancy[order].astype(np.int32),
                 "wait_s": wait[order],
+                "leave_wait_s": leave_wait[order],
                 "run_id": f"{self.scenario.name}-s{self.scenario.seed}",
                 "zone_kind": kinds[zone[order]],
             }
