@@ -1,13 +1,19 @@
 """GPT-driven avatars: every avatar that decides in a step goes through one batched step
 of the trained GPT.
 
+An avatar chooses its next *place* where a visit to a place ends, and walks there through
+corridors without asking the model (``agents.routing``); at the door of a place whose
+queue has grown since, it thinks again. A model step runs in NumPy for a few dozen
+deciders (``llm.decoder``) and in PyTorch for more.
+
 Each avatar's context is kept incrementally, in arrays: a key/value cache slot per avatar
-inside the venue (float16, ``block_size`` tokens), so a decision costs one token whatever
-the avatar's history. When a slot is full, its last ``block_size / 2`` visits are
-re-encoded into the start of the slot, exactly as training cut long trajectories into
-half-overlapping windows. The tokens are built by ``llm.features.visit_features``, the
-same function that reads the training logs, so an avatar sees live what the model saw in
-training, including the crowd level and queue wait of every zone it could go to.
+inside the venue (float32, or float16 at 100,000 avatars; ``block_size`` tokens), so a
+decision costs one token whatever the avatar's history. When a slot is full, its last
+``block_size / 2`` visits are re-encoded into the start of the slot, exactly as training
+cut long trajectories into half-overlapping windows. The tokens are built by
+``llm.features.visit_features``, the same function that reads the training logs, so an
+avatar sees live what the model saw in training, including the crowd level and queue wait
+of every zone it could go to.
 
 Draws come from a counter-based hash of (seed, avatar, visit), so a run is reproducible
 whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
