@@ -169,8 +169,6 @@ class GPTPolicy:
         self.calls = 0
         self.routes = Routes.of(layout)
         self.itinerary = Itinerary(n, self.routes)
-        #: The visit (twin's count) at which each avatar last added a token.
-        self.asked_at = np.full(n, -1, dtype=np.int64)
         #: The probability of each avatar's place when chosen, and its queue's wait level.
         self.goal_prob = np.ones(n)
         self.goal_wait = np.zeros(n, dtype=np.int64)
@@ -186,11 +184,7 @@ class GPTPolicy:
         """Avatars walking through a passage to the place they chose step on; the others
         choose their next place in one batched step of the model."""
         walking = self.itinerary.on_the_way(obs) & ~self.at_a_longer_queue(obs)
-        next_zone = obs.zone.astype(np.int64)
-        dwell = np.zeros(len(obs))
-        on = np.flatnonzero(walking)
-        next_zone[on], dwell[on] = self.itinerary.walk(obs.avatar[on], obs.zone[on])
-        deciding = np.flatnonzero(~walking)
+        next_zone, dwell, deciding = self.itinerary.walk_on(obs, walking)
         if len(deciding):
             next_zone[deciding], dwell[deciding] = self.choose_places(obs.rows(deciding))
         return Decision(next_zone=next_zone, dwell_s=dwell)
@@ -198,11 +192,10 @@ class GPTPolicy:
     def at_a_longer_queue(self, obs: Observation) -> np.ndarray:
         """(B,) bool: avatars one step from their place whose queue has grown (a higher
         wait level) since they chose it. As a visitor at the door, they think again."""
-        goal = self.itinerary.goal[obs.avatar]
-        hop = self.routes.hop[obs.zone, np.maximum(goal, 0)]
-        door = (goal >= 0) & (hop == goal) & self.routes.passage[obs.zone]
+        door = self.itinerary.at_door(obs.avatar, obs.zone)
         if not door.any():
             return door
+        goal = self.itinerary.goal[obs.avatar]
         level = wait_level(obs.queue_wait_s)
         door[door] &= level[goal[door]] > self.goal_wait[obs.avatar[door]]
         return door & self.has_slot(obs.avatar)
@@ -239,7 +232,7 @@ class GPTPolicy:
         """One batched step of the model: the next place and the stay there, per avatar."""
         idx = obs.avatar
         at_place = ~self.routes.passage[obs.zone]
-        new = at_place & (self.asked_at[idx] != obs.visits - 1)
+        new = self.itinerary.arrived(obs)
         visit = np.where(new, self.count[idx], self.count[idx] - 1)  # token index
         token = visit_features(
             obs.zone,
@@ -253,7 +246,6 @@ class GPTPolicy:
         kept = np.flatnonzero(~at_place)  # in a passage: its place's token, read again
         for i, f in enumerate(FEATURES):
             token[f][kept] = self.tokens[idx[kept], visit[kept] % MEMORY, i]
-        self.asked_at[idx[at_place]] = obs.visits[at_place] - 1
         slots = self.slots_for(idx, visit)
         self.rewindow(idx, slots)
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
@@ -298,8 +290,7 @@ class GPTPolicy:
         place (and their stay), and every avatar's place."""
         idx = obs.avatar
         goal = self.itinerary.goal[idx]
-        door = (goal >= 0) & self.routes.passage[obs.zone]
-        door &= self.routes.hop[obs.zone, np.maximum(goal, 0)] == goal
+        door = self.itinerary.at_door(idx, obs.zone)
         keep = np.zeros(len(idx), dtype=bool)
         if not door.any():
             return keep, place

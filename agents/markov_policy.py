@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.needs import Needs
-from agents.policy import TRANSIT_DWELL_S, Decision, Layout, Observation
+from agents.policy import Decision, Layout, Observation
 from agents.routing import Itinerary, Routes
 from agents.sampling import choose, dwell_seconds, uniforms
 from llm import checkpoint
@@ -52,22 +52,16 @@ class MarkovPolicy:
         self.itinerary = Itinerary(n, self.routes)
         self.place = np.full(n, self.chain.start, dtype=np.int64)  # the latest place
         self.before = np.full(n, self.chain.start, dtype=np.int64)  # and the one before
-        self.asked_at = np.full(n, -1, dtype=np.int64)  # visit of the latest place
         self.places = np.zeros(n, dtype=np.int64)  # places visited so far
 
     def decide(self, obs: Observation) -> Decision:
         """Avatars walking to their place step on; the others draw their next place from
         the chain of their last two places, among the places open to them."""
-        walking = self.itinerary.on_the_way(obs)
-        next_zone, dwell = obs.zone.astype(np.int64), np.full(len(obs), TRANSIT_DWELL_S)
-        on = np.flatnonzero(walking)
-        next_zone[on], dwell[on] = self.itinerary.walk(obs.avatar[on], obs.zone[on])
-        rows = np.flatnonzero(~walking)
+        next_zone, dwell, rows = self.itinerary.walk_on(obs, self.itinerary.on_the_way(obs))
         idx, zone = obs.avatar[rows], obs.zone[rows]
-        new = ~self.routes.passage[zone] & (self.asked_at[idx] != obs.visits[rows] - 1)
+        new = self.itinerary.arrived(obs.rows(rows))
         moved = idx[new]
         self.before[moved], self.place[moved] = self.place[moved], zone[new]
-        self.asked_at[moved] = obs.visits[rows][new] - 1
         self.places[moved] += 1
         visit = self.places[idx]
         choices = self.routes.open_places(zone, obs.legal[rows])

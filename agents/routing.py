@@ -9,7 +9,8 @@ at a time, so between two places an avatar crosses passages without asking the m
 - ``Routes``: the shortest walk between every two zones whose inner zones are all passages
   (exactly the moves ``ZoneVocab.destinations`` allows the model), and its first step;
 - ``Itinerary``: each avatar's destination and how long it means to stay there; it answers
-  for the avatars on their way, and starts the walk of those that chose.
+  for the avatars on their way, starts the walk of those that chose, and tells a new
+  visit to a place from a policy asked again about the same one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.policy import TRANSIT_DWELL_S, Layout, Observation
-from llm.features import PASSAGE_KINDS
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Routes:
     def of(cls, layout: Layout) -> Routes:
         """Floyd-Warshall over the legal moves (each as long as the shortest walk between
         its two zones), with only passages allowed inside a walk."""
-        passage = np.array([k in PASSAGE_KINDS for k in layout.kinds], dtype=bool)
+        passage = layout.vocabulary().passage
         n = layout.n_zones
         distance = np.where(layout.adjacency, layout.distance, np.inf)
         hop = np.where(np.isfinite(distance), np.arange(n)[None, :], -1)
@@ -62,6 +62,32 @@ class Itinerary:
         self.routes = routes
         self.goal = np.full(n_avatars, -1, dtype=np.int64)
         self.stay_s = np.zeros(n_avatars)
+        #: The visit (the twin's count) of each avatar's latest place.
+        self.place_visit = np.full(n_avatars, -1, dtype=np.int64)
+
+    def walk_on(
+        self, obs: Observation, walking: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Next zones and dwells with the ``walking`` avatars' filled in (the others stay
+        put for a passing dwell until their policy says), and the rows of the others."""
+        next_zone = obs.zone.astype(np.int64)
+        dwell = np.full(len(obs), TRANSIT_DWELL_S)
+        on = np.flatnonzero(walking)
+        next_zone[on], dwell[on] = self.walk(obs.avatar[on], obs.zone[on])
+        return next_zone, dwell, np.flatnonzero(~walking)
+
+    def arrived(self, obs: Observation) -> np.ndarray:
+        """(B,) bool: avatars at a place whose visit there is new (not a policy asked again
+        about the same visit after a full zone refused it); it is remembered."""
+        new = ~self.routes.passage[obs.zone] & (self.place_visit[obs.avatar] != obs.visits - 1)
+        self.place_visit[obs.avatar[new]] = obs.visits[new] - 1
+        return new
+
+    def at_door(self, avatar: np.ndarray, zone: np.ndarray) -> np.ndarray:
+        """(B,) bool: avatars in a passage one step from their place."""
+        goal = self.goal[avatar]
+        hop = self.routes.hop[zone, np.maximum(goal, 0)]
+        return (goal >= 0) & (hop == goal) & self.routes.passage[zone]
 
     def on_the_way(self, obs: Observation) -> np.ndarray:
         """(B,) bool: avatars in a passage on their way to a place, whose next step is
