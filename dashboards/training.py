@@ -1,8 +1,8 @@
 """Training and evaluating avatar models for the Train page, through ``llm`` only.
 
 ``train_model`` wraps ``llm.train.train`` (its ``on_eval`` callback feeds the live loss
-curve); ``evaluate_model`` scores a checkpoint on the test split of the logs it was trained
-on, beside Markov chains and popularity fitted on the training split, as
+curve); ``evaluate_model`` scores a checkpoint on the test visitors of the logs it was
+trained on, beside Markov chains and popularity fitted on its training visitors, as
 ``venuetwin evaluate`` does.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from dashboards.models import load_checkpoint
-from llm.data import Columns, check_zones, encode, read_logs, split
-from llm.evaluate import BASELINES, evaluate
+from llm.data import Columns
+from llm.evaluate import BASELINES, evaluate_checkpoint
 from llm.train import MODEL_FILE, TrainConfig, train
 from twin import Venue
 
@@ -53,14 +53,11 @@ def evaluate_model(
     seed: int,
     bleu_trajectories: int = 200,
 ) -> dict[str, Any]:
-    """``llm.evaluate.evaluate`` of the checkpoint on the test split of ``logs`` (split
-    with the training ``seed``), baselines fitted on the training split."""
-    ckpt = load_checkpoint(path)
-    frame = read_logs(list(logs), columns)
-    check_zones(frame, ckpt.vocab, ", ".join(map(str, logs)), ckpt.vocab.source)
-    fit, _, test = split(encode(frame, ckpt.vocab), seed=seed)
-    return evaluate(
-        ckpt.model, ckpt.vocab, fit, test, seed=seed, bleu_trajectories=bleu_trajectories
+    """The checkpoint scored on the visitors of ``logs`` it was not trained on (its test
+    visitors, when these are its training logs), baselines fitted on its training
+    visitors (``llm.evaluate.evaluate_checkpoint``)."""
+    return evaluate_checkpoint(
+        load_checkpoint(path), list(logs), columns, seed=seed, bleu_trajectories=bleu_trajectories
     )
 
 
@@ -68,6 +65,7 @@ METRIC_NAMES = {
     "perplexity": "perplexity",
     "acc1": "acc@1",
     "acc5": "acc@5",
+    "ndcg5": "NDCG@5",
     "dwell_acc": "dwell acc",
     "dwell_mae_s": "dwell MAE s",
     "bleu4": "BLEU-4",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from llm.data import Columns, LogError
+from llm.data import Columns, LogError, detect_separator
 
 #: The largest upload accepted, in megabytes (also ``server.maxUploadSize``).
 MAX_UPLOAD_MB = 50
@@ -72,7 +72,8 @@ def table_columns(path: Path, name: str) -> list[str]:
         if b"\x00" in head:
             raise LogError(f"{name}: not a CSV table (the file holds binary data)")
         try:
-            columns = [str(c) for c in pd.read_csv(path, nrows=100, index_col=False).columns]
+            sep = detect_separator(path)
+            columns = [str(c) for c in pd.read_csv(path, sep=sep, nrows=100, index_col=False)]
         except pd.errors.EmptyDataError:
             raise LogError(f"{name}: the log is empty") from None
         except Exception as exc:  # the CSV parser and decoders raise several kinds
@@ -88,12 +89,11 @@ def table_columns(path: Path, name: str) -> list[str]:
 
 def missing_columns(columns: Sequence[str], mapping: Columns, name: str) -> str | None:
     """A message naming the mapped columns the log lacks, or None when all are there."""
-    wanted = {
-        "avatar id": mapping.avatar_id,
-        "time": mapping.timestamp,
-        "zone": mapping.zone,
-    }
-    lacking = [f"{role} column {col!r}" for role, col in wanted.items() if col not in columns]
+    wanted = [("avatar id", c) for c in mapping.ids]
+    wanted += [("time", mapping.timestamp), ("zone", mapping.zone)]
+    if mapping.session is not None:
+        wanted.append(("session", mapping.session))
+    lacking = [f"{role} column {col!r}" for role, col in wanted if col not in columns]
     if not lacking:
         return None
     return (

@@ -3,7 +3,12 @@
 A checkpoint is a safetensors file (tensors only: nothing is ever unpickled) whose
 metadata key ``venuetwin`` holds JSON: the format version, the model config, the zone
 vocabulary (names, kinds, areas, legal moves), the feature buckets the model was trained
-with, and a training summary. Loading checks all of it and refuses, naming what is wrong,
+with, and a training summary (with how its logs were read: ``llm.data.Columns``). Beside
+the weights, tensors ``split.train``, ``split.validation`` and ``split.test`` hold digests
+of the visitors of each part of its training logs (``llm.data.visitor_digests``: never
+their ids), so that ``evaluate`` scores a model only on visitors it was not trained on.
+
+Loading checks all of it and refuses, naming what is wrong,
 a file that is not safetensors (a pickle renamed, say), tensors with wrong names or
 shapes, other feature buckets, or a vocabulary that does not match the venue.
 """
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -25,8 +31,11 @@ from llm.fileio import atomic_path
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 
-FORMAT_VERSION = 4  # 2: candidates show their queue wait; 3: tokens know when visits end;
-# 4: tokens are visits to places, and the next zone is the next place (through passages)
+FORMAT_VERSION = 5  # 2: candidates show their queue wait; 3: tokens know when visits end;
+# 4: tokens are visits to places, and the next zone is the next place (through passages);
+# 5: tokens see only what happened strictly before the choice (llm.causal), split by visitor
+#: The parts of a training split whose visitors a checkpoint records.
+SPLIT_PARTS = ("train", "validation", "test")
 METADATA_KEY = "venuetwin"
 
 
@@ -56,12 +65,25 @@ class Checkpoint:
     vocab: ZoneVocab
     training: dict[str, Any] = field(default_factory=dict)
     path: str = "<memory>"
+    #: Digests of the visitors of each part of the training split (``SPLIT_PARTS``).
+    visitors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def trained_on(self, digests: np.ndarray) -> np.ndarray:
+        """(n,) bool: which visitors (``llm.data.visitor_digests``) the model learnt from
+        (its training and validation parts: the latter chose when to stop)."""
+        seen = [self.visitors.get(p, np.empty(0, np.int64)) for p in SPLIT_PARTS[:2]]
+        return np.isin(digests, np.concatenate(seen))
 
 
 def save(
-    path: str | os.PathLike[str], model: GPT, vocab: ZoneVocab, training: dict[str, Any]
+    path: str | os.PathLike[str],
+    model: GPT,
+    vocab: ZoneVocab,
+    training: dict[str, Any],
+    visitors: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write ``model`` with its vocabulary and training summary, atomically."""
+    """Write ``model`` with its vocabulary, training summary and the digests of the
+    visitors of each part of its split (``SPLIT_PARTS``), atomically."""
     meta = {
         "format_version": FORMAT_VERSION,
         "config": model.config.to_dict(),
@@ -70,6 +92,8 @@ def save(
         "training": training,
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for part, digests in (visitors or {}).items():
+        tensors[f"split.{part}"] = torch.from_numpy(np.asarray(digests, dtype=np.int64))
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
     return Path(path)
@@ -124,7 +148,12 @@ def load(path: str | os.PathLike[str], venue_vocab: ZoneVocab | None = None) -> 
     model = GPT(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     with safe_open(str(path), framework="pt") as handle:
-        found = set(handle.keys())
+        found = {k for k in handle.keys() if not k.startswith("split.")}  # noqa: SIM118
+        visitors = {
+            p: handle.get_tensor(f"split.{p}").numpy()
+            for p in SPLIT_PARTS
+            if f"split.{p}" in handle.keys()  # noqa: SIM118
+        }
         missing, unexpected = sorted(set(expected) - found), sorted(found - set(expected))
         if missing or unexpected:
             raise CheckpointError(
@@ -143,7 +172,7 @@ def load(path: str | os.PathLike[str], venue_vocab: ZoneVocab | None = None) -> 
     model.load_state_dict(state)
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     model.eval()
-    return Checkpoint(model, vocab, meta.get("training", {}), str(path))
+    return Checkpoint(model, vocab, meta.get("training", {}), str(path), visitors)
 
 
 def check_vocab(vocab: ZoneVocab, venue: ZoneVocab, where: str) -> None:
@@ -180,7 +209,7 @@ def transfer(source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None)
     the venue view): zones with the same name and kind keep theirs, new zones start at
     zero, so they begin as "their kind".
     """
-    per_zone = ("zone_emb.weight", "venue_state.weight")
+    per_zone = ("zone_emb.weight", "venue_state.weight", "move_prior")
     config = GPTConfig(**{**source.model.config.to_dict(), "n_zones": len(vocab)})
     if dropout is not None:
         config.dropout = dropout

@@ -1,22 +1,26 @@
 """Visit logs in, model-ready sequences out.
 
 ``read_logs`` takes CSV or Parquet files in the visit-log contract (``llm.logschema``),
-maps other column names, parses unix seconds, milliseconds or ISO-8601 timestamps, and
-derives what is missing: dwell from the next visit, occupancy by counting the visits that
-overlap in the log itself, queue waits as 0 (unknown). Bad input is refused with a
-``LogError`` naming the file, the row and the column.
+maps other column names (a visitor may be named by several columns, a trajectory is a
+visitor's session), detects the CSV separator, parses unix seconds, milliseconds or
+ISO-8601 timestamps (in a given time zone), merges consecutive rows at one zone into one
+visit, and derives what is missing as the causality rule allows (``llm.causal``): a
+visit's dwell from its own rows, occupancy by counting the visits the log vouches present,
+queue waits as 0 (unknown). Bad input is refused with a ``LogError`` naming the file, the
+row and the column (never a visitor's id, which may be personal data).
 
 ``encode`` turns a read log into one token per visit (``llm.features.visit_features``)
-plus, for every visit, what it could see of every zone when it ended (the moment the
-avatar chose where to go next): the crowd level and the queue wait a newcomer would have.
-``split`` divides trajectories (never visits) into train/validation/test, and ``blocks``
-packs them into fixed-length tensors.
+plus, for every visit, what it could see of every zone at its choice (the moment the
+visitor chose where to go next): the crowd level and the queue wait a newcomer would have.
+``split`` divides visitors (never visits) into train/validation/test, and ``blocks``
+packs trajectories into fixed-length tensors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +28,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from llm.causal import choice_s, last_served_before, present_at
 from llm.features import FEATURES, option_state, queue_wait, visit_features, zone_crowd
-from llm.logschema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from llm.logschema import OPTIONAL_COLUMNS
 from llm.vocab import ZoneVocab
 
 #: Timestamps above this many are milliseconds since 1970 (1e11 s would be year 5138).
 MILLISECONDS_ABOVE = 1e11
+#: The unix seconds a timestamp may take (pandas' nanosecond datetimes end there).
+FIRST_SECOND, LAST_SECOND = -9.2e9, 9.2e9
+#: Separators a CSV log may use, detected from its header line unless given.
+SEPARATORS: tuple[str, ...] = (",", ";", "\t", "|")
 
 
 class LogError(ValueError):
@@ -38,11 +47,46 @@ class LogError(ValueError):
 
 @dataclass(frozen=True)
 class Columns:
-    """Which of a log's columns hold the avatar, the time and the zone."""
+    """How to read a log: which columns hold the visitor (one or several: a user, a
+    device...), the session within a visitor (optional: a trajectory is a visitor's
+    session), the time and the zone; the CSV separator (None: detected from the header)
+    and the time zone of the venue (None: timestamps are the venue's wall-clock time;
+    else unix times and ISO-8601 times without an offset are UTC, shown in this zone).
+    Stored in a checkpoint (``to_json``), so a model's logs are read again the same way."""
 
-    avatar_id: str = "avatar_id"
+    avatar_id: str | tuple[str, ...] = "avatar_id"
     timestamp: str = "timestamp"
     zone: str = "zone"
+    session: str | None = None
+    sep: str | None = None
+    tz: str | None = None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The columns that together name a visitor."""
+        return (self.avatar_id,) if isinstance(self.avatar_id, str) else tuple(self.avatar_id)
+
+    def to_json(self) -> dict:
+        return {
+            "ids": list(self.ids),
+            "timestamp": self.timestamp,
+            "zone": self.zone,
+            "session": self.session,
+            "sep": self.sep,
+            "tz": self.tz,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Columns:
+        ids = tuple(data["ids"])
+        return cls(
+            ids[0] if len(ids) == 1 else ids,
+            data["timestamp"],
+            data["zone"],
+            data.get("session"),
+            data.get("sep"),
+            data.get("tz"),
+        )
 
 
 # ============================================================================ reading
@@ -59,30 +103,55 @@ def read_logs(
 def read_log(
     path: str | os.PathLike[str], columns: Columns = Columns(), file_index: int = 0
 ) -> pd.DataFrame:
-    """One log as a frame sorted by trajectory and time, with columns ``trajectory``,
-    ``avatar_id``, ``run_id``, ``timestamp``, ``zone``, ``dwell_s``, ``occupancy``,
-    ``wait_s``, ``leave_wait_s``, ``zone_kind`` (if given), ``seconds_of_day``,
-    ``since_arrival_s`` and ``row`` (the 1-based row in the file)."""
+    """One log as a frame of visits sorted by trajectory and time.
+
+    Consecutive rows of a trajectory at one zone are one visit (a burst of photos,
+    repeated sensor pings). Columns: ``trajectory`` (unique in this read), ``visitor``
+    (who it is, whichever file it comes from: the log's ``run_id`` if any and the id
+    columns; the split into training and held-out data is by visitor), ``avatar_id``,
+    ``run_id``, ``timestamp`` (the visit's first row), ``zone``, ``dwell_s``,
+    ``present_s``, ``occupancy``, ``wait_s``, ``leave_wait_s``, ``zone_kind`` (if given),
+    ``seconds_of_day``, ``since_arrival_s`` and ``row`` (the file's 1-based row of the
+    visit's first row). How dwell, presence and occupancy follow from the rows is the
+    causality rule of ``llm.causal``."""
     path = Path(path)
-    raw = _load_table(path)
+    raw = _load_table(path, columns.sep)
     frame = _canonical_columns(raw, path, columns)
     frame["row"] = np.arange(1, len(frame) + 1)
-    for name in ("avatar_id", "timestamp", "zone"):
-        _refuse_empty_cells(frame, name, path, _source_name(columns, name))
-    frame["timestamp"] = parse_timestamps(frame["timestamp"], path, columns.timestamp)
-    frame["avatar_id"] = frame["avatar_id"].astype(str)
+    for name, shown in zip(
+        [*ID_PARTS[: len(columns.ids)], "timestamp", "zone"],
+        [*columns.ids, columns.timestamp, columns.zone],
+        strict=True,
+    ):
+        _refuse_empty_cells(frame, name, path, shown)
+    if columns.session is not None:
+        _refuse_empty_cells(frame, "session", path, columns.session)
+    frame["timestamp"] = parse_timestamps(frame["timestamp"], path, columns.timestamp, columns.tz)
+    parts = [frame[name].astype(str) for name in ID_PARTS[: len(columns.ids)]]
+    frame["avatar_id"] = parts[0].str.cat(parts[1:], sep="|") if len(parts) > 1 else parts[0]
+    frame = frame.drop(columns=list(ID_PARTS[: len(columns.ids)]))
     frame["zone"] = frame["zone"].astype(str)
+    given_run = frame["run_id"].astype(str) + "/" if "run_id" in frame else ""
+    frame["visitor"] = given_run + frame["avatar_id"]
     # Runs of different files never mix, even when they carry the same run_id.
     if "run_id" in frame:
         frame["run_id"] = f"{file_index}:" + frame["run_id"].astype(str)
     else:
         frame["run_id"] = f"{file_index}:{path.name}"
     frame["trajectory"] = frame["run_id"] + "/" + frame["avatar_id"]
+    if columns.session is not None:
+        frame["trajectory"] += "/" + frame["session"].astype(str)
     frame = frame.sort_values(["trajectory", "timestamp"], kind="stable").reset_index(drop=True)
-    frame["dwell_s"] = _dwell(frame, path)
-    frame["occupancy"] = _occupancy(frame, path)
-    frame["wait_s"] = _within_dwell(frame, path, "wait_s", "a wait")
-    frame["leave_wait_s"] = _within_dwell(frame, path, "leave_wait_s", "a wait to leave")
+    stated = _stated_dwell(frame, path)
+    frame["leave_wait_s"] = _within(frame, stated, path, "leave_wait_s", "a wait to leave")
+    frame["wait_s"] = _within(frame, stated, path, "wait_s", "a wait")
+    frame["present_s"] = stated.fillna(0.0)
+    frame["stated_s"] = stated
+    frame = _one_row_per_visit(frame)
+    if "occupancy" in frame:
+        frame["occupancy"] = _given_occupancy(frame, path)
+    else:
+        frame["occupancy"] = _entry_occupancy(frame)
     stamps = frame["timestamp"]
     frame["seconds_of_day"] = (stamps - stamps.dt.normalize()).dt.total_seconds()
     first = frame.groupby("trajectory")["timestamp"].transform("min")
@@ -90,7 +159,11 @@ def read_log(
     return frame
 
 
-def _load_table(path: Path) -> pd.DataFrame:
+#: Internal names of the id columns (a visitor may be named by several).
+ID_PARTS = tuple(f"_id{i}" for i in range(8))
+
+
+def _load_table(path: Path, sep: str | None = None) -> pd.DataFrame:
     if not path.exists():
         raise LogError(f"{path}: no such file")
     if path.is_dir():
@@ -100,7 +173,7 @@ def _load_table(path: Path) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, index_col=False)
+            frame = pd.read_csv(path, sep=sep or detect_separator(path), index_col=False)
         else:
             raise LogError(f"{path}: not a visit log (expected a .csv or .parquet file)")
     except LogError:
@@ -115,27 +188,48 @@ def _load_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _source_name(columns: Columns, name: str) -> str:
-    return getattr(columns, name, name)
+def detect_separator(path: Path) -> str:
+    """The separator of a CSV log: whichever of ``SEPARATORS`` splits its header line
+    into the most fields, outside quotes (``,`` when none does)."""
+    with open(path, "rb") as handle:
+        header = handle.readline(1 << 16).decode("utf-8", errors="replace")
+    unquoted = "".join(header.split('"')[::2])
+    counts = [unquoted.count(s) for s in SEPARATORS]
+    return SEPARATORS[int(np.argmax(counts))] if max(counts) > 0 else ","
 
 
 def _canonical_columns(raw: pd.DataFrame, path: Path, columns: Columns) -> pd.DataFrame:
-    if len({columns.avatar_id, columns.timestamp, columns.zone}) < 3:
+    roles = [*columns.ids, columns.timestamp, columns.zone]
+    if columns.session is not None:
+        roles.append(columns.session)
+    if len(set(roles)) < len(roles) or not columns.ids:
         raise LogError(
-            f"{path}: the avatar id, time and zone must be three different columns (got "
-            f"{columns.avatar_id!r}, {columns.timestamp!r}, {columns.zone!r})"
+            f"{path}: the visitor id, session, time and zone must be different columns "
+            f"(got {', '.join(map(repr, roles))})"
         )
-    mapping = {columns.avatar_id: "avatar_id", columns.timestamp: "timestamp", columns.zone: "zone"}
-    flags = {"avatar_id": "--id-col", "timestamp": "--time-col", "zone": "--zone-col"}
-    for source, target in mapping.items():
+    if len(columns.ids) > len(ID_PARTS):
+        raise LogError(f"{path}: at most {len(ID_PARTS)} id columns")
+    mapping = {c: ID_PARTS[i] for i, c in enumerate(columns.ids)}
+    mapping |= {columns.timestamp: "timestamp", columns.zone: "zone"}
+    flags = {columns.timestamp: "--time-col", columns.zone: "--zone-col"}
+    flags |= {c: "--id-col" for c in columns.ids}
+    if columns.session is not None:
+        mapping[columns.session] = "session"
+        flags[columns.session] = "--session-col"
+    for source in mapping:
         if source not in raw.columns:
+            role = {"--id-col": "visitor id", "--session-col": "session"}.get(
+                flags[source], flags[source][2:-4]
+            )
             raise LogError(
                 f"{path}: column {source!r} is missing (columns: {', '.join(map(str, raw.columns))}"
-                f"); name the {target} column with {flags[target]}"
+                f"); name the {role} column with {flags[source]}"
             )
-    frame = raw.rename(columns=mapping)
-    keep = [*REQUIRED_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in frame.columns)]
-    return frame[keep].copy()
+    frame = raw[list(mapping)].rename(columns=mapping)
+    for name in OPTIONAL_COLUMNS:
+        if name in raw.columns and name not in mapping:
+            frame[name] = raw[name]
+    return frame.copy()
 
 
 def _refuse_empty_cells(frame: pd.DataFrame, name: str, path: Path, shown: str) -> None:
@@ -147,21 +241,44 @@ def _refuse_empty_cells(frame: pd.DataFrame, name: str, path: Path, shown: str) 
         raise LogError(f"{path}: row {row}, column {shown!r}: empty value")
 
 
-def parse_timestamps(values: pd.Series, path: Path, column: str) -> pd.Series:
-    """Unix seconds, unix milliseconds or ISO-8601 strings to naive local datetimes."""
+def parse_timestamps(
+    values: pd.Series, path: Path, column: str, tz: str | None = None
+) -> pd.Series:
+    """Unix seconds, unix milliseconds or ISO-8601 strings to naive local datetimes.
+
+    Without ``tz`` the timestamps are the venue's wall-clock time (an ISO-8601 offset is
+    dropped, keeping the wall clock across daylight saving changes). With ``tz`` (an IANA
+    name such as ``Australia/Melbourne``), unix times and offset-less ISO-8601 times are
+    UTC, and every time is converted to that zone's wall clock."""
+    if tz is not None:
+        try:
+            pd.Timestamp(0, tz=tz)
+        except Exception:  # pytz and zoneinfo raise different kinds
+            raise LogError(f"{path}: unknown time zone {tz!r} (--tz takes an IANA name)") from None
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
+        if tz is not None and getattr(parsed.dt, "tz", None) is None:
+            parsed = parsed.dt.tz_localize("UTC")
     else:
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().all():
             unit = "ms" if numeric.abs().max() > MILLISECONDS_ABOVE else "s"
-            parsed = pd.to_datetime(numeric, unit=unit)
+            seconds = numeric / (1000.0 if unit == "ms" else 1.0)
+            outside = ~seconds.between(FIRST_SECOND, LAST_SECOND)
+            if outside.any():
+                at = int(np.flatnonzero(outside.to_numpy())[0])
+                unit_name = "milliseconds" if unit == "ms" else "seconds"
+                raise LogError(
+                    f"{path}: row {at + 1}, column {column!r}: {_plain(values.iloc[at])!r} is "
+                    f"not a time between 1678 and 2261 (read as unix {unit_name})"
+                )
+            parsed = pd.to_datetime(numeric, unit=unit, utc=tz is not None)
         else:
-            # Keep each timestamp's local wall-clock time (offsets may change with DST).
             text = values.astype(str).str.strip()
-            local = text.str.replace(r"(Z|[+-]\d\d:?\d\d)$", "", regex=True)
+            if tz is None:  # keep each timestamp's local wall-clock time
+                text = text.str.replace(r"(Z|[+-]\d\d:?\d\d)$", "", regex=True)
             try:
-                parsed = pd.to_datetime(local, format="ISO8601", errors="coerce")
+                parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=tz is not None)
             except (ValueError, TypeError):
                 parsed = pd.Series(pd.NaT, index=values.index)
             bad = parsed.isna()
@@ -174,16 +291,16 @@ def parse_timestamps(values: pd.Series, path: Path, column: str) -> pd.Series:
                     f"{values.iloc[at]!r} (expected unix seconds, milliseconds or ISO-8601)"
                 )
     if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)  # keep the local wall-clock time
+        if tz is not None:
+            parsed = parsed.dt.tz_convert(tz)
+        parsed = parsed.dt.tz_localize(None)  # the local wall-clock time
     return parsed.astype("datetime64[ns]")
 
 
-def _dwell(frame: pd.DataFrame, path: Path) -> pd.Series:
-    """The log's dwell where given, else the time until the trajectory's next visit."""
-    gap = frame.groupby("trajectory")["timestamp"].shift(-1) - frame["timestamp"]
-    derived = gap.dt.total_seconds().fillna(0.0)
+def _stated_dwell(frame: pd.DataFrame, path: Path) -> pd.Series:
+    """Each row's dwell as the log states it (NaN where it states none)."""
     if "dwell_s" not in frame:
-        return derived
+        return pd.Series(np.nan, index=frame.index)
     given = pd.to_numeric(frame["dwell_s"], errors="coerce")
     given = given.mask((given < 0) & (given > -1e-6), 0.0)  # rounding noise is no error
     bad = frame["dwell_s"].notna() & given.isna() | (given < 0)
@@ -191,43 +308,66 @@ def _dwell(frame: pd.DataFrame, path: Path) -> pd.Series:
         row = int(frame.loc[bad, "row"].iloc[0])
         value = _plain(frame.loc[bad, "dwell_s"].iloc[0])
         raise LogError(f"{path}: row {row}, column 'dwell_s': {value!r} is not a dwell >= 0")
-    return given.fillna(derived).astype(np.float64)
+    return given.astype(np.float64)
 
 
-def _occupancy(frame: pd.DataFrame, path: Path) -> pd.Series:
-    """Persons in the zone when each visit began: the log's, else counted from the log."""
-    if "occupancy" in frame:
-        given = pd.to_numeric(frame["occupancy"], errors="coerce")
-        bad = given.isna() | (given < 0)
-        if bad.any():
-            row = int(frame.loc[bad, "row"].iloc[0])
-            value = _plain(frame.loc[bad, "occupancy"].iloc[0])
-            raise LogError(f"{path}: row {row}, column 'occupancy': {value!r} is not a count")
-        return given.astype(np.int64)
-    start = _seconds(frame["timestamp"])
-    end = start + frame["dwell_s"].to_numpy()
-    counts = np.zeros(len(frame), dtype=np.int64)
-    for _, rows in frame.groupby(["run_id", "zone"]).indices.items():
-        starts, ends = np.sort(start[rows]), np.sort(end[rows])
-        t = start[rows]
-        counts[rows] = np.searchsorted(starts, t, "right") - np.searchsorted(ends, t, "right")
-    return pd.Series(np.maximum(counts, 1), index=frame.index)
-
-
-def _within_dwell(frame: pd.DataFrame, path: Path, column: str, what: str) -> pd.Series:
-    """Seconds of each visit's dwell in ``column`` (``wait_s``: queueing before service;
-    ``leave_wait_s``: waiting to leave after choosing the next zone): the log's, else 0."""
+def _within(
+    frame: pd.DataFrame, stated: pd.Series, path: Path, column: str, what: str
+) -> pd.Series:
+    """Seconds of each row's dwell in ``column`` (``wait_s``: queueing before service;
+    ``leave_wait_s``: waiting to leave after choosing the next zone): the log's, else 0;
+    never more than the row's stated dwell, where it states one."""
     if column not in frame:
         return pd.Series(0.0, index=frame.index)
     given = pd.to_numeric(frame[column], errors="coerce")
-    bad = frame[column].notna() & given.isna() | (given < 0) | (given > frame["dwell_s"] + 1e-6)
+    bad = frame[column].notna() & given.isna() | (given < 0) | (given > stated + 1e-6)
     if bad.any():
         row = int(frame.loc[bad, "row"].iloc[0])
         value = _plain(frame.loc[bad, column].iloc[0])
         raise LogError(
             f"{path}: row {row}, column '{column}': {value!r} is not {what} between 0 and the dwell"
         )
-    return np.minimum(given.fillna(0.0), frame["dwell_s"]).astype(np.float64)
+    return given.fillna(0.0).clip(upper=stated).astype(np.float64)
+
+
+def _one_row_per_visit(frame: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive rows of a trajectory at one zone as one visit: it begins at the first
+    row (its occupancy, queue wait and presence are the first row's) and ends with the
+    last (its wait to leave is the last row's). Its dwell runs from its first row's time to
+    the latest end of its rows, a row's end being its time plus its stated dwell, or its
+    time alone: the next visit's start is not the end of this one (``llm.causal``)."""
+    trajectory, zone = frame["trajectory"].to_numpy(), frame["zone"].to_numpy()
+    first = np.flatnonzero(
+        np.r_[True, (trajectory[1:] != trajectory[:-1]) | (zone[1:] != zone[:-1])]
+    )
+    last = np.r_[first[1:], len(frame)] - 1
+    start = _seconds(frame["timestamp"])
+    end = start + frame["stated_s"].fillna(0.0).to_numpy()
+    out = frame.iloc[first].reset_index(drop=True)
+    out["dwell_s"] = np.maximum.reduceat(end, first) - start[first]
+    out["leave_wait_s"] = np.minimum(frame["leave_wait_s"].to_numpy()[last], out["dwell_s"])
+    return out.drop(columns=["stated_s"])
+
+
+def _given_occupancy(frame: pd.DataFrame, path: Path) -> pd.Series:
+    given = pd.to_numeric(frame["occupancy"], errors="coerce")
+    bad = given.isna() | (given < 0)
+    if bad.any():
+        row = int(frame.loc[bad, "row"].iloc[0])
+        value = _plain(frame.loc[bad, "occupancy"].iloc[0])
+        raise LogError(f"{path}: row {row}, column 'occupancy': {value!r} is not a count")
+    return given.astype(np.int64)
+
+
+def _entry_occupancy(frame: pd.DataFrame) -> pd.Series:
+    """Persons in the zone as each visit began, counted from the log (``llm.causal``):
+    the visitor and everyone vouched present there at that moment."""
+    start = _seconds(frame["timestamp"])
+    present = frame["present_s"].to_numpy()
+    counts = np.ones(len(frame), dtype=np.int64)
+    for _, rows in frame.groupby(["run_id", "zone"], sort=False).indices.items():
+        counts[rows] += present_at(start[rows], present[rows], start[rows])
+    return pd.Series(counts, index=frame.index)
 
 
 def _plain(value: object) -> object:
@@ -240,7 +380,10 @@ def _seconds(stamps: pd.Series) -> np.ndarray:
 
 
 def check_zones(frame: pd.DataFrame, vocab: ZoneVocab, path: str, venue: str) -> None:
-    """Refuse a log that visits a zone the venue lacks, naming the first such row."""
+    """Refuse a log that visits a zone the venue lacks, naming the first such row (a
+    vocabulary learnt from logs takes any zone: unseen ones are its ``UNKNOWN_ZONE``)."""
+    if vocab.unknown is not None:
+        return
     unknown = ~frame["zone"].isin(vocab.index)
     if unknown.any():
         first = frame.loc[unknown].sort_values("row").iloc[0]
@@ -257,10 +400,12 @@ class Sequences:
     trajectory (visits to passages are left out: see ``encode``)."""
 
     features: dict[str, np.ndarray]  # name -> (N,) int64, see llm.features.visit_features
-    options: np.ndarray  # (N, Z) int8: option state of every zone when the visit ended
-    dwell_s: np.ndarray  # (N,) float64 seconds
+    options: np.ndarray  # (N, Z) int8: option state of every zone at the visit's choice
+    dwell_s: np.ndarray  # (N,) float64 seconds, up to the choice
+    known: np.ndarray  # (N,) bool: the zone is in the vocabulary by name (not unseen)
     offsets: np.ndarray  # (n_trajectories + 1,) start of each trajectory
     keys: np.ndarray  # (n_trajectories,) trajectory names
+    visitors: np.ndarray  # (n_trajectories,) who walked each (the split is by visitor)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -271,15 +416,19 @@ class Sequences:
 
     def take(self, which: np.ndarray) -> Sequences:
         """The trajectories at positions ``which``, in that order."""
+        which = np.asarray(which, dtype=np.int64)
         starts, ends = self.offsets[which], self.offsets[which + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
         lengths = ends - starts
+        offsets = np.r_[0, np.cumsum(lengths)]
+        rows = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths)
         return Sequences(
             features={k: v[rows] for k, v in self.features.items()},
             options=self.options[rows],
             dwell_s=self.dwell_s[rows],
-            offsets=np.concatenate([[0], np.cumsum(lengths)]),
+            known=self.known[rows],
+            offsets=offsets,
             keys=self.keys[which],
+            visitors=self.visitors[which],
         )
 
     def trajectories(self) -> list[np.ndarray]:
@@ -291,11 +440,11 @@ class Sequences:
 def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
     walked through, not visited: ``llm.features.PASSAGE_KINDS``), with what every zone
-    showed when each visit ended. Crowds and queues count every row, passages included."""
-    zone = frame["zone"].map(vocab.index).to_numpy()
-    if np.isnan(zone.astype(np.float64)).any():
+    showed at each visit's choice (``llm.causal``). Crowds and queues count every row,
+    passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``."""
+    zone, known = vocab.lookup(frame["zone"])
+    if not known.all() and vocab.unknown is None:
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
-    zone = zone.astype(np.int64)
     # A visit's token is what the visitor knew when choosing where to go next: its stay
     # until then, not the wait to leave that followed (``leave_wait_s``), as live.
     decided = (frame["dwell_s"] - frame["leave_wait_s"]).to_numpy(np.float64)
@@ -308,7 +457,7 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         frame["occupancy"].to_numpy(),
         decided,
     )
-    options = _options_at_decisions(frame, zone, vocab, decided)  # every visit counts
+    options = _options_at_choices(frame, zone, vocab, decided)  # every visit counts
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = frame["trajectory"].to_numpy()[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
@@ -316,56 +465,93 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         features={name: values[place] for name, values in features.items()},
         options=options[place],
         dwell_s=decided[place],
+        known=known[place],
         offsets=np.r_[starts, int(place.sum())],
         keys=trajectory[starts],
+        visitors=frame["visitor"].to_numpy()[place][starts],
     )
 
 
-def _options_at_decisions(
+def _options_at_choices(
     frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVocab, decided: np.ndarray
 ) -> np.ndarray:
-    """(N, Z) option state (``llm.features.option_state``) of every zone at the moment each
-    visitor chose where to go next (``decided`` seconds into the visit), from the visits of
-    the same run: the persons present (a visit ending at that moment still counts, as
-    live) and the wait until the last to queue is served."""
+    """(N, Z) option state (``llm.features.option_state``) of every zone at each visit's
+    choice (``decided`` seconds into it), from the visits of the same run as the
+    causality rule allows (``llm.causal``): the persons vouched present then, and the wait
+    behind the last to queue before then."""
     start = _seconds(frame["timestamp"])
-    end = start + frame["dwell_s"].to_numpy()
+    present = frame["present_s"].to_numpy()
     served = start + frame["wait_s"].to_numpy()
     states = np.zeros((len(frame), len(vocab)), dtype=np.int8)
-    for _, rows in frame.groupby("run_id").indices.items():
+    for _, rows in frame.groupby("run_id", sort=False).indices.items():
         occupancy = np.zeros((len(rows), len(vocab)), dtype=np.int64)
         last_served = np.full((len(rows), len(vocab)), -np.inf)
-        when = start[rows] + decided[rows]
+        when = choice_s(start[rows], decided[rows], 0.0)
         for z in np.unique(zone[rows]):
             here = rows[zone[rows] == z]
-            order = np.argsort(start[here], kind="stable")
-            starts, ends = start[here][order], np.sort(end[here])
-            begun = np.searchsorted(starts, when, "right")
-            occupancy[:, z] = begun - np.searchsorted(ends, when, "left")
-            latest = np.r_[-np.inf, np.maximum.accumulate(served[here][order])]
-            last_served[:, z] = latest[begun]
-        crowd = zone_crowd(np.maximum(occupancy, 0), vocab.area[None, :])
+            occupancy[:, z] = present_at(start[here], present[here], when)
+            last_served[:, z] = last_served_before(start[here], served[here], when)
+        crowd = zone_crowd(occupancy, vocab.area[None, :])
         states[rows] = option_state(crowd, queue_wait(last_served, when[:, None]))
     return states
 
 
-def split(
-    seqs: Sequences, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[Sequences, Sequences, Sequences]:
-    """Train/validation/test by trajectory (an avatar's visits stay together)."""
-    n = len(seqs)
+#: Train, validation and test fractions of the visitors.
+Fractions = tuple[float, float, float]
+FRACTIONS: Fractions = (0.8, 0.1, 0.1)
+
+
+def visitor_order(visitors: np.ndarray, seed: int) -> np.ndarray:
+    """The distinct visitors in an order fixed by ``seed`` and each visitor's name alone
+    (a hash), so the same visitor falls on the same side of a split in any log."""
+    unique = np.unique(np.asarray(visitors, dtype=str))
+    digests = [hashlib.sha256(f"{seed}\x00{v}".encode()).digest()[:8] for v in unique]
+    return unique[np.argsort(np.array(digests, dtype="S8"), kind="stable")]
+
+
+def visitor_digests(visitors: Iterable[str]) -> np.ndarray:
+    """(n,) int64 digests of visitor names: what a checkpoint keeps of who trained it
+    (never the names, which may be personal data)."""
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(str(v).encode()).digest()[:8], "little", signed=True)
+            for v in visitors
+        ],
+        dtype=np.int64,
+    )
+
+
+def visitor_parts(
+    visitors: np.ndarray | pd.Series, fractions: Fractions = FRACTIONS, seed: int = 0
+) -> np.ndarray:
+    """Which part (0 train, 1 validation, 2 test) each of ``visitors`` falls in: the
+    distinct visitors in ``visitor_order``, cut by ``fractions`` (at least one visitor in
+    validation, and in test unless ``fractions[2]`` is 0 or there are only 2)."""
+    names = np.asarray(visitors, dtype=str)
+    order = visitor_order(names, seed)
+    n = len(order)
     if n < 2:
         raise LogError(
-            f"the logs hold {n} avatar{'s' if n != 1 else ''}: need at least 2 to hold some out"
+            f"the logs hold {n} visitor{'s' if n != 1 else ''}: need at least 2 to hold some out"
         )
-    order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, round(n * fractions[1]))
-    n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
+    n_test = max(1, round(n * fractions[2])) if n >= 3 and fractions[2] > 0 else 0
     n_train = max(1, n - n_val - n_test)
-    train = order[:n_train]
-    val = order[n_train : n_train + n_val]
-    test = order[n_train + n_val :] if n_test else order[n_train : n_train + n_val]
-    return seqs.take(np.sort(train)), seqs.take(np.sort(val)), seqs.take(np.sort(test))
+    part_of = np.repeat(np.array([0, 1, 2], dtype=np.int8), [n_train, n_val, n - n_train - n_val])
+    # order[r] is the visitor of rank r; the distinct visitors sorted by name are
+    # order[argsort(order)], so name j of them has part part_of[argsort(order)[j]].
+    by_name = part_of[np.argsort(order)]
+    return by_name[np.searchsorted(np.sort(order), names)]
+
+
+def split(
+    seqs: Sequences, fractions: Fractions = FRACTIONS, seed: int = 0
+) -> tuple[Sequences, Sequences, Sequences]:
+    """Train/validation/test by visitor (``visitor_parts``): all trajectories (sessions)
+    of a visitor fall in one part. Without a test part, validation stands in for it."""
+    of = visitor_parts(seqs.visitors, fractions, seed)
+    train, val, test = (seqs.take(np.flatnonzero(of == p)) for p in (0, 1, 2))
+    return train, val, (test if len(test) else val)
 
 
 # ============================================================================ tensors

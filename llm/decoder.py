@@ -56,6 +56,7 @@ class Decoder:
         ]
         self.ln_f = (_tensor(model.ln_f.weight), _tensor(model.ln_f.bias))
         self.zone_table = _array(model.zone_table())
+        self.move_prior = _array(model.move_prior)
         self.option_table = _array(model.option_state.weight)
         self.dwell_weight = _array(model.dwell_head.weight).T.copy()
         self.dwell_bias = _array(model.dwell_head.bias)
@@ -99,6 +100,7 @@ class Decoder:
             x = x + h @ block["out"][0] + block["out"][1]
         hidden = self.layer_norm(x, self.ln_f)
         logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
+        logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         return logits, hidden, np.stack(new_kv, axis=1)
 
     def dwell_logits(self, hidden: np.ndarray, next_zone: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ place the visitor went to, one of ``ZoneVocab.destinations``. The metrics:
   perfect; a uniform guess over the places that can come next scores about their number);
 - ``acc1`` / ``acc5``: the true next zone is the most likely one / among the five most likely
   (ties broken by zone index, as ``argmax`` does);
+- ``ndcg5``: normalised discounted cumulative gain of the five most likely, ``1 / log2(rank
+  + 2)`` when the true next zone is at ``rank`` (0-based) among them, else 0;
 - ``dwell_acc``: the predicted dwell bucket of the next visit is the true one; the prediction
   is made for the *predicted* (top-1) next zone, since the true one is unknown at that time;
 - ``dwell_mae_s``: mean absolute error in seconds between the predicted bucket's typical
@@ -27,7 +29,9 @@ max_len, seed)``; ``GPTPredictor`` wraps a ``llm.model.GPT`` in the same interfa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,7 +39,18 @@ import torch
 import torch.nn.functional as F
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
-from llm.data import Sequences, blocks
+from llm.checkpoint import Checkpoint
+from llm.data import (
+    Columns,
+    LogError,
+    Sequences,
+    blocks,
+    check_zones,
+    encode,
+    read_logs,
+    split,
+    visitor_digests,
+)
 from llm.features import (
     DWELL_CENTRES_S,
     FEATURES,
@@ -54,7 +69,7 @@ MAX_SAMPLE_LEN = 128
 #: References per hypothesis in BLEU.
 MAX_REFERENCES = 50
 #: Metric keys, in table order.
-METRICS = ("perplexity", "acc1", "acc5", "dwell_acc", "dwell_mae_s", "bleu4")
+METRICS = ("perplexity", "acc1", "acc5", "ndcg5", "dwell_acc", "dwell_mae_s", "bleu4")
 BASELINES = ("markov1", "markov2", "popular")
 
 
@@ -112,6 +127,7 @@ def next_move_metrics(
         "perplexity": perplexity,
         "acc1": float(np.mean(rank < 1)),
         "acc5": float(np.mean(rank < 5)),
+        "ndcg5": float(np.mean(np.where(rank < 5, 1.0 / np.log2(rank + 2.0), 0.0))),
         "dwell_acc": float(np.mean(dwell_pred == seqs.features["dwell"][pos + 1])),
         "dwell_mae_s": float(np.mean(np.abs(centres[dwell_pred] - seqs.dwell_s[pos + 1]))),
     }
@@ -419,12 +435,18 @@ def score(
     max_len: int,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Every metric of one predictor on held-out ``test``; BLEU from trajectories ``which``."""
+    """Every metric of one predictor on held-out ``test``; BLEU from trajectories ``which``.
+    In a vocabulary without exits (a log's: nothing says where a visit sequence ends) each
+    sampled trajectory is cut to the length of the one it began from, so BLEU compares
+    where visitors go, not how long a predictor rambles on."""
     log_probs, dwell_pred = predictor.predict(test)
     result = next_move_metrics(log_probs, dwell_pred, test)
     names = np.asarray(vocab.names, dtype=object)
     held_out = [names[t].tolist() for t in test.trajectories()]
     samples = predictor.sample(test, which, max_len, seed)
+    if not (np.asarray(vocab.kinds) == "exit").any():
+        lengths = np.diff(test.offsets)[which]
+        samples = [s[:n] for s, n in zip(samples, lengths, strict=True)]
     result["bleu4"] = bleu4([names[s].tolist() for s in samples], held_out, which, seed)
     return result
 
@@ -446,7 +468,9 @@ def evaluate(
     result: dict[str, Any] = {}
     if model is not None:
         result.update(score(GPTPredictor(model, vocab, train), vocab, test, which, max_len, seed))
-    result["targets"] = len(target_positions(test))
+    pos = target_positions(test)
+    result["targets"] = len(pos)
+    result["unseen_targets"] = int((~test.known[pos + 1]).sum())
     baselines: dict[str, Predictor] = {
         "markov1": MarkovBaseline(train, vocab, order=1),
         "markov2": MarkovBaseline(train, vocab, order=2),
@@ -460,7 +484,7 @@ def evaluate(
 
 def format_table(result: dict[str, Any]) -> str:
     """The model (when evaluated) and each baseline as rows of a plain-text table."""
-    header = ("", "perplexity", "acc@1", "acc@5", "dwell acc", "dwell MAE s", "BLEU-4")
+    header = ("", "perplexity", "acc@1", "acc@5", "NDCG@5", "dwell acc", "dwell MAE s", "BLEU-4")
     rows = []
     named = [("model", result)] if "perplexity" in result else []
     named += list(result.get("baselines", {}).items())
@@ -471,6 +495,7 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{m['perplexity']:.3f}",
                 f"{m['acc1']:.3f}",
                 f"{m['acc5']:.3f}",
+                f"{m['ndcg5']:.3f}",
                 f"{m['dwell_acc']:.3f}",
                 f"{m['dwell_mae_s']:.1f}",
                 f"{m['bleu4']:.3f}",
@@ -485,8 +510,73 @@ def format_table(result: dict[str, Any]) -> str:
         for row in (header, *rows)
     ]
     lines.insert(1, "-" * len(lines[0]))
-    lines.append(f"{result.get('targets', 0):,} held-out next-visit targets")
+    unseen = result.get("unseen_targets", 0)
+    lines.append(
+        f"{result.get('targets', 0):,} held-out next-visit targets"
+        + (f", {unseen:,} of them at zones the model never saw in training" if unseen else "")
+    )
     return "\n".join(lines)
+
+
+# ============================================================================ a checkpoint
+def evaluate_checkpoint(
+    ckpt: Checkpoint,
+    logs: Sequence[str | os.PathLike[str]],
+    columns: Columns | None = None,
+    baseline_logs: Sequence[str | os.PathLike[str]] | None = None,
+    seed: int = 0,
+    bleu_trajectories: int = 300,
+) -> dict[str, Any]:
+    """A checkpoint scored on the visitors of ``logs`` it was not trained on, beside
+    baselines fitted on the visitors it was trained on (``evaluate``), as
+    ``venuetwin evaluate`` does.
+
+    The logs are read with ``columns`` (default: as the model's training logs were). A
+    visitor counts as trained on when its digest is among the checkpoint's training and
+    validation visitors (``Checkpoint.trained_on``): the model's own training logs are so
+    scored on its test visitors alone, however their paths are spelt, and new logs whole.
+    The baselines are fitted on ``baseline_logs`` (read with ``columns``) less the scored
+    visitors, else on the training visitors of the model's training logs where these are
+    at hand, else on part of the scored visitors (then split off, with ``seed``). The
+    result says which (``baselines_fitted_on``) and how many trajectories and visitors
+    were scored and left out (never which)."""
+    stored = ckpt.training.get("log_format")
+    trained_format = Columns.from_json(stored) if stored else Columns()
+    columns = columns or trained_format
+    where = ", ".join(map(str, logs))
+    frame = read_logs(logs, columns)
+    check_zones(frame, ckpt.vocab, where, ckpt.vocab.source)
+    seqs = encode(frame, ckpt.vocab)
+    seen = ckpt.trained_on(visitor_digests(seqs.visitors))
+    test = seqs.take(np.flatnonzero(~seen))
+    if len(test) == 0:
+        raise LogError(
+            f"{where}: the model was trained on every visitor of these logs (it held out "
+            f"none of them): evaluate it on other logs, or train with --test-fraction above 0"
+        )
+    fitted_on = "training visitors of the model's training logs"
+    fit = None
+    if baseline_logs:
+        fit_seqs = encode(read_logs(baseline_logs, columns), ckpt.vocab)
+        scored = np.isin(visitor_digests(fit_seqs.visitors), visitor_digests(test.visitors))
+        fit, fitted_on = fit_seqs.take(np.flatnonzero(~scored)), "the baseline logs"
+    elif ckpt.training.get("logs") and all(Path(p).is_file() for p in ckpt.training["logs"]):
+        fit_seqs = encode(read_logs(ckpt.training["logs"], trained_format), ckpt.vocab)
+        train_part = ckpt.visitors.get("train", np.empty(0, np.int64))
+        fit = fit_seqs.take(np.flatnonzero(np.isin(visitor_digests(fit_seqs.visitors), train_part)))
+    if fit is None or len(fit) == 0:
+        fit, _, test = split(test, seed=seed)
+        fitted_on = "part of the scored visitors (the rest were scored)"
+    result = evaluate(
+        ckpt.model, ckpt.vocab, fit, test, seed=seed, bleu_trajectories=bleu_trajectories
+    )
+    result["scored"] = {
+        "trajectories": len(test),
+        "visitors": int(len(np.unique(test.visitors))),
+        "left_out_visitors": int(len(np.unique(seqs.visitors[seen]))),
+    }
+    result["baselines_fitted_on"] = fitted_on
+    return result
 
 
 __all__ = [
@@ -498,6 +588,7 @@ __all__ = [
     "Predictor",
     "bleu4",
     "evaluate",
+    "evaluate_checkpoint",
     "format_table",
     "next_move_metrics",
     "score",

@@ -173,6 +173,11 @@ class GPT(nn.Module):
         self.register_buffer(
             "legal", torch.ones(config.n_zones, config.n_zones, dtype=torch.bool), False
         )
+        # Log-odds of each next place given the current one, added to the next-zone
+        # logits: counted from the training visits (``set_move_prior``), so the model
+        # starts as a smoothed Markov chain and its Transformer learns what the rest of
+        # the context adds. Saved with the weights; zero until set.
+        self.register_buffer("move_prior", torch.zeros(config.n_zones, config.n_zones))
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):  # scaled residual projections (GPT-2)
@@ -190,6 +195,12 @@ class GPT(nn.Module):
     def set_vocabulary(self, zone_kind: torch.Tensor, legal: torch.Tensor) -> None:
         self.zone_kind.copy_(zone_kind)
         self.legal.copy_(legal)
+
+    def set_move_prior(self, probs: torch.Tensor) -> None:
+        """``probs`` (Z, Z): the chance of each next place after each place (rows sum to
+        1 over the legal ones); their logs become ``move_prior`` (0 where impossible)."""
+        log = torch.log(probs.to(self.move_prior))
+        self.move_prior.copy_(torch.where(torch.isfinite(log), log, torch.zeros_like(log)))
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -242,7 +253,7 @@ class GPT(nn.Module):
             if weights is not None:
                 attention.append(weights)
         h = self.ln_f(x)
-        logits = h @ self.zone_table().t()
+        logits = h @ self.zone_table().t() + self.move_prior[tokens["zone"]]
         if options is not None:
             by_level = h @ self.option_state.weight.t()  # (B, T, states)
             logits = logits + torch.gather(by_level, 2, options.long())
@@ -329,7 +340,7 @@ class GPT(nn.Module):
             h = F.gelu(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias))
             x = x + F.linear(h, mlp.c_proj.weight, mlp.c_proj.bias)
         hidden = F.layer_norm(x, (c,), self.ln_f.weight, self.ln_f.bias)
-        logits = hidden @ self.zone_table().t()
+        logits = hidden @ self.zone_table().t() + self.move_prior[tokens["zone"]]
         by_level = hidden @ self.option_state.weight.t()
         logits = logits + torch.gather(by_level, 1, options.long())
         return logits, hidden, torch.stack(new_kv, 1), attention if need_weights else None

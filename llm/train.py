@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import gc
 import hashlib
 import io
@@ -42,7 +43,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from llm import checkpoint
-from llm.data import Columns, LogError, blocks, check_zones, encode, read_logs, split
+from llm.data import (
+    Columns,
+    LogError,
+    blocks,
+    check_zones,
+    encode,
+    read_logs,
+    split,
+    visitor_digests,
+    visitor_parts,
+)
+from llm.evaluate import MarkovBaseline
 from llm.fileio import atomic_path, write_text_atomic
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
@@ -75,6 +87,13 @@ class TrainConfig:
     checkpoint_every: int = 100
     patience: int = 5  # evaluations without improvement before stopping
     seed: int = 0
+    move_prior: bool = True  # start from the training visits' Markov chain (GPT.move_prior)
+    val_fraction: float = 0.1  # visitors held out to choose when to stop
+    test_fraction: float = 0.1  # visitors held out for ``venuetwin evaluate`` (may be 0)
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        return (1.0 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
 
 
 # ============================================================================ helpers
@@ -218,16 +237,24 @@ def train(
     out = Path(out_dir)
     frame = read_logs(logs, columns)
     where = ", ".join(map(str, logs))
-    if vocab is None:
-        vocab = ZoneVocab.from_log(frame)
-    else:
-        check_zones(frame, vocab, where, vocab.source)
-    seqs = encode(frame, vocab)
     try:
-        train_seqs, val_seqs, test_seqs = split(seqs, seed=cfg.seed)
+        part = visitor_parts(frame["visitor"], cfg.fractions, cfg.seed)
     except LogError as exc:
         raise LogError(f"{where}: {exc}") from None
-    vocab = with_observed_moves(vocab, frame)
+    learnt_from = frame[part < 2]  # what training sees: never the test visitors
+    if vocab is None:
+        vocab = ZoneVocab.from_log(learnt_from)
+    else:
+        check_zones(frame, vocab, where, vocab.source)
+        vocab = with_observed_moves(vocab, learnt_from)
+    seqs = encode(frame, vocab)
+    train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
+    if not cfg.test_fraction:
+        test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
+    visitors = {
+        name: visitor_digests(np.unique(np.asarray(frame["visitor"][part == p], dtype=str)))
+        for p, name in enumerate(checkpoint.SPLIT_PARTS)
+    }
 
     torch.manual_seed(cfg.seed)  # the initial weights
     source = checkpoint.load(init) if init else None
@@ -236,6 +263,8 @@ def train(
     else:
         model = GPT(GPTConfig(n_zones=len(vocab), **(model_config or {})))
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
+    if cfg.move_prior:
+        model.set_move_prior(torch.from_numpy(MarkovBaseline(train_seqs, vocab, order=1).table))
     device = training_device()
     model.to(device)
     block = model.config.block_size
@@ -266,7 +295,9 @@ def train(
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
     summary_base = {
-        "logs": [str(p) for p in logs],
+        "logs": [str(Path(p).resolve()) for p in logs],
+        "log_format": columns.to_json(),
+        "split": {"seed": cfg.seed, "fractions": list(cfg.fractions), "by": "visitor"},
         "vocab_source": vocab.source,
         "init": init,
         "train_trajectories": len(train_seqs),
@@ -337,6 +368,7 @@ def train(
                         model,
                         vocab,
                         {**summary_base, "step": loop["step"], **val},
+                        visitors,
                     )
             else:
                 loop["stale"] += 1
@@ -390,9 +422,9 @@ class LossOf(torch.nn.Module):
 def with_observed_moves(vocab: ZoneVocab, frame: pd.DataFrame) -> ZoneVocab:
     """The vocabulary with every move seen in a read log made legal (a log is evidence)."""
     legal = vocab.legal.copy()
-    zone = frame["zone"].map(vocab.index).to_numpy(np.int64)
+    zone, known = vocab.lookup(frame["zone"])
     trajectory = frame["trajectory"].to_numpy()
-    same = trajectory[1:] == trajectory[:-1]
+    same = (trajectory[1:] == trajectory[:-1]) & known[1:] & known[:-1]
     legal[zone[:-1][same], zone[1:][same]] = True
     if np.array_equal(legal, vocab.legal):
         return vocab
@@ -411,9 +443,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The training options, shared with ``venuetwin train``."""
     p.add_argument("logs", nargs="+", help="visit logs (CSV or Parquet)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--id-col", default="avatar_id", help="column of the avatar id")
-    p.add_argument("--time-col", default="timestamp", help="column of the visit's start")
-    p.add_argument("--zone-col", default="zone", help="column of the zone")
+    add_log_format_arguments(p)
     p.add_argument("--init", help="checkpoint to fine-tune from")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--epochs", type=float, default=TrainConfig.epochs)
@@ -425,12 +455,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
     p.add_argument("--patience", type=int, default=TrainConfig.patience)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=TrainConfig.test_fraction,
+        help="visitors held out for evaluate (0 to train on all but the validation part)",
+    )
     p.add_argument("--n-layer", type=int, default=GPTConfig.n_layer)
     p.add_argument("--n-head", type=int, default=GPTConfig.n_head)
     p.add_argument("--n-embd", type=int, default=GPTConfig.n_embd)
     p.add_argument("--block-size", type=int, default=GPTConfig.block_size)
     p.add_argument("--dropout", type=float, default=GPTConfig.dropout)
+
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_log_format_arguments(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """How to read logs (``llm.data.Columns``), shared by train and evaluate. Without
+    ``defaults`` the options default to None: evaluate then reads the checkpoint's."""
+    p.add_argument(
+        "--id-col",
+        action="append",
+        help="column naming the visitor; repeat it for a visitor named by several "
+        "columns (default: avatar_id)",
+    )
+    p.add_argument("--session-col", help="column of the visitor's session (a trajectory each)")
+    p.add_argument("--time-col", default="timestamp" if defaults else None, help="visit's time")
+    p.add_argument("--zone-col", default="zone" if defaults else None, help="column of the zone")
+    p.add_argument("--sep", help="CSV separator (default: detected: , ; tab or |)")
+    p.add_argument(
+        "--tz",
+        help="the venue's time zone (IANA, e.g. Europe/Paris) for logs in UTC or unix time "
+        "(default: timestamps are the venue's wall clock)",
+    )
+
+
+def columns_from_args(args: argparse.Namespace, stored: Columns | None = None) -> Columns:
+    """The log format the options give; options not given keep ``stored``'s (a
+    checkpoint's) or the defaults."""
+    base = stored or Columns()
+    given = {
+        "avatar_id": tuple(args.id_col) if args.id_col else None,
+        "timestamp": args.time_col,
+        "zone": args.zone_col,
+        "session": args.session_col,
+        "sep": args.sep,
+        "tz": args.tz,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if isinstance(changes.get("avatar_id"), tuple) and len(changes["avatar_id"]) == 1:
+        changes["avatar_id"] = changes["avatar_id"][0]
+    return dataclasses.replace(base, **changes)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
@@ -446,6 +521,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, 
     for key in ("batch_size", "grad_accum", "eval_every", "checkpoint_every", "patience"):
         if getattr(cfg, key) < 1:
             raise OptionError(f"--{key.replace('_', '-')} must be at least 1")
+    if not 0 <= cfg.test_fraction < 0.9:
+        raise OptionError("--test-fraction must be at least 0 and below 0.9")
     if cfg.batch_size % cfg.grad_accum:
         raise OptionError("--batch-size must be a multiple of --grad-accum")
     if model_config["n_embd"] % model_config["n_head"]:
@@ -455,7 +532,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, 
 
 def run_from_args(args: argparse.Namespace, vocab: ZoneVocab | None) -> dict[str, Any]:
     cfg, model_config = configs_from_args(args)
-    columns = Columns(args.id_col, args.time_col, args.zone_col)
+    columns = columns_from_args(args)
     return train(
         args.logs,
         args.out,

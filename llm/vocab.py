@@ -2,8 +2,11 @@
 
 It comes from a venue (the twin passes the venue's zones as plain data: ``llm`` knows no
 venues' physics) or, for a real venue's logs without a venue graph, from the log itself:
-zones are what was visited, moves are what was observed, kinds come from ``zone_kind``
-when present, and areas are estimated from the occupancy seen.
+zones are what the training visitors visited, any place may follow any other (a log shows
+some moves, not which are impossible), kinds come from ``zone_kind`` when present, and
+areas are estimated from the occupancy seen. Such a vocabulary ends with ``UNKNOWN_ZONE``:
+every zone it has not seen (in held-out logs, say) is that one, and so are zones that too
+few training visitors went to, so that the model learns how likely a new place is.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 from llm.features import FRUIN_BOUNDS, KIND_INDEX, PASSAGE_KINDS, ZONE_KINDS, passage_moves
+
+#: The zone of a log vocabulary that stands for every zone it has not seen.
+UNKNOWN_ZONE = "<unseen>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +64,19 @@ class ZoneVocab:
         return np.array([KIND_INDEX[k] for k in self.kinds], dtype=np.int64)
 
     @property
+    def unknown(self) -> int | None:
+        """Index of ``UNKNOWN_ZONE`` (None in a venue's vocabulary: every zone is known)."""
+        return self.index.get(UNKNOWN_ZONE)
+
+    def lookup(self, names: Sequence[str] | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) indices of zone names and (n,) whether each is known by name; unknown ones
+        get ``unknown`` (or -1 in a venue's vocabulary)."""
+        ids = pd.Series(np.asarray(names, dtype=object)).map(self.index)
+        known = ids.notna().to_numpy()
+        fallback = -1 if self.unknown is None else self.unknown
+        return ids.fillna(fallback).to_numpy(np.int64), known
+
+    @property
     def passage(self) -> np.ndarray:
         """(Z,) bool: zones walked through, not visited (``llm.features.PASSAGE_KINDS``)."""
         return np.array([k in PASSAGE_KINDS for k in self.kinds], dtype=bool)
@@ -81,19 +100,22 @@ class ZoneVocab:
         return cls(tuple(names), tuple(kinds), np.asarray(area), np.asarray(adjacency), source)
 
     @classmethod
-    def from_log(cls, frame: pd.DataFrame) -> ZoneVocab:
-        """Zones, kinds, areas and moves as the log shows them (``frame`` is a read log with
-        columns ``trajectory``, ``zone``, ``occupancy`` and optionally ``zone_kind``)."""
-        names = tuple(sorted(frame["zone"].unique()))
-        index = {n: i for i, n in enumerate(names)}
-        kinds = _kinds_from_log(frame, names)
-        peak = frame.groupby("zone")["occupancy"].quantile(0.95).reindex(names).to_numpy()
+    def from_log(cls, frame: pd.DataFrame, min_visitors: int = 2) -> ZoneVocab:
+        """Zones, kinds and areas as a read log shows them (``frame`` has columns
+        ``trajectory``, ``visitor``, ``zone``, ``occupancy`` and optionally ``zone_kind``):
+        the zones at least ``min_visitors`` visitors went to, then ``UNKNOWN_ZONE``. Any
+        zone may follow any other (a zone itself only after leaving it: consecutive rows
+        at one zone are one visit), and anything may follow ``UNKNOWN_ZONE``."""
+        visitors = frame.groupby("zone")["visitor"].nunique()
+        names = tuple(sorted(z for z, n in visitors.items() if n >= min_visitors))
+        names = (*names, UNKNOWN_ZONE)
+        kinds = (*_kinds_from_log(frame, names[:-1]), "hall")
+        peak = frame.groupby("zone")["occupancy"].quantile(0.95).reindex(names).to_numpy(copy=True)
+        peak[-1] = np.nanmedian(peak[:-1]) if len(names) > 1 else 1.0
         # The busiest moments (95th percentile) count as the edge of level D/E.
-        area = np.maximum(peak / FRUIN_BOUNDS[3], 1.0)
-        legal = np.zeros((len(names), len(names)), dtype=bool)
-        zone_ids = frame["zone"].map(index).to_numpy()
-        same = frame["trajectory"].to_numpy()[1:] == frame["trajectory"].to_numpy()[:-1]
-        legal[zone_ids[:-1][same], zone_ids[1:][same]] = True
+        area = np.maximum(np.nan_to_num(peak, nan=1.0) / FRUIN_BOUNDS[3], 1.0)
+        legal = ~np.eye(len(names), dtype=bool)
+        legal[-1, -1] = True  # two unseen zones in a row
         return cls(names, kinds, area, legal, "log")
 
     # ------------------------------------------------------------------ json

@@ -170,7 +170,10 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     assert len(live) > 1500  # decisions at places (corridors are walked through)
     assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
     assert (live % N_CROWD == logged % N_CROWD).mean() > 0.995  # crowd levels
-    assert (live // N_CROWD == logged // N_CROWD).mean() > 0.995  # queue waits
+    # Queue waits: the log shows a choice only the joins strictly before it (llm.causal);
+    # live, joins later in the same 5 s step are already in the queue (0.5% of decisions
+    # see a longer wait live; docs/ARCHITECTURE.md, known limits).
+    assert (live // N_CROWD == logged // N_CROWD).mean() > 0.99
 
 
 def test_the_audience_leaves_when_the_show_ends() -> None:

@@ -19,7 +19,7 @@ from llm.features import (
     zone_crowd,
 )
 from llm.logschema import write_visits
-from llm.vocab import ZoneVocab
+from llm.vocab import UNKNOWN_ZONE, ZoneVocab
 from twin import Levers, Scenario, VenueModel, load_venue
 
 T0 = pd.Timestamp("2026-06-06T18:00:00")
@@ -165,7 +165,7 @@ def test_other_column_names_read_with_a_mapping(tmp_path):
     read = read_logs([path], Columns("visitor", "ts", "room"))
     assert list(read["avatar_id"]) == ["v1", "v1", "v2"]
     assert list(read["zone"]) == ["gate", "hall", "gate"]
-    assert list(read["dwell_s"]) == [300.0, 0.0, 0.0]
+    assert list(read["dwell_s"]) == [0.0, 0.0, 0.0]  # one timestamp a visit: no stay known
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_timestamp_styles_give_the_same_times(tmp_path, style, suffix):
     assert list(read["row"]) == [2, 3, 1, 4]  # rows in the file, 1-based
     assert read["seconds_of_day"].tolist() == [64800.0, 64845.0, 65100.0, 68407.0]
     assert read["since_arrival_s"].tolist() == [0.0, 45.0, 300.0, 3607.0]
-    assert read["dwell_s"].tolist() == [45.0, 255.0, 3307.0, 0.0]
+    assert read["dwell_s"].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_native_parquet_datetimes_are_used_as_they_are(tmp_path):
@@ -226,7 +226,6 @@ def test_native_parquet_datetimes_are_used_as_they_are(tmp_path):
     )
     read = read_frame(tmp_path, frame, "log.parquet")
     assert read["seconds_of_day"].tolist() == [64800.0, 64830.0]
-    assert read["dwell_s"].tolist() == [30.0, 0.0]
 
 
 def test_iso_timestamps_across_a_daylight_saving_change(tmp_path):
@@ -240,20 +239,33 @@ def test_iso_timestamps_across_a_daylight_saving_change(tmp_path):
 
 
 # ============================================================================ derived columns
-def test_dwell_is_derived_from_the_next_visit(tmp_path):
-    rows = [(1, 0, "gate"), (2, 10, "gate"), (1, 60, "hall"), (2, 70, "bar"), (1, 180, "out")]
+def test_dwell_is_the_span_of_a_visits_own_rows(tmp_path):
+    """Without a stated dwell, a visit lasts from its first row to its last (consecutive
+    rows at one zone are one visit), never until the next visit: that holds the walk there
+    and is not known when the visitor chooses it (``llm.causal``)."""
+    rows = [(1, 0, "gate"), (2, 10, "gate"), (1, 30, "gate"), (1, 60, "hall"), (1, 100, "hall")]
+    rows += [(2, 70, "bar"), (1, 180, "out")]
     read = read_frame(tmp_path, log_frame(rows))
-    assert by_avatar(read, "dwell_s") == {"1": [60.0, 120.0, 0.0], "2": [60.0, 0.0]}
+    assert by_avatar(read, "zone") == {"1": ["gate", "hall", "out"], "2": ["gate", "bar"]}
+    assert by_avatar(read, "dwell_s") == {"1": [30.0, 40.0, 0.0], "2": [0.0, 0.0]}
+    assert by_avatar(read, "row") == {"1": [1, 4, 7], "2": [2, 6]}  # a visit's first row
 
 
-def test_given_dwell_is_kept_and_blank_cells_are_derived(tmp_path):
+def test_given_dwell_is_kept_and_blank_cells_are_no_stay(tmp_path):
     rows = [(1, 0, "gate"), (1, 60, "hall"), (1, 180, "out")]
     read = read_frame(tmp_path, log_frame(rows, dwell_s=[12.5, None, 4.0]))
-    assert read["dwell_s"].tolist() == [12.5, 120.0, 4.0]
+    assert read["dwell_s"].tolist() == [12.5, 0.0, 4.0]
+
+
+def test_a_burst_with_stated_dwells_lasts_until_its_last_row_ends(tmp_path):
+    rows = [(1, 0, "hall"), (1, 40, "hall"), (1, 100, "bar")]
+    read = read_frame(tmp_path, log_frame(rows, dwell_s=[30.0, 50.0, 5.0]))
+    assert read["zone"].tolist() == ["hall", "bar"]
+    assert read["dwell_s"].tolist() == [90.0, 5.0]
 
 
 def test_occupancy_is_derived_from_overlapping_visits(tmp_path):
-    # Hall visits: A [0, 100), B [50, 150), C [100, 200), D [300, 310); a bar visit by C.
+    # Hall visits: A [0, 100], B [50, 150], C [100, 200], D [300, 310]; a bar visit by C.
     rows = [
         ("A", 0, "hall"),
         ("A", 100, "out"),
@@ -265,12 +277,13 @@ def test_occupancy_is_derived_from_overlapping_visits(tmp_path):
         ("D", 300, "hall"),
         ("D", 310, "out"),
     ]
-    read = read_frame(tmp_path, log_frame(rows))
+    dwell = [100.0, 0.0, 100.0, 0.0, 100.0, 60.0, 0.0, 10.0, 0.0]
+    read = read_frame(tmp_path, log_frame(rows, dwell_s=dwell))
     occupancy = {(r.avatar_id, r.zone): r.occupancy for r in read.itertuples()}
-    # On entry: A alone; B with A; C with B (A left as C came); D alone again.
+    # On entry: A alone; B with A; C with A (leaving that moment) and B; D alone again.
     assert occupancy[("A", "hall")] == 1
     assert occupancy[("B", "hall")] == 2
-    assert occupancy[("C", "hall")] == 2
+    assert occupancy[("C", "hall")] == 3
     assert occupancy[("D", "hall")] == 1
     assert occupancy[("C", "bar")] == 1
     assert all(occupancy[(a, "out")] == 1 for a in "ABCD")  # never below the visitor itself
@@ -385,7 +398,7 @@ def test_check_zones_names_the_first_unknown_zone(tmp_path, twin_visits):
 def test_split_refuses_a_single_avatar(tmp_path):
     read = read_frame(tmp_path, log_frame([(1, 0, "a"), (1, 60, "b"), (1, 90, "c")]))
     seqs = encode(read, ZoneVocab.from_log(read))
-    with pytest.raises(LogError, match="1 avatar: need at least 2"):
+    with pytest.raises(LogError, match="1 visitor: need at least 2"):
         split(seqs)
 
 
@@ -404,8 +417,8 @@ def test_vocab_from_log_infers_kinds_and_observed_moves(tmp_path):
         (3, 10, "bar"),
     ]
     read = read_frame(tmp_path, log_frame(rows))
-    vocab = ZoneVocab.from_log(read)
-    assert vocab.names == ("bar", "east_gate", "exit", "hall", "west_gate")
+    vocab = ZoneVocab.from_log(read, min_visitors=1)
+    assert vocab.names == ("bar", "east_gate", "exit", "hall", "west_gate", UNKNOWN_ZONE)
     # Gates only start trajectories, "exit" only ends them; "bar" ends one (avatar 3) but
     # is also visited mid-way, yet never starts one: it counts as an exit.
     assert dict(zip(vocab.names, vocab.kinds, strict=True)) == {
@@ -414,22 +427,26 @@ def test_vocab_from_log_infers_kinds_and_observed_moves(tmp_path):
         "exit": "exit",
         "hall": "hall",
         "west_gate": "entrance",
+        UNKNOWN_ZONE: "hall",
     }
-    observed = {("west_gate", "hall"), ("hall", "bar"), ("bar", "hall"), ("hall", "exit")}
-    observed |= {("east_gate", "hall"), ("west_gate", "bar")}
-    legal = {
-        (vocab.names[u], vocab.names[v]) for u, v in zip(*np.nonzero(vocab.legal), strict=True)
-    }
-    assert legal == observed  # exactly; never across avatars (exit -> east_gate)
+    # A log shows moves, not which are impossible: any place may follow another.
+    expected = ~np.eye(6, dtype=bool)
+    expected[5, 5] = True  # two unseen zones in a row
+    np.testing.assert_array_equal(vocab.legal, expected)
     assert (vocab.area >= 1.0).all()
     assert vocab.source == "log"
+    # Zones fewer than two visitors went to are unseen by default.
+    common = ZoneVocab.from_log(read)
+    assert common.names == ("bar", "exit", "hall", "west_gate", UNKNOWN_ZONE)
+    zone, known = common.lookup(pd.Series(["east_gate", "hall", "roof"]))
+    assert zone.tolist() == [4, 2, 4] and known.tolist() == [False, True, False]
 
 
 def test_vocab_from_log_takes_kinds_from_zone_kind(tmp_path):
     rows = [(1, 0, "g"), (1, 10, "s"), (1, 20, "x"), (2, 0, "g"), (2, 5, "x")]
     kinds = ["entrance", "stage", "exit", "entrance", "exit"]
     read = read_frame(tmp_path, log_frame(rows, zone_kind=kinds))
-    assert ZoneVocab.from_log(read).kinds == ("entrance", "stage", "exit")
+    assert ZoneVocab.from_log(read, min_visitors=1).kinds == ("entrance", "stage", "exit", "hall")
 
 
 def test_vocab_json_round_trip():
@@ -485,7 +502,8 @@ def test_split_of_three_avatars_fills_every_part(tmp_path):
 
 def test_encode_features_follow_the_visits(tmp_path):
     rows = [(1, 0, "g"), (1, 40, "s"), (1, 2000, "x"), (2, 3600, "g"), (2, 3610, "x")]
-    read = read_frame(tmp_path, log_frame(rows, occupancy=[1, 30, 1, 1, 1]))
+    dwell = [40.0, 1960.0, 0.0, 10.0, 0.0]
+    read = read_frame(tmp_path, log_frame(rows, occupancy=[1, 30, 1, 1, 1], dwell_s=dwell))
     vocab = ZoneVocab.from_venue(
         ["g", "s", "x"], ["entrance", "stage", "exit"], [10.0, 50.0, 10.0], np.ones((3, 3))
     )
@@ -600,7 +618,7 @@ def _long_and_short(tmp_path):
     rows = [(1, 30 * i, f"z{i:02d}") for i in range(20)]
     rows += [(2, 7 * i, f"s{i}") for i in range(3)]
     read = read_frame(tmp_path, log_frame(rows))
-    vocab = ZoneVocab.from_log(read)
+    vocab = ZoneVocab.from_log(read, min_visitors=1)
     return encode(read, vocab), vocab
 
 
@@ -648,5 +666,5 @@ def test_one_column_for_two_roles_is_refused_by_name(tmp_path):
     frame = log_frame([(1, 0, "hall"), (1, 60, "exit")])
     path = tmp_path / "log.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(LogError, match="must be three different columns"):
+    with pytest.raises(LogError, match="must be different columns"):
         read_logs([path], Columns("avatar_id", "avatar_id", "zone"))

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     venues = commands.add_parser("venues", help="list the built-in venues")
     venues.set_defaults(run=list_venues)
 
-    from llm.train import add_arguments
+    from llm.train import add_arguments, add_log_format_arguments
 
     train = commands.add_parser("train", help="train or fine-tune the avatar GPT on visit logs")
     add_arguments(train)
@@ -87,17 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=train_model)
 
-    evaluate = commands.add_parser("evaluate", help="score a model against baselines")
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model on visitors it was not trained on, beside baselines"
+    )
     evaluate.add_argument("checkpoint", help="model.safetensors")
-    evaluate.add_argument("logs", nargs="+", help="held-out visit logs (CSV or Parquet)")
-    evaluate.add_argument("--id-col", default="avatar_id")
-    evaluate.add_argument("--time-col", default="timestamp")
-    evaluate.add_argument("--zone-col", default="zone")
+    evaluate.add_argument(
+        "logs",
+        nargs="+",
+        help="visit logs (CSV or Parquet); visitors the model trained on are left out",
+    )
+    add_log_format_arguments(evaluate, defaults=False)
     evaluate.add_argument(
         "--baseline-logs",
         nargs="+",
-        help="logs to fit the Markov baselines on (default: the training "
-        "logs named in the checkpoint, else a split of LOGS)",
+        help="logs to fit the Markov baselines on (default: the training visitors of the "
+        "training logs named in the checkpoint, else a split of LOGS)",
     )
     evaluate.add_argument("--bleu-trajectories", type=int, default=300)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -179,10 +183,15 @@ def train_model(args: argparse.Namespace) -> int:
 def forwarded(args: argparse.Namespace) -> list[str]:
     """The training options again, as command-line words for ``llm.train``."""
     words = [*args.logs, "--out", args.out]
+    for column in args.id_col or []:
+        words += ["--id-col", column]
     for name in (
-        "id_col",
         "time_col",
         "zone_col",
+        "session_col",
+        "sep",
+        "tz",
+        "test_fraction",
         "init",
         "epochs",
         "max_steps",
@@ -208,37 +217,34 @@ def forwarded(args: argparse.Namespace) -> list[str]:
 
 
 def evaluate_model(args: argparse.Namespace) -> int:
-    """Score a checkpoint on held-out logs beside Markov and popularity baselines fitted on
-    the model's own training split (when its training logs are at hand)."""
+    """Score a checkpoint on the visitors of LOGS it was not trained on, beside Markov and
+    popularity baselines (``llm.evaluate.evaluate_checkpoint``)."""
     import json
 
     from llm import checkpoint
-    from llm.data import Columns, check_zones, encode, read_logs, split
-    from llm.evaluate import evaluate, format_table
+    from llm.data import Columns
+    from llm.evaluate import evaluate_checkpoint, format_table
     from llm.fileio import write_text_atomic
+    from llm.train import columns_from_args
 
     ckpt = checkpoint.load(args.checkpoint)
-    seed = ckpt.training.get("config", {}).get("seed", 0)
-    columns = Columns(args.id_col, args.time_col, args.zone_col)
-
-    def sequences(paths: list[str], cols: Columns = columns):  # noqa: ANN202
-        frame = read_logs(paths, cols)
-        check_zones(frame, ckpt.vocab, ", ".join(paths), ckpt.vocab.source)
-        return encode(frame, ckpt.vocab)
-
-    trained_on = [str(p) for p in ckpt.training.get("logs", [])]
-    fit_logs = args.baseline_logs or trained_on
-    if sorted(map(str, args.logs)) == sorted(trained_on):
-        fit, _, test = split(sequences(args.logs), seed=seed)  # the model's own test split
-    elif fit_logs and all(Path(p).exists() for p in fit_logs):
-        fit, _, _ = split(sequences(fit_logs, Columns()), seed=seed)
-        test = sequences(args.logs)
-    else:
-        fit, _, test = split(sequences(args.logs), seed=args.seed)
-    result = evaluate(
-        ckpt.model, ckpt.vocab, fit, test, seed=args.seed, bleu_trajectories=args.bleu_trajectories
+    stored = ckpt.training.get("log_format")
+    columns = columns_from_args(args, Columns.from_json(stored) if stored else None)
+    result = evaluate_checkpoint(
+        ckpt,
+        args.logs,
+        columns,
+        baseline_logs=args.baseline_logs,
+        seed=args.seed,
+        bleu_trajectories=args.bleu_trajectories,
     )
     print(format_table(result))
+    scored = result["scored"]
+    print(
+        f"scored {scored['trajectories']:,} trajectories of {scored['visitors']:,} visitors"
+        f" ({scored['left_out_visitors']:,} left out: the model trained on them); baselines "
+        f"fitted on the {result['baselines_fitted_on']}"
+    )
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
     return 0

@@ -1,7 +1,8 @@
 """Train: fit the avatars' GPT on visit logs and select it for the Simulate page.
 
 Logs come from an upload (CSV or Parquet, at most ``uploads.MAX_UPLOAD_MB``) or from the
-last simulation; their columns are mapped to avatar id, time and zone (``llm.data.Columns``).
+last simulation; their columns are mapped to avatar id, time and zone, with an optional
+session column and time zone (``llm.data.Columns``).
 Training fine-tunes a venue's shipped model (or the selected one, or starts from scratch)
 with ``llm.train.train``, drawing the loss at every evaluation, then scores the new model
 against Markov and popularity baselines (``llm.evaluate``). A checkpoint can also be
@@ -87,7 +88,8 @@ def choose_log() -> tuple[Path, str] | None:
 
 
 def map_columns(columns: list[str], name: str) -> Columns | None:
-    """Selectboxes mapping the log's columns; None (with the message) until they fit."""
+    """Selectboxes mapping the log's columns (and, optionally, a session column and the
+    venue's time zone for logs in UTC); None (with the message) until they fit."""
     standard = Columns()
     picks: dict[str, str | None] = {}
     boxes = st.columns(3)
@@ -104,8 +106,22 @@ def map_columns(columns: list[str], name: str) -> Columns | None:
             placeholder="choose a column",
             key=f"train_col_{field}_{name}",
         )
+    left, right = st.columns(2)
+    session = left.selectbox(
+        "Session column (optional: a trajectory per visitor and session)",
+        columns,
+        index=None,
+        placeholder="none",
+        key=f"train_col_session_{name}",
+    )
+    tz = right.text_input(
+        "Time zone of the venue (optional, for logs in UTC: e.g. Europe/Paris)",
+        key=f"train_tz_{name}",
+    ).strip()
     mapping = Columns(
-        *(picks[f] or getattr(standard, f) for f in ("avatar_id", "timestamp", "zone"))
+        *(picks[f] or getattr(standard, f) for f in ("avatar_id", "timestamp", "zone")),
+        session=session,
+        tz=tz or None,
     )
     problem = missing_columns(columns, mapping, name)
     if problem:

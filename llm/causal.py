@@ -1,0 +1,64 @@
+"""The causality rule: what a visitor could know at the moment it chose where to go next.
+
+A visit's *choice* is the moment its visitor chose the next place: the visit's start plus
+its stay up to then (``choice_s``: its dwell less the wait to leave that followed, a door's
+queue, say). Everything a choice is shown comes from what had happened *strictly before* it:
+
+- a log row vouches for its visitor's presence from its timestamp for the dwell it states
+  (``dwell_s``), and for nothing beyond: a row without a stated dwell (a photo, a ticket
+  scan) shows no one present at any later moment, since only a later row (the future)
+  could tell how long its visitor stayed;
+- a zone's crowd at a moment counts the visits begun strictly before it and still present
+  then (``present_at``: a visit ending at that very moment still counts, as live, where a
+  visitor deciding is still in its zone); a visit beginning at the moment of the choice,
+  the chooser's own next visit above all, does not;
+- a queue's wait at a moment is that of the last visitor who joined strictly before it;
+- a visit's own features (its zone, start, stay and entry crowd) come from its own rows,
+  never from the visitor's later ones: a log that gives one timestamp per row gives a
+  visit the time between its first and last rows as its stay (0 for one row), not the
+  time until the next visit, which includes the walk there and is not known at the choice.
+
+``llm.data`` reads logs through these functions for training and evaluation alike. The
+live twin keeps the same rule by construction where it matters, the chooser's own next
+visit (it does not exist before the choice), and shows its avatars the venue as it stands
+in the step of their decision: other avatars' moves within that step (``step_s``, 5 s by
+default) are already counted, a resolution the twin's logs cannot show either.
+``tests/test_causality.py`` holds it as a property: changing, adding or deleting any
+row that begins at or after a choice leaves that choice's inputs bit-identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def choice_s(start_s: np.ndarray, dwell_s: np.ndarray, leave_wait_s: np.ndarray) -> np.ndarray:
+    """The moment each visit's visitor chose its next place (seconds, like ``start_s``)."""
+    return np.asarray(start_s) + (np.asarray(dwell_s) - np.asarray(leave_wait_s))
+
+
+def millis(seconds: np.ndarray | float) -> np.ndarray:
+    """Seconds rounded to the millisecond: moments are compared at that resolution, so a
+    next visit logged as beginning when the previous one ended (its start and the choice
+    differ by a float's rounding) is not taken for one that began before the choice."""
+    return np.round(np.asarray(seconds, dtype=np.float64), 3)
+
+
+def present_at(start_s: np.ndarray, present_s: np.ndarray, when_s: np.ndarray) -> np.ndarray:
+    """(len(when_s),) how many of the visits (``start_s``, vouched present for
+    ``present_s`` seconds) were present at each moment ``when_s``: begun strictly before
+    it and not yet gone (``start < when <= start + present``, to the millisecond)."""
+    start = np.asarray(start_s, dtype=np.float64)
+    starts, ends = np.sort(millis(start)), np.sort(millis(start + np.asarray(present_s)))
+    when = millis(when_s)
+    return np.searchsorted(starts, when, "left") - np.searchsorted(ends, when, "left")
+
+
+def last_served_before(start_s: np.ndarray, served_s: np.ndarray, when_s: np.ndarray) -> np.ndarray:
+    """(len(when_s),) the latest start of service (``served_s``) among the visits begun
+    strictly before each moment ``when_s`` (-inf where none; to the millisecond): the wait
+    a newcomer would have is from then (``llm.features.queue_wait``)."""
+    start = millis(start_s)
+    order = np.argsort(start, kind="stable")
+    latest = np.r_[-np.inf, np.maximum.accumulate(np.asarray(served_s, np.float64)[order])]
+    return latest[np.searchsorted(start[order], millis(when_s), "left")]
