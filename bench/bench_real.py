@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GPT ahead of every baseline: {f['gpt_beats_every_baseline']}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=float) + "\n")
-    return 0 if all(np.all(list(f["gpt_beats_every_baseline"].values())) for f in figures) else 1
+    return 0 if all(all(f["gpt_beats_every_baseline"].values()) for f in figures) else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The causality rule: what a visitor could know at the moment it chose where to go next.
 
 A visit's *choice* is the moment its visitor chose the next place: the visit's start plus
-its stay up to then (``choice_s``: its dwell less the wait to leave that followed, a door's
-queue, say). Everything a choice is shown comes from what had happened *strictly before* it:
+its stay up to then (``stay_until_choice``: its dwell less the wait to leave that followed,
+a door's queue, say). Everything a choice is shown comes from what had happened
+*strictly before* it:
 
 - a log row vouches for its visitor's presence from its timestamp for the dwell it states
   (``dwell_s``), and for nothing beyond: a row without a stated dwell (a photo, a ticket
@@ -32,9 +33,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def choice_s(start_s: np.ndarray, dwell_s: np.ndarray, leave_wait_s: np.ndarray) -> np.ndarray:
-    """The moment each visit's visitor chose its next place (seconds, like ``start_s``)."""
-    return np.asarray(start_s) + (np.asarray(dwell_s) - np.asarray(leave_wait_s))
+def stay_until_choice(dwell_s: np.ndarray, leave_wait_s: np.ndarray) -> np.ndarray:
+    """Seconds from each visit's start to its choice of the next place: its dwell less the
+    wait to leave that followed the choice (a door's queue, a full zone ahead)."""
+    return np.asarray(dwell_s, dtype=np.float64) - np.asarray(leave_wait_s, dtype=np.float64)
 
 
 def millis(seconds: np.ndarray | float) -> np.ndarray:

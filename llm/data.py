@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llm.causal import choice_s, last_served_before, present_at
+from llm.causal import last_served_before, present_at, stay_until_choice
 from llm.features import FEATURES, option_state, queue_wait, visit_features, zone_crowd
 from llm.logschema import OPTIONAL_COLUMNS
 from llm.vocab import ZoneVocab
@@ -447,7 +447,7 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
     # A visit's token is what the visitor knew when choosing where to go next: its stay
     # until then, not the wait to leave that followed (``leave_wait_s``), as live.
-    decided = (frame["dwell_s"] - frame["leave_wait_s"]).to_numpy(np.float64)
+    decided = stay_until_choice(frame["dwell_s"], frame["leave_wait_s"])
     features = visit_features(
         zone,
         vocab.kind_ids,
@@ -486,7 +486,7 @@ def _options_at_choices(
     for _, rows in frame.groupby("run_id", sort=False).indices.items():
         occupancy = np.zeros((len(rows), len(vocab)), dtype=np.int64)
         last_served = np.full((len(rows), len(vocab)), -np.inf)
-        when = choice_s(start[rows], decided[rows], 0.0)
+        when = start[rows] + decided[rows]
         for z in np.unique(zone[rows]):
             here = rows[zone[rows] == z]
             occupancy[:, z] = present_at(start[here], present[here], when)
