@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
-from agents.needs import Needs
+from agents.needs import Needs, declared_profiles
 from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
 from agents.routing import Itinerary, Routes
 from agents.sampling import choose, dwell_bounds, dwell_seconds, uniforms
@@ -46,6 +46,7 @@ from llm.features import (
     TOD_BUCKET_S,
     WAIT_LABELS,
     option_state,
+    profile_vectors,
     visit_features,
     wait_level,
     zone_crowd,
@@ -104,7 +105,9 @@ class GPTPolicy:
     """Avatars that decide with a trained GPT checkpoint."""
 
     name = "gpt"
-    dwell_from_entry = True  # the model learnt whole stays, queues included
+    # The model learnt stays from the start of service: a log's dwell less its stated
+    # queue wait (``llm.data.Sequences.next_dwell``); the twin adds the queue it has now.
+    dwell_from = "service_start"
 
     def __init__(
         self,
@@ -172,6 +175,17 @@ class GPTPolicy:
         #: The probability of each avatar's place when chosen, and its queue's wait level.
         self.goal_prob = np.ones(n)
         self.goal_wait = np.zeros(n, dtype=np.int64)
+        #: Places that turned each avatar away (full when it got there): not chosen again,
+        #: as a visitor remembers being turned away (the scripted one gives them up too).
+        self.turned_away = np.zeros((n, layout.n_zones), dtype=bool)
+        #: Each avatar's declared profile, for a model that takes one: what a log's
+        #: ``profile`` column would say of its visitor, never its needs' state.
+        self.profile = None
+        if config.n_profile:
+            tags = declared_profiles(
+                needs, layout.zones, layout.show_stage, layout.show_start_s, layout.opening
+            )
+            self.profile = profile_vectors(tags, self.ckpt.vocab.index)
 
     @property
     def cache_bytes(self) -> int:
@@ -210,6 +224,7 @@ class GPTPolicy:
         idx = obs.avatar
         out = ~self.has_slot(idx)  # heading out already: no model, the nearest exit
         choices = self.routes.open_places(obs.zone, obs.legal)
+        choices = self.not_turned_away(obs, choices)
         next_zone, dwell = obs.zone.astype(np.int64), np.full(len(obs), TRANSIT_DWELL_S)
         if out.any():
             o = np.flatnonzero(out)
@@ -227,6 +242,18 @@ class GPTPolicy:
                 idx[think], obs.zone[think], place, stay
             )
         return next_zone, dwell
+
+    def not_turned_away(self, obs: Observation, choices: np.ndarray) -> np.ndarray:
+        """An avatar asked again about its visit whose place is no longer open to it (a full
+        zone on the way refused it) remembers that place as turned away; the places that
+        turned it away are left out of its choices (unless nothing else is open)."""
+        idx, rows = obs.avatar, np.arange(len(obs))
+        goal = self.itinerary.goal[idx]
+        again = ~self.itinerary.is_new(obs) & (goal >= 0) & (goal != obs.zone)
+        refused = again & ~choices[rows, np.maximum(goal, 0)]
+        self.turned_away[idx[refused], goal[refused]] = True
+        kept = choices & ~self.turned_away[idx]
+        return np.where(kept.any(axis=1, keepdims=True), kept, choices)
 
     def think(self, obs: Observation, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One batched step of the model: the next place and the stay there, per avatar."""
@@ -256,7 +283,11 @@ class GPTPolicy:
         lengths = self.lengths[slots]
         width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
         past = self.past[slots, :, :, :, :width].astype(np.float32, copy=False)
-        logits, hidden, new_kv = self.decode(stacked, state.astype(np.int64), past, lengths)
+        profile = None if self.profile is None else self.profile[idx]
+        seen = self.seen_in_context(idx, visit, lengths + 1)
+        logits, hidden, new_kv = self.decode(
+            stacked, state.astype(np.int64), past, lengths, profile, seen
+        )
         self.past[slots, :, :, :, lengths] = new_kv
         self.lengths[slots] = lengths + 1
 
@@ -309,7 +340,13 @@ class GPTPolicy:
         return keep, place
 
     def decode(
-        self, tokens: np.ndarray, state: np.ndarray, past: np.ndarray, lengths: np.ndarray
+        self,
+        tokens: np.ndarray,
+        state: np.ndarray,
+        past: np.ndarray,
+        lengths: np.ndarray,
+        profile: np.ndarray | None = None,
+        seen: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One model step for the deciders: NumPy's decoder for a few dozen (one thread:
         OpenBLAS and OpenMP threads would only spin against each other on such small
@@ -317,16 +354,32 @@ class GPTPolicy:
         on, where its threads pay. The same numbers either way (tests)."""
         if len(lengths) <= NUMPY_BATCH:
             with self.threads.limit(limits=1):
-                return self.decoder.step(tokens, state, past, lengths)
+                return self.decoder.step(tokens, state, past, lengths, profile, seen)
         b = len(lengths)
+        feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
+        if profile is not None:
+            feed["profile"] = torch.from_numpy(profile)
+        if seen is not None:
+            feed["seen"] = torch.from_numpy(seen)
         with torch.no_grad():
             logits, hidden, new_kv, _ = self.model.decode_step(
-                {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)},
+                feed,
                 torch.from_numpy(state).expand(b, -1),
                 torch.from_numpy(past),
                 torch.from_numpy(lengths),
             )
         return logits.numpy(), hidden.numpy(), new_kv.numpy()
+
+    def seen_in_context(self, idx: np.ndarray, visit: np.ndarray, span: np.ndarray) -> np.ndarray:
+        """(B, Z) uint8: the places of each avatar's context, the ``span`` visits up to and
+        including ``visit``, as the model sees them in training (``GPT.seen_logits``)."""
+        positions = np.arange(int(span.max()))
+        rows = (visit[:, None] - span[:, None] + 1 + positions) % MEMORY
+        zones = self.tokens[idx[:, None], rows, 0].astype(np.int64)
+        valid = positions[None, :] < span[:, None]
+        seen = np.zeros((len(idx), self.layout.n_zones), dtype=np.uint8)
+        seen[np.nonzero(valid)[0], zones[valid]] = 1
+        return seen
 
     def has_slot(self, idx: np.ndarray) -> np.ndarray:
         """Avatars with a cache, or none yet because they have not decided yet."""
@@ -405,6 +458,8 @@ class GPTPolicy:
         positions = (self.count[who, None] - self.keep + np.arange(self.keep)) % MEMORY
         recent = self.tokens[who[:, None], positions].astype(np.int64)  # (b, keep, F)
         tokens = {f: torch.from_numpy(recent[:, :, i]) for i, f in enumerate(FEATURES)}
+        if self.profile is not None:
+            tokens["profile"] = torch.from_numpy(self.profile[who])
         options = torch.from_numpy(self.states[self.call_of[who[:, None], positions]])
         with torch.no_grad():
             past = self.model(tokens, options, mask_illegal=False).past
@@ -453,6 +508,8 @@ class GPTPolicy:
         rows = np.arange(start, visit + 1) % MEMORY
         tokens = self.tokens[avatar, rows].astype(np.int64)
         feed = {f: torch.from_numpy(tokens[None, :, i]) for i, f in enumerate(FEATURES)}
+        if self.profile is not None:
+            feed["profile"] = torch.from_numpy(self.profile[avatar : avatar + 1])
         options = torch.from_numpy(self.states[self.call_of[avatar, rows]][None])
         state = self.states[self.call_of[avatar, visit % MEMORY]]
         with torch.no_grad():

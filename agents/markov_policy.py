@@ -30,7 +30,7 @@ class MarkovPolicy:
     """Avatars that move as an order-``order`` Markov chain fitted on logs."""
 
     name = "markov"
-    dwell_from_entry = True  # dwell learnt from logs: the whole stay, queues included
+    dwell_from = "entry"  # dwell learnt from logs: the whole stay, queues included
 
     def __init__(self, chain: MarkovBaseline, vocab: ZoneVocab) -> None:
         self.chain, self.vocab = chain, vocab

@@ -106,11 +106,13 @@ class Observation:
 class Decision:
     """Each deciding avatar's next zone and how long it means to stay there (seconds).
 
-    By default, for a service zone the dwell is the time spent after being served
-    (drinking at the bar, say); the queue and the service come from the twin. A policy whose
-    ``dwell_from_entry`` is True (one learnt from logs, whose dwell includes the queue)
-    means the whole stay instead: it leaves at ``entry + dwell``, but never before it has
-    been served.
+    By default (a policy's ``dwell_from`` is ``"service_end"``), for a service zone the
+    dwell is the time spent after being served (drinking at the bar, say); the queue and
+    the service come from the twin. With ``dwell_from = "entry"`` (a policy learnt from
+    logs whose dwell includes the queue) it means the whole stay: the avatar leaves at
+    ``entry + dwell``; with ``"service_start"`` (learnt from logs that state their queue
+    waits) the stay from the start of service, the queue left to the twin. Never before
+    it has been served.
     """
 
     next_zone: np.ndarray  # (B,) int64

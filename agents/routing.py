@@ -76,10 +76,14 @@ class Itinerary:
         next_zone[on], dwell[on] = self.walk(obs.avatar[on], obs.zone[on])
         return next_zone, dwell, np.flatnonzero(~walking)
 
-    def arrived(self, obs: Observation) -> np.ndarray:
+    def is_new(self, obs: Observation) -> np.ndarray:
         """(B,) bool: avatars at a place whose visit there is new (not a policy asked again
-        about the same visit after a full zone refused it); it is remembered."""
-        new = ~self.routes.passage[obs.zone] & (self.place_visit[obs.avatar] != obs.visits - 1)
+        about the same visit after a full zone refused it)."""
+        return ~self.routes.passage[obs.zone] & (self.place_visit[obs.avatar] != obs.visits - 1)
+
+    def arrived(self, obs: Observation) -> np.ndarray:
+        """``is_new``, and the new visits are remembered."""
+        new = self.is_new(obs)
         self.place_visit[obs.avatar[new]] = obs.visits[new] - 1
         return new
 

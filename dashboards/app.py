@@ -1,8 +1,9 @@
 """The venuetwin dashboard: ``streamlit run dashboards/app.py``.
 
-Four pages, each a file in ``dashboards/pages/``: Simulate (run a scenario, watch the
+Five pages, each a file in ``dashboards/pages/``: Simulate (run a scenario, watch the
 venue, read the KPIs), Attention (why a GPT avatar went where it went), Optimise (tune the
-venue's levers) and Train (fit avatar models on visit logs). They share the last run, the
+venue's levers), Train (fit avatar models on visit logs) and Validate (how closely the GPT
+twin behaves like its reference). They share the last run, the
 scenario and the selected model through ``st.session_state`` (``dashboards/state.py``).
 
 The server runs torch on ``$VENUETWIN_TORCH_THREADS`` threads (default 1): the GPT's
@@ -39,6 +40,7 @@ page = st.navigation(
         st.Page(PAGES / "attention.py", title="Attention", icon=":material/visibility:"),
         st.Page(PAGES / "optimise.py", title="Optimise", icon=":material/tune:"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
+        st.Page(PAGES / "validate.py", title="Validate", icon=":material/fact_check:"),
     ]
 )
 page.run()

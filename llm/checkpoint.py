@@ -27,13 +27,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from llm import features
+from llm.features import profile_size
 from llm.fileio import atomic_path
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 
-FORMAT_VERSION = 5  # 2: candidates show their queue wait; 3: tokens know when visits end;
+FORMAT_VERSION = 6  # 2: candidates show their queue wait; 3: tokens know when visits end;
 # 4: tokens are visits to places, and the next zone is the next place (through passages);
 # 5: tokens see only what happened strictly before the choice (llm.causal), split by visitor
+# 6: a visitor's declared profile (optional: n_profile 0 takes none)
 #: The parts of a training split whose visitors a checkpoint records.
 SPLIT_PARTS = ("train", "validation", "test")
 METADATA_KEY = "venuetwin"
@@ -54,6 +56,7 @@ def feature_spec() -> dict[str, Any]:
         "n_stay": features.N_STAY,
         "dwell_edges_s": list(features.DWELL_EDGES_S),
         "wait_edges_s": list(features.WAIT_EDGES_S),
+        "profile_tag_buckets": features.N_TAG_BUCKETS,
     }
 
 
@@ -202,15 +205,24 @@ def check_vocab(vocab: ZoneVocab, venue: ZoneVocab, where: str) -> None:
     )
 
 
-def transfer(source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None) -> GPT:
+def transfer(
+    source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None, profiles: bool = False
+) -> GPT:
     """A model for ``vocab`` initialised from ``source`` (fine-tuning on another venue).
 
     Everything carries over except what belongs to a zone (its embedding, its vectors in
-    the venue view): zones with the same name and kind keep theirs, new zones start at
-    zero, so they begin as "their kind".
-    """
-    per_zone = ("zone_emb.weight", "venue_state.weight", "move_prior")
-    config = GPTConfig(**{**source.model.config.to_dict(), "n_zones": len(vocab)})
+    the venue view, its column of the profile): zones with the same name and kind keep
+    theirs, new zones start at zero, so they begin as "their kind". ``profiles``: the
+    new model takes declared profiles (it does if ``source`` did)."""
+    per_zone = ("zone_emb.weight", "venue_state.weight", "move_prior", "profile_emb.weight")
+    with_profile = profiles or bool(source.model.config.n_profile)
+    config = GPTConfig(
+        **{
+            **source.model.config.to_dict(),
+            "n_zones": len(vocab),
+            "n_profile": profile_size(len(vocab)) if with_profile else 0,
+        }
+    )
     if dropout is not None:
         config.dropout = dropout
     model = GPT(config)
@@ -226,5 +238,11 @@ def transfer(source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None)
             if j is not None and source.vocab.kinds[j] == kind:
                 model.zone_emb.weight[i] = source.model.zone_emb.weight[j]
                 new_view[i] = old_view[j]
+                if source.model.config.n_profile and config.n_profile:
+                    model.profile_emb.weight[i] = source.model.profile_emb.weight[j]
+        if source.model.config.n_profile and config.n_profile:  # tag buckets carry over
+            model.profile_emb.weight[len(vocab) :] = source.model.profile_emb.weight[
+                len(source.vocab) :
+            ]
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     return model

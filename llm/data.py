@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,16 @@ import pandas as pd
 import torch
 
 from llm.causal import last_served_before, present_at, stay_until_choice
-from llm.features import FEATURES, option_state, queue_wait, visit_features, zone_crowd
+from llm.features import (
+    FEATURES,
+    PROFILE_SEP,
+    dwell_bucket,
+    option_state,
+    profile_vectors,
+    queue_wait,
+    visit_features,
+    zone_crowd,
+)
 from llm.logschema import OPTIONAL_COLUMNS
 from llm.vocab import ZoneVocab
 
@@ -60,6 +70,9 @@ class Columns:
     session: str | None = None
     sep: str | None = None
     tz: str | None = None
+    #: Columns of visitor attributes (a ticket type, a segment, a group size), each value
+    #: a ``column=value`` tag of the visitor's profile, beside the ``profile`` column's.
+    attributes: tuple[str, ...] = ()
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -74,6 +87,7 @@ class Columns:
             "session": self.session,
             "sep": self.sep,
             "tz": self.tz,
+            "attributes": list(self.attributes),
         }
 
     @classmethod
@@ -86,6 +100,7 @@ class Columns:
             data.get("session"),
             data.get("sep"),
             data.get("tz"),
+            tuple(data.get("attributes", ())),
         )
 
 
@@ -142,6 +157,7 @@ def read_log(
     if columns.session is not None:
         frame["trajectory"] += "/" + frame["session"].astype(str)
     frame = frame.sort_values(["trajectory", "timestamp"], kind="stable").reset_index(drop=True)
+    frame["profile"] = _profiles(frame, columns)
     stated = _stated_dwell(frame, path)
     frame["leave_wait_s"] = _within(frame, stated, path, "leave_wait_s", "a wait to leave")
     frame["wait_s"] = _within(frame, stated, path, "wait_s", "a wait")
@@ -225,10 +241,20 @@ def _canonical_columns(raw: pd.DataFrame, path: Path, columns: Columns) -> pd.Da
                 f"{path}: column {source!r} is missing (columns: {', '.join(map(str, raw.columns))}"
                 f"); name the {role} column with {flags[source]}"
             )
+    for column in columns.attributes:
+        if column not in raw.columns:
+            raise LogError(
+                f"{path}: attribute column {column!r} is missing (columns: "
+                f"{', '.join(map(str, raw.columns))}); check --attr-col"
+            )
+        if column in mapping:
+            raise LogError(f"{path}: attribute column {column!r} is also the {mapping[column]}")
     frame = raw[list(mapping)].rename(columns=mapping)
     for name in OPTIONAL_COLUMNS:
         if name in raw.columns and name not in mapping:
             frame[name] = raw[name]
+    for column in columns.attributes:
+        frame[f"attribute:{column}"] = raw[column]
     return frame.copy()
 
 
@@ -295,6 +321,30 @@ def parse_timestamps(
             parsed = parsed.dt.tz_convert(tz)
         parsed = parsed.dt.tz_localize(None)  # the local wall-clock time
     return parsed.astype("datetime64[ns]")
+
+
+def _profiles(frame: pd.DataFrame, columns: Columns) -> pd.Series:
+    """Each row's visitor profile (``llm.features.PROFILE_SEP``-joined tags; "" for
+    none): the ``profile`` column's tags and a ``column=value`` tag of each attribute
+    column, as the trajectory's *first* row states them. What a visitor declared or
+    bought before it came is known at every choice; a value first stated later in the
+    trajectory (bought on the way) would be a leak, so it is not read."""
+    parts = []
+    if "profile" in frame:
+        parts.append(frame["profile"].astype("string").fillna("").astype(str))
+    for column in columns.attributes:
+        value = frame[f"attribute:{column}"].astype("string")
+        parts.append((f"{column}=" + value.fillna("")).where(value.notna(), ""))
+    if not parts:
+        return pd.Series("", index=frame.index)
+    text = parts[0]
+    for part in parts[1:]:
+        text = text.str.cat(part, sep=PROFILE_SEP)
+    repeated = f"(?:{re.escape(PROFILE_SEP)}){{2,}}"
+    text = text.str.replace(repeated, PROFILE_SEP, regex=True).str.strip(PROFILE_SEP)
+    position = pd.Series(np.arange(len(frame)), index=frame.index)
+    first = position.groupby(frame["trajectory"], sort=False).transform("min")  # earliest
+    return pd.Series(text.to_numpy()[first.to_numpy()], index=frame.index)
 
 
 def _stated_dwell(frame: pd.DataFrame, path: Path) -> pd.Series:
@@ -406,6 +456,13 @@ class Sequences:
     offsets: np.ndarray  # (n_trajectories + 1,) start of each trajectory
     keys: np.ndarray  # (n_trajectories,) trajectory names
     visitors: np.ndarray  # (n_trajectories,) who walked each (the split is by visitor)
+    #: (n_trajectories, Z + N_TAG_BUCKETS) uint8: each trajectory's declared profile
+    #: (``llm.features.profile_vectors``); all zero where the log states none.
+    profiles: np.ndarray | None = None
+    #: (N,) int64 dwell bucket of the stay from the start of service to the choice (the
+    #: dwell less the log's queue wait, 0 where it states none): what the model predicts
+    #: of a next visit, the twin adding the queue it has then (``GPTPolicy.dwell_from``).
+    served_dwell: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -429,7 +486,13 @@ class Sequences:
             offsets=offsets,
             keys=self.keys[which],
             visitors=self.visitors[which],
+            profiles=None if self.profiles is None else self.profiles[which],
+            served_dwell=None if self.served_dwell is None else self.served_dwell[rows],
         )
+
+    @property
+    def has_profiles(self) -> bool:
+        return self.profiles is not None and bool(self.profiles.any())
 
     def trajectories(self) -> list[np.ndarray]:
         """Zone indices of each trajectory."""
@@ -458,6 +521,7 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         decided,
     )
     options = _options_at_choices(frame, zone, vocab, decided)  # every visit counts
+    served = dwell_bucket(np.maximum(decided - frame["wait_s"].to_numpy(), 0.0))
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = frame["trajectory"].to_numpy()[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
@@ -469,6 +533,10 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         offsets=np.r_[starts, int(place.sum())],
         keys=trajectory[starts],
         visitors=frame["visitor"].to_numpy()[place][starts],
+        served_dwell=served[place],
+        profiles=profile_vectors(frame["profile"].to_numpy()[place][starts], vocab.index)
+        if "profile" in frame
+        else None,
     )
 
 
@@ -561,6 +629,7 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     """Fixed-length windows of trajectories as tensors.
 
     Each window holds the token features (B, T), ``options`` (B, T, Z) option states,
+    ``profile`` (B, P) the trajectory's declared profile (where ``seqs`` has profiles),
     the targets ``next_zone`` and ``next_dwell`` (B, T; -1 where there is none) and
     ``length``. A trajectory longer than the window is cut into windows overlapping by
     half, and each target is counted in one window only.
@@ -579,6 +648,9 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     out["next_zone"] = np.full((n, block_size), -1, dtype=np.int64)
     out["next_dwell"] = np.full((n, block_size), -1, dtype=np.int64)
     out["length"] = np.zeros(n, dtype=np.int64)
+    if seqs.profiles is not None:
+        out["profile"] = np.zeros((n, seqs.profiles.shape[1]), dtype=np.uint8)
+        of_visit = np.repeat(np.arange(len(seqs)), np.diff(seqs.offsets))
     ends = np.zeros(seqs.n_visits, dtype=np.int64)  # end of each visit's trajectory
     for s, e in zip(seqs.offsets[:-1], seqs.offsets[1:], strict=True):
         ends[s:e] = e
@@ -588,10 +660,13 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
         for name in FEATURES:
             out[name][w, :length] = seqs.features[name][s:e]
         out["options"][w, :length] = seqs.options[s:e]
+        if seqs.profiles is not None:
+            out["profile"][w] = seqs.profiles[of_visit[s]]
         has_next = np.arange(s, e) + 1 < ends[s:e]
         positions = np.arange(length)
         keep = has_next & (positions >= first)
         nxt = np.minimum(np.arange(s, e) + 1, seqs.n_visits - 1)
         out["next_zone"][w, :length] = np.where(keep, seqs.features["zone"][nxt], -1)
-        out["next_dwell"][w, :length] = np.where(keep, seqs.features["dwell"][nxt], -1)
+        dwell = seqs.features["dwell"] if seqs.served_dwell is None else seqs.served_dwell
+        out["next_dwell"][w, :length] = np.where(keep, dwell[nxt], -1)
     return {k: torch.from_numpy(v) for k, v in out.items()}

@@ -60,6 +60,11 @@ class Decoder:
         self.option_table = _array(model.option_state.weight)
         self.dwell_weight = _array(model.dwell_head.weight).T.copy()
         self.dwell_bias = _array(model.dwell_head.bias)
+        self.n_zones = c.n_zones
+        self.seen_gain = _array(model.seen_gain)[model.zone_kind.numpy()]
+        if c.n_profile:
+            self.profile_table = _array(model.profile_emb.weight)
+            self.interest_gain = _array(model.interest_gain)[model.zone_kind.numpy()]
 
     def layer_norm(self, x: np.ndarray, weight_bias: tuple[torch.Tensor, ...]) -> np.ndarray:
         """One fused PyTorch call: cheaper than NumPy's five."""
@@ -67,19 +72,32 @@ class Decoder:
         return F.layer_norm(torch.from_numpy(x), weight.shape, weight, bias, self.eps).numpy()
 
     def step(
-        self, tokens: np.ndarray, options: np.ndarray, past: np.ndarray, lengths: np.ndarray
+        self,
+        tokens: np.ndarray,
+        options: np.ndarray,
+        past: np.ndarray,
+        lengths: np.ndarray,
+        profile: np.ndarray | None = None,
+        seen: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``tokens`` (B, features) in ``FEATURES`` order; ``options`` (Z,) the option state
         of every zone, the same for the whole batch; ``past`` (B, layers, 2, heads, W, size)
         float32, valid below ``lengths`` (B,), written at position ``lengths``. Returns the
         zone logits (B, Z), the hidden states (B, C) and the new token's keys and values
-        (B, layers, 2, heads, size), as ``GPT.decode_step`` does."""
+        (B, layers, 2, heads, size), as ``GPT.decode_step`` does. ``profile`` (B, n_profile):
+        the deciders' declared profiles, for a model that takes them; ``seen`` (B, Z) the
+        places in each decider's context (default: its new token's zone only)."""
         b = len(lengths)
         rows = np.arange(b)
         positions = np.minimum(lengths, self.block_size - 1)
         ids = np.concatenate([tokens, positions[:, None]], axis=1) + self.starts
         x = self.token_table[ids].sum(axis=1)
         x += self.venue_table[self.zones, options].sum(axis=0)
+        declared = None
+        if profile is not None and self.model.config.n_profile:
+            declared = profile.astype(np.float32)
+            count = np.maximum(declared.sum(axis=1, keepdims=True), 1.0)
+            x += (declared @ self.profile_table) / count
         visible = np.arange(past.shape[4])[None, None, :] <= lengths[:, None, None]  # (B,1,W)
         scale = 1.0 / math.sqrt(past.shape[-1])
         new_kv = []
@@ -101,6 +119,12 @@ class Decoder:
         hidden = self.layer_norm(x, self.ln_f)
         logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
+        if declared is not None:
+            logits += declared[:, : self.n_zones] * self.interest_gain
+        if seen is None:
+            logits[rows, tokens[:, 0]] += self.seen_gain[tokens[:, 0]]
+        else:
+            logits += seen * self.seen_gain
         return logits, hidden, np.stack(new_kv, axis=1)
 
     def dwell_logits(self, hidden: np.ndarray, next_zone: np.ndarray) -> np.ndarray:

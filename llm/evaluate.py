@@ -345,6 +345,8 @@ class GPTPredictor:
             for lo in range(0, len(data["length"]), self.batch_size):
                 hi = lo + self.batch_size
                 tokens = {name: data[name][lo:hi].to(self.device) for name in FEATURES}
+                if "profile" in data:
+                    tokens["profile"] = data["profile"][lo:hi].to(self.device)
                 options = data["options"][lo:hi].to(self.device)
                 keep = data["next_zone"][lo:hi].to(self.device) != -1
                 out = self.model(tokens, options)
@@ -383,6 +385,11 @@ class GPTPredictor:
             for name in FEATURES
         }
         options = torch.as_tensor(seqs.options[first], device=device).view(b, 1, z_count)
+        profile = None if seqs.profiles is None else torch.as_tensor(seqs.profiles[which])
+        if profile is not None:
+            tokens["profile"] = profile.to(device)
+        seen = F.one_hot(tokens["zone"][:, 0], z_count).to(device)  # places in each context
+        tokens["seen"] = seen.view(b, 1, z_count)
         shown = torch.as_tensor(self.typical_options, device=device)
         typical_options = shown.view(1, 1, z_count).expand(b, 1, z_count)
         # Clocks at the start of the current visit, and its length (the first one's is known).
@@ -419,6 +426,10 @@ class GPTPredictor:
                     tod_bucket(day_s + centres[dwell_np]), device=device
                 ).view(b, 1),
             }
+            if profile is not None:
+                tokens["profile"] = profile.to(device)
+            seen = seen.scatter(1, zone, 1)
+            tokens["seen"] = seen.view(b, 1, z_count)
             options = typical_options
             for i in np.flatnonzero(active):
                 paths[i].append(int(zone_np[i]))

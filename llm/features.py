@@ -6,6 +6,9 @@ at decision time exactly what the model saw when it was trained.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
+
 import numpy as np
 
 #: Every kind of zone a venue may have, in vocabulary order.
@@ -200,3 +203,44 @@ def visit_features(
         "dwell": dwell_bucket(dwell_s),
         "end_tod": tod_bucket(np.asarray(seconds_of_day) + np.asarray(dwell_s)),
     }
+
+
+# --------------------------------------------------------------------------- profiles
+#: A visitor's declared attributes (its profile): tags, each a zone of the vocabulary (an
+#: interest declared at registration) or any other text ("ticket=vip", a booked show),
+#: hashed into ``N_TAG_BUCKETS``. In a log: the ``profile`` column, tags joined by
+#: ``PROFILE_SEP``, and any attribute columns named at training (``column=value`` tags).
+N_TAG_BUCKETS = 128
+PROFILE_SEP = "|"
+
+
+def profile_size(n_zones: int) -> int:
+    """Length of a profile's multi-hot vector for a vocabulary of ``n_zones`` zones."""
+    return n_zones + N_TAG_BUCKETS
+
+
+def tag_bucket(tag: str) -> int:
+    """The bucket of a tag that is not a zone: a stable hash (the same in every process)."""
+    return zlib.crc32(tag.encode("utf-8")) % N_TAG_BUCKETS
+
+
+def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.ndarray:
+    """(N, Z + N_TAG_BUCKETS) uint8 multi-hot of each profile (tags joined by
+    ``PROFILE_SEP``; "" for none): a zone's own column, or its tag's bucket after them."""
+    n_zones = len(zone_index)
+    out = np.zeros((len(profiles), profile_size(n_zones)), dtype=np.uint8)
+    columns: dict[str, int] = {}
+    for row, text in enumerate(profiles):
+        if not text:
+            continue
+        for tag in str(text).split(PROFILE_SEP):
+            tag = tag.strip()
+            if not tag:
+                continue
+            col = columns.get(tag)
+            if col is None:
+                col = zone_index.get(tag, -1)
+                col = col if col >= 0 else n_zones + tag_bucket(tag)
+                columns[tag] = col
+            out[row, col] = 1
+    return out

@@ -23,6 +23,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "leave_wait_s",
     "run_id",
     "zone_kind",
+    "profile",
 )
 #: Column order and dtypes of the logs the twin writes.
 VISIT_DTYPES: dict[str, str] = {
@@ -37,6 +38,9 @@ VISIT_DTYPES: dict[str, str] = {
     "leave_wait_s": "float64",
     "run_id": "string",
     "zone_kind": "string",
+    # What the visitor declared before it came (``llm.features.profile_vectors``): zones
+    # of interest and other tags, joined by "|"; read from a trajectory's first row.
+    "profile": "string",
 }
 
 

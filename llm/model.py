@@ -66,6 +66,9 @@ class GPTConfig:
     n_crowd: int = N_CROWD
     n_options: int = N_OPTION  # (crowd level, queue-wait level) of a candidate zone
     n_dwell: int = N_DWELL
+    # Length of a visitor's profile vector (``llm.features.profile_vectors``): the zones
+    # it declared an interest in and its hashed tags. 0: the model takes no profile.
+    n_profile: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +166,14 @@ class GPT(nn.Module):
         self.option_state = nn.Embedding(config.n_options, d)  # crowd, queue at a candidate
         # ... and at every zone, as context: one vector per (zone, state).
         self.venue_state = nn.Embedding(config.n_zones * config.n_options, d)
+        if config.n_profile:
+            # A visitor's declared profile: the mean of its tags' vectors, added to every
+            # token, and a learned pull, per kind, towards the zones it declared.
+            self.profile_emb = nn.Embedding(config.n_profile, d)
+            self.interest_gain = nn.Parameter(torch.zeros(config.n_kinds))
+        # A learned pull, per kind, on the places the visitor already went to in its
+        # context (a booth seen is rarely seen again; a stage often is).
+        self.seen_gain = nn.Parameter(torch.zeros(config.n_kinds))
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(d)
@@ -215,6 +226,30 @@ class GPT(nn.Module):
             *options.shape[:-1], -1
         )
 
+    def profile_vector(self, profile: torch.Tensor) -> torch.Tensor:
+        """(B, n_profile) multi-hot profiles -> (B, C): the mean vector of their tags."""
+        weights = profile.to(self.profile_emb.weight.dtype)
+        count = weights.sum(dim=-1, keepdim=True).clamp(min=1.0)
+        return (weights @ self.profile_emb.weight) / count
+
+    def interest_logits(self, profile: torch.Tensor) -> torch.Tensor:
+        """(B, n_profile) -> (B, Z): each zone's pull for visitors who declared it."""
+        declared = profile[:, : self.config.n_zones].to(self.interest_gain.dtype)
+        return declared * self.interest_gain[self.zone_kind]
+
+    def seen_logits(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, Z): each place's pull for a visitor who already went there in the
+        context: ``tokens["seen"]`` (B, T, Z) if given (a context longer than ``tokens``),
+        else the zones of ``tokens`` up to each position."""
+        seen = tokens.get("seen")
+        if seen is None:
+            visits = F.one_hot(tokens["zone"], self.config.n_zones)
+            seen = visits.cummax(dim=1).values
+        return seen.to(self.seen_gain.dtype) * self.seen_gain[self.zone_kind]
+
+    def uses_profile(self, tokens: dict[str, torch.Tensor]) -> bool:
+        return bool(self.config.n_profile) and tokens.get("profile") is not None
+
     def embed(
         self, tokens: dict[str, torch.Tensor], start: int = 0, options: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -226,6 +261,8 @@ class GPT(nn.Module):
             x = x + table(tokens[name])
         if options is not None:
             x = x + self.venue_view(options)
+        if self.uses_profile(tokens):
+            x = x + self.profile_vector(tokens["profile"])[:, None, :]
         return self.drop(x)
 
     def zone_table(self) -> torch.Tensor:
@@ -240,7 +277,8 @@ class GPT(nn.Module):
         past: list[KV] | None = None,
         mask_illegal: bool = True,
     ) -> GPTOutput:
-        """``tokens``: (B, T) tensors ``zone, kind, tod, stay, crowd, dwell``;
+        """``tokens``: (B, T) tensors ``zone, kind, tod, stay, crowd, dwell`` and, if the
+        model takes one, ``profile`` (B, n_profile), the visitor's declared profile;
         ``options``: (B, T, Z) option state of each candidate zone at each decision;
         ``past``: cached keys/values of earlier tokens (then T is usually 1)."""
         start = past[0][0].size(2) if past else 0
@@ -254,9 +292,12 @@ class GPT(nn.Module):
                 attention.append(weights)
         h = self.ln_f(x)
         logits = h @ self.zone_table().t() + self.move_prior[tokens["zone"]]
+        logits = logits + self.seen_logits(tokens)
         if options is not None:
             by_level = h @ self.option_state.weight.t()  # (B, T, states)
             logits = logits + torch.gather(by_level, 2, options.long())
+        if self.uses_profile(tokens):
+            logits = logits + self.interest_logits(tokens["profile"])[:, None, :]
         if mask_illegal:
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
@@ -291,7 +332,9 @@ class GPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """One new token for each of B sequences whose earlier keys/values are cached.
 
-        ``tokens``: (B,) features of the new tokens; ``options``: (B, Z) option states of
+        ``tokens``: (B,) features of the new tokens (and ``profile`` (B, n_profile), if
+        the model takes one, and ``seen`` (B, Z), the places in each context, this
+        token's included: without it, this token's zone only); ``options``: (B, Z) option states of
         the candidate zones; ``past``: (B, layers, 2, heads, W, head_size) keys and values
         of each sequence's earlier tokens, valid below ``lengths`` (B,) (< W; what lies
         beyond is ignored but must be finite), overwritten at position ``lengths``.
@@ -314,6 +357,8 @@ class GPT(nn.Module):
             x = x + self.venue_view(options[:1])
         else:
             x = x + self.venue_view(options)
+        if self.uses_profile(tokens):
+            x = x + self.profile_vector(tokens["profile"])
         visible = torch.arange(past.shape[4])[None, :] <= lengths[:, None]  # (B, W)
         mask = visible[:, None, None, :]
         additive = torch.zeros(mask.shape).masked_fill_(~mask, float("-inf"))
@@ -343,6 +388,12 @@ class GPT(nn.Module):
         logits = hidden @ self.zone_table().t() + self.move_prior[tokens["zone"]]
         by_level = hidden @ self.option_state.weight.t()
         logits = logits + torch.gather(by_level, 1, options.long())
+        seen = tokens.get("seen")
+        if seen is None:  # no context given: the new token's own zone
+            seen = F.one_hot(tokens["zone"], self.config.n_zones)
+        logits = logits + seen.to(self.seen_gain.dtype) * self.seen_gain[self.zone_kind]
+        if self.uses_profile(tokens):
+            logits = logits + self.interest_logits(tokens["profile"])
         return logits, hidden, torch.stack(new_kv, 1), attention if need_weights else None
 
     def dwell_logits(self, hidden: torch.Tensor, next_zone: torch.Tensor) -> torch.Tensor:

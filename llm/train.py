@@ -55,6 +55,7 @@ from llm.data import (
     visitor_parts,
 )
 from llm.evaluate import MarkovBaseline
+from llm.features import profile_size
 from llm.fileio import atomic_path, write_text_atomic
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
@@ -136,7 +137,7 @@ def take(
     """The windows ``idx``, trimmed to the longest of them (no work on padding)."""
     longest = int(data["length"][idx].max())
     return {
-        k: (v[idx][:, :longest] if v.dim() >= 2 else v[idx]).to(device or "cpu")
+        k: (v[idx][:, :longest] if v.dim() >= 2 and k != "profile" else v[idx]).to(device or "cpu")
         for k, v in data.items()
     }
 
@@ -258,10 +259,12 @@ def train(
 
     torch.manual_seed(cfg.seed)  # the initial weights
     source = checkpoint.load(init) if init else None
+    # A model takes visitors' declared profiles when its logs state them.
+    n_profile = profile_size(len(vocab)) if seqs.has_profiles else 0
     if source is not None:
-        model = checkpoint.transfer(source, vocab)
+        model = checkpoint.transfer(source, vocab, profiles=bool(n_profile))
     else:
-        model = GPT(GPTConfig(n_zones=len(vocab), **(model_config or {})))
+        model = GPT(GPTConfig(n_zones=len(vocab), n_profile=n_profile, **(model_config or {})))
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     if cfg.move_prior:
         model.set_move_prior(torch.from_numpy(MarkovBaseline(train_seqs, vocab, order=1).table))
@@ -488,6 +491,13 @@ def add_log_format_arguments(p: argparse.ArgumentParser, defaults: bool = True) 
         help="the venue's time zone (IANA, e.g. Europe/Paris) for logs in UTC or unix time "
         "(default: timestamps are the venue's wall clock)",
     )
+    p.add_argument(
+        "--attr-col",
+        action="append",
+        help="column of a visitor attribute (ticket type, segment, group size...) that the "
+        "model may condition on, as stated on the visitor's first row; repeat for several "
+        "(a 'profile' column of '|'-joined tags is always read)",
+    )
 
 
 def columns_from_args(args: argparse.Namespace, stored: Columns | None = None) -> Columns:
@@ -501,6 +511,7 @@ def columns_from_args(args: argparse.Namespace, stored: Columns | None = None) -
         "session": args.session_col,
         "sep": args.sep,
         "tz": args.tz,
+        "attributes": tuple(args.attr_col) if getattr(args, "attr_col", None) else None,
     }
     changes = {k: v for k, v in given.items() if v is not None}
     if isinstance(changes.get("avatar_id"), tuple) and len(changes["avatar_id"]) == 1:

@@ -119,7 +119,7 @@ def test_a_checkpoint_is_a_safetensors_file_written_atomically(saved, vocab):
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads(handle.metadata()["venuetwin"])
         assert set(handle.keys()) == set(model.state_dict())
-    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 5
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION == 6
     assert meta["config"]["n_zones"] == len(vocab) == 13
     assert meta["vocab"]["names"] == list(vocab.names)
     assert meta["features"] == feature_spec()
@@ -179,9 +179,9 @@ def test_a_safetensors_file_without_our_metadata_is_refused(saved):
 
 def test_another_format_version_is_refused(saved):
     path, _ = saved
-    rewrite(path, edit_meta=lambda m: m.update(format_version=4))  # the future in its crowds
+    rewrite(path, edit_meta=lambda m: m.update(format_version=5))  # no profiles yet
     message = _refused(path)
-    assert "format version 4, this venuetwin reads 5: retrain it with venuetwin train" in message
+    assert "format version 5, this venuetwin reads 6: retrain it with venuetwin train" in message
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused(saved):

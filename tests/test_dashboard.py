@@ -615,3 +615,32 @@ def test_optimise_runs_a_study_shows_its_results_and_applies_a_trial(workdir: Pa
         if name.startswith("servers."):
             assert applied.levers.servers[name.removeprefix("servers.")] == value
     assert any(f"trial {chosen}" in i.value for i in at.info)
+
+
+def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path) -> None:
+    """The Validate page runs ``twin.validate.validate`` and shows its figures: the
+    targets met, the compared KPIs as the report has them, and its charts."""
+    from twin.validate import validate
+    from twin.validate_report import table
+
+    at = new_app()
+    at.switch_page("pages/validate.py").run()
+    no_trouble(at)
+    assert any("No validation yet" in i.value for i in at.info)
+    widget(at.selectbox, "Venue").set_value("concert_hall").run()
+    widget(at.number_input, "Avatars").set_value(300)
+    widget(at.number_input, "Hours").set_value(1.0)
+    widget(at.number_input, "Seeds").set_value(1)
+    widget(at.checkbox, "Compare the interventions too (4 times the runs)").uncheck()
+    widget(at.button, "Run the validation").click().run()
+    no_trouble(at)
+    assert not at.error, [e.value for e in at.error]
+    expected = validate("concert_hall", avatars=300, hours=1.0, seeds=1, with_interventions=False)
+    met = sum(expected["passed"]["figures"].values())
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Targets met"] == f"{met} of {len(expected['passed']['figures'])}"
+    frame = at.dataframe[0].value
+    rows = table(expected)
+    assert list(frame["figure"]) == [r["figure"] for r in rows]
+    assert frame["met"].tolist() == [r["met"] for r in rows]
+    assert len(at.get("plotly_chart")) >= 2  # shares, occupancy, dwell

@@ -325,3 +325,64 @@ def test_flops_per_token_grows_with_depth_and_context():
     assert flops[1] >= 6 * non_embedding
     assert model.flops_per_token(64) > model.flops_per_token(8)
     assert model.n_params() > non_embedding
+
+
+# ============================================================================ profiles
+@torch.no_grad()
+def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones():
+    """A visitor's profile (``n_profile``) is added to every token and pulls the next-zone
+    logits towards the zones it declared: a declared zone gains exactly its kind's
+    ``interest_gain`` while the others' logits stay put. With the pull on the places seen
+    in the context (``seen_gain``), the full forward, ``decode_step`` and the NumPy decoder
+    give the same numbers."""
+    import numpy as np
+
+    from llm.decoder import Decoder
+    from llm.features import FEATURES, profile_size
+
+    model = tiny(n_profile=profile_size(Z))
+    c = model.config
+    with torch.no_grad():
+        model.interest_gain.fill_(1.5)
+    tokens, options = random_tokens(c, b=3, t=6)
+    profile = torch.zeros(3, c.n_profile, dtype=torch.uint8)
+    profile[0, 2] = profile[1, Z + 7] = 1  # zone 2 declared; a hashed tag
+    without = model(tokens, options, mask_illegal=False)
+    full = model({**tokens, "profile": profile}, options, mask_illegal=False)
+    assert not torch.allclose(full.hidden[1], without.hidden[1])  # the tag changes context
+    assert torch.allclose(full.hidden[2], without.hidden[2])  # nothing declared: no change
+    model.interest_gain.zero_()  # the pull alone: zone 2 of row 0, by its kind's gain
+    pull = (
+        full.zone_logits
+        - model({**tokens, "profile": profile}, options, mask_illegal=False).zone_logits
+    )
+    model.interest_gain.fill_(1.5)
+    expected = torch.zeros_like(pull)
+    expected[0, :, 2] = 1.5
+    assert torch.allclose(pull, expected, atol=1e-5)
+    # The places already visited pull too (here: away), in every path alike.
+    model.seen_gain.fill_(-2.0)
+    full = model({**tokens, "profile": profile}, options, mask_illegal=False)
+    size = c.n_embd // c.n_head
+    cache = torch.zeros(3, c.n_layer, 2, c.n_head, 8, size)
+    for layer, (k, v) in enumerate(full.past):
+        cache[:, layer, 0, :, :5] = k[:, :, :5]
+        cache[:, layer, 1, :, :5] = v[:, :, :5]
+    lengths = torch.full((3,), 5)
+    new = {f: t[:, 5] for f, t in tokens.items()}
+    seen = torch.nn.functional.one_hot(tokens["zone"][:, :6], Z).amax(dim=1)  # (3, Z)
+    new |= {"profile": profile, "seen": seen}
+    logits, hidden, _, _ = model.decode_step(new, options[:, 5], cache.clone(), lengths)
+    assert torch.allclose(logits, full.zone_logits[:, 5], atol=1e-5)
+    venue = options[0, 5]
+    logits, _, _, _ = model.decode_step(new, venue.expand(3, -1), cache.clone(), lengths)
+    stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
+    got, _, _ = Decoder(model).step(
+        stacked,
+        venue.numpy(),
+        cache.numpy().copy(),
+        lengths.numpy(),
+        profile.numpy(),
+        seen.numpy().astype(np.uint8),
+    )
+    np.testing.assert_allclose(got, logits.numpy(), atol=2e-5)

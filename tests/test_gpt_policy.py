@@ -248,7 +248,8 @@ def test_at_the_door_a_place_is_kept_as_often_as_the_model_would_choose_it_now()
 
 @pytest.mark.parametrize("deciders", [12, 300])
 def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: int) -> None:
-    """``GPTPolicy.decode`` runs few deciders in NumPy, many in PyTorch: same numbers."""
+    """``GPTPolicy.decode`` runs few deciders in NumPy, many in PyTorch: same numbers, with
+    the deciders' profiles and the places in their contexts."""
     from agents.gpt_policy import NUMPY_BATCH
 
     model = VenueModel(Scenario(venue="expo", avatars=10, hours=1.0, seed=1))
@@ -261,8 +262,11 @@ def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: i
     shape = (deciders, config.n_layer, 2, config.n_head, 20, config.n_embd // config.n_head)
     past = rng.normal(size=shape).astype(np.float32)
     lengths = rng.integers(0, 20, deciders)
-    got = policy.decode(tokens, state, past.copy(), lengths)
-    numpy_path = policy.decoder.step(tokens, state, past.copy(), lengths)
+    profile = rng.integers(0, 2, (deciders, config.n_profile)).astype(np.uint8)
+    seen = rng.integers(0, 2, (deciders, config.n_zones)).astype(np.uint8)
+    got = policy.decode(tokens, state, past.copy(), lengths, profile, seen)
+    numpy_path = policy.decoder.step(tokens, state, past.copy(), lengths, profile, seen)
+    assert config.n_profile  # the shipped model takes profiles
     assert (deciders > NUMPY_BATCH) == (deciders == 300)
     for a, b in zip(got, numpy_path, strict=True):
         np.testing.assert_allclose(a, b, atol=3e-5)

@@ -668,3 +668,76 @@ def test_one_column_for_two_roles_is_refused_by_name(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(LogError, match="must be different columns"):
         read_logs([path], Columns("avatar_id", "avatar_id", "zone"))
+
+
+# ============================================================================ profiles
+def test_a_profile_is_what_the_visitor_stated_on_its_first_row(tmp_path):
+    """The ``profile`` column's tags and ``column=value`` tags of attribute columns, as the
+    trajectory's first row states them: a later row's value (bought on the way) is not
+    read, and a visitor without one has an empty profile."""
+    from llm.features import N_TAG_BUCKETS, profile_vectors, tag_bucket
+
+    rows = [(1, 0, "g"), (1, 40, "s"), (1, 90, "x"), (2, 10, "g"), (2, 30, "x")]
+    frame = log_frame(
+        rows,
+        profile=["s|vip", "s|vip|late", None, None, "s"],
+        ticket=["day", "day", "day", None, "week"],
+    )
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    read = read_logs([path], Columns(attributes=("ticket",)))
+    first = read.groupby("avatar_id")["profile"].first().to_dict()
+    assert first == {"1": "s|vip|ticket=day", "2": ""}  # 2: nothing stated on its first row
+    vocab = ZoneVocab.from_venue(
+        ["g", "s", "x"], ["entrance", "stage", "exit"], [10.0, 50.0, 10.0], np.ones((3, 3))
+    )
+    seqs = encode(read, vocab)
+    assert seqs.profiles.shape == (2, 3 + N_TAG_BUCKETS)
+    assert np.flatnonzero(seqs.profiles[0]).tolist() == sorted(
+        [1, 3 + tag_bucket("vip"), 3 + tag_bucket("ticket=day")]
+    )
+    assert not seqs.profiles[1].any()
+    data = blocks(seqs, 4)
+    assert data["profile"].shape[0] == len(data["length"])
+    assert (data["profile"][0].numpy() == seqs.profiles[0]).all()
+    np.testing.assert_array_equal(profile_vectors([""], vocab.index), 0)
+    plain = read_logs([write_csv(tmp_path, "plain.csv", "avatar_id,timestamp,zone\n1,0,g\n")])
+    assert plain["profile"].tolist() == [""]
+
+
+def test_a_missing_attribute_column_is_named(tmp_path):
+    path = write_csv(tmp_path, "log.csv", "avatar_id,timestamp,zone\n1,0,g\n")
+    with pytest.raises(LogError, match=r"log.csv: attribute column 'ticket' is missing"):
+        read_logs([path], Columns(attributes=("ticket",)))
+
+
+def test_the_twin_writes_each_visitors_declared_profile(twin_visits):
+    """The twin's log states what each scripted visitor declared: the zones it cares for
+    (interest >= 0.3, worth a visit) and the shows it came for; the same on all its rows."""
+    from agents.needs import DECLARED_INTEREST
+    from agents.scripted import MIN_INTEREST
+
+    assert DECLARED_INTEREST == MIN_INTEREST  # it declares what it would go and see
+    profiles = twin_visits.groupby("avatar_id")["profile"].nunique()
+    assert (profiles == 1).all()
+    tags = twin_visits["profile"].str.split("|").explode()
+    zones = set(load_venue("concert_hall").zones)
+    assert tags.isin(zones).any()
+    assert tags.str.startswith("show=main_hall@").any()
+    assert not tags[tags != ""].str.contains("thirst|bladder|fatigue").any()
+
+
+def test_the_dwell_the_model_predicts_leaves_the_queue_to_the_twin(tmp_path):
+    """A next visit's dwell target is its stay from the start of service (the dwell less
+    the stated queue wait): the twin adds the queue it has when the avatar gets there."""
+    rows = [(1, 0, "g"), (1, 100, "b"), (1, 500, "x")]
+    read = read_frame(
+        tmp_path, log_frame(rows, dwell_s=[100.0, 400.0, 0.0], wait_s=[0.0, 300.0, 0.0])
+    )
+    vocab = ZoneVocab.from_venue(
+        ["g", "b", "x"], ["entrance", "bar", "exit"], [10.0, 50.0, 10.0], np.ones((3, 3))
+    )
+    seqs = encode(read, vocab)
+    assert seqs.features["dwell"][1] == dwell_bucket(np.array([400.0]))[0]  # what it did
+    assert seqs.served_dwell[1] == dwell_bucket(np.array([100.0]))[0]  # what is predicted
+    assert blocks(seqs, 4)["next_dwell"][0, 0] == seqs.served_dwell[1]

@@ -1,5 +1,6 @@
 """The ``venuetwin`` command line: ``simulate`` a scenario, ``optimize`` its levers,
-``train`` and ``evaluate`` the avatar model, list the built-in ``venues``.
+``train`` and ``evaluate`` the avatar model, ``validate`` the GPT twin against its
+reference, list the built-in ``venues``.
 
 Bad input (a malformed venue or scenario, an out-of-range option) prints one line naming
 the file and the field, exits with status 2, and writes nothing.
@@ -108,6 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="also write the figures as JSON")
     evaluate.set_defaults(run=evaluate_model)
 
+    val = commands.add_parser(
+        "validate",
+        help="how closely the GPT twin behaves like its reference (scripted visitors or a log)",
+    )
+    val.add_argument("--venue", default="expo", help="built-in venue or venue JSON (expo)")
+    val.add_argument("--avatars", type=int, help="visitors (default: the scenario's or the log's)")
+    val.add_argument("--hours", type=float, help="length of the event (default: as --avatars)")
+    val.add_argument("--seeds", type=int, default=2, help="seeds each side runs (common seeds)")
+    val.add_argument("--seed", type=int, default=0, help="the first seed")
+    val.add_argument("--model", help="GPT checkpoint (default: the venue's shipped model)")
+    val.add_argument(
+        "--reference",
+        nargs="+",
+        default=["scripted"],
+        help="'scripted' (the scripted visitors, same scenario and seeds) or visit logs",
+    )
+    add_log_format_arguments(val, defaults=False)
+    val.add_argument("--scenario", help="scenario TOML file to start from (default: built-in)")
+    val.add_argument("--no-interventions", action="store_true", help="skip the what-ifs")
+    val.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    val.add_argument("--json", required=True, help="write the report as JSON")
+    val.add_argument("--html", help="also write the report as an HTML page (plotly)")
+    val.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    val.add_argument("--quiet", action="store_true", help="no progress bar")
+    val.set_defaults(run=validate_twin)
+
     vocab = commands.add_parser("vocab", help="write a venue's zone vocabulary as JSON")
     vocab.add_argument("venue", help="built-in venue or venue JSON")
     vocab.add_argument("--out", required=True, help="vocabulary JSON file")
@@ -185,6 +214,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
     words = [*args.logs, "--out", args.out]
     for column in args.id_col or []:
         words += ["--id-col", column]
+    for column in args.attr_col or []:
+        words += ["--attr-col", column]
     for name in (
         "time_col",
         "zone_col",
@@ -248,6 +279,86 @@ def evaluate_model(args: argparse.Namespace) -> int:
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def validate_twin(args: argparse.Namespace) -> int:
+    """Run the GPT twin beside its reference and write the fidelity report."""
+    import json
+
+    from llm.fileio import write_text_atomic
+    from llm.train import columns_from_args
+    from twin.validate import validate
+    from twin.validate_report import html, intervention_rows, table
+
+    if args.workers < 1:
+        raise OptionError("--workers must be at least 1")
+    if args.avatars is not None and args.avatars < 1:
+        raise OptionError("--avatars must be at least 1")
+    if args.hours is not None and args.hours <= 0:
+        raise OptionError("--hours must be positive")
+    reference = "scripted" if args.reference == ["scripted"] else args.reference
+    if args.model is not None:
+        from llm import checkpoint
+
+        checkpoint.read_metadata(args.model)  # refuse a bad checkpoint before running
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="run", desc="runs")
+
+    def done(n: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = n
+            bar.refresh()
+
+    report = validate(
+        args.venue,
+        avatars=args.avatars,
+        hours=args.hours,
+        seeds=args.seeds,
+        first_seed=args.seed,
+        model=args.model,
+        reference=reference,
+        columns=columns_from_args(args),
+        with_interventions=not args.no_interventions,
+        workers=args.workers,
+        scenario=Scenario.from_toml(args.scenario) if args.scenario else None,
+        on_done=done,
+    )
+    if bar is not None:
+        bar.close()
+    write_text_atomic(args.json, json.dumps(report, indent=2, default=float) + "\n")
+    if args.html:
+        write_text_atomic(args.html, html(report))
+    print(
+        f"{report['venue']}: GPT twin against {report['reference']}, "
+        f"{report['avatars']:,} visitors, {report['hours']} h, seeds {report['seeds']}"
+    )
+    for row in table(report):
+        if row["error"] is None:
+            error = "—"
+        elif row["error_kind"] == "relative":
+            error = f"{row['error']:+.1%}"
+        else:
+            error = f"{row['error']:.4f}"
+        print(
+            f"  {row['figure']:<42} {error:>9}  {row['target']:<13} "
+            f"{'met' if row['met'] else 'MISSED'}"
+        )
+    for row in intervention_rows(report):
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "—"
+        print(
+            f"  {row['intervention'] + ': ' + row['kpi']:<70} ratio {ratio:>6}  "
+            f"{'met' if row['met'] else 'MISSED'}{' (within noise)' if row['within_noise'] else ''}"
+        )
+    verdict = report["passed"]
+    print(f"{sum(verdict['figures'].values())} of {len(verdict['figures'])} targets met")
+    for name in ("json", "html"):
+        if getattr(args, name):
+            print(f"{name:>5}: {getattr(args, name)}")
+    return 1 if args.strict and not verdict["all"] else 0
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:

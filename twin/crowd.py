@@ -84,7 +84,7 @@ class Crowd:
         self.seed = int(rng.integers(2**62))
         self.patience_s = patience_s
         self.clearing_s = layout.closing_s - CLEARING_S
-        self.dwell_from_entry = bool(getattr(policy, "dwell_from_entry", False))
+        self.dwell_from = getattr(policy, "dwell_from", "service_end")
         self.kinds = np.array(layout.kinds)
         self.is_exit = self.kinds == "exit"
         self.capacity = np.where(self.is_exit, np.iinfo(np.int64).max // 4, capacity)
@@ -278,8 +278,10 @@ class Crowd:
             self.waited_s[idx[order]] += wait
             self.satisfaction.wait(idx[order], wait)
         self.service_start[idx] = np.where(serving, start, -np.inf)
-        if self.dwell_from_entry:  # t is the end of service (or the entry) here
+        if self.dwell_from == "entry":  # t is the end of service (or the entry) here
             self.t_next[idx] = np.maximum(t, self.entered_s[idx] + self.planned_dwell[idx])
+        elif self.dwell_from == "service_start":  # start: the entry where nobody serves
+            self.t_next[idx] = np.maximum(t, start + self.planned_dwell[idx])
         else:
             self.t_next[idx] = t + self.planned_dwell[idx]
         late = self.entered_s[idx] >= self.clearing_s  # the venue is being cleared: move on

@@ -29,6 +29,7 @@ from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
 from agents.avatar import PHASES
 from agents.gpt_policy import Explanation, GPTPolicy
 from agents.markov_policy import MarkovPolicy
+from agents.needs import declared_profiles
 from llm.fileio import atomic_path
 from llm.logschema import visits_frame
 from twin import kpis as kpi
@@ -148,6 +149,7 @@ class VenueModel(mesa.Model):
             rng=np.random.default_rng(self.rng.integers(2**63)),
         )
         self.avatar_of = np.full(n, None, dtype=object)
+        self._profiles: list[str] | None = None
         self.time_s = 0.0
         self.end_s = scenario.hours * 3600.0
         self.record_every = max(1, round(scenario.record_every_s / scenario.step_s))
@@ -253,8 +255,21 @@ class VenueModel(mesa.Model):
                 "leave_wait_s": leave_wait[order],
                 "run_id": f"{self.scenario.name}-s{self.scenario.seed}",
                 "zone_kind": kinds[zone[order]],
+                "profile": np.array(self.declared_profiles(), dtype=object)[avatar[order]]
+                if len(order)
+                else np.empty(0, dtype=object),
             }
         )
+
+    def declared_profiles(self) -> list[str]:
+        """What each visitor declared before it came (``agents.needs.declared_profiles``):
+        the visit log's ``profile`` column, and all GPT avatars know of their visitor."""
+        if self._profiles is None:
+            lay = self.layout
+            self._profiles = declared_profiles(
+                self.needs, lay.zones, lay.show_stage, lay.show_start_s, lay.opening
+            )
+        return self._profiles
 
     def zones_frame(self) -> pd.DataFrame:
         """The per-zone table recorded every ``record_every_s`` seconds."""

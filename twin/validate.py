@@ -1,0 +1,564 @@
+"""Fidelity of the GPT twin: does the model-driven crowd behave like its reference?
+
+    from twin.validate import validate
+    report = validate("festival", avatars=30_000, hours=6, seeds=2)
+    report["mean_satisfaction"]   # {"twin": ..., "reference": ..., "rel_error": ..., ...}
+
+The twin (GPT avatars) and the reference (the scripted visitors, or a real visit log) are
+run on the same scenario and seeds, so they share arrivals and visitors (common random
+numbers), and compared on what an operator reads: where visitors go (zone and kind shares,
+Jensen-Shannon), how many visits and how long, queue waits, crowd risk (person-minutes at
+Fruin E/F), satisfaction, the occupancy of each kind of zone every 15 minutes, and how both
+react to the same interventions (bar and restroom staff halved, a gate closed, the biggest
+stage capped at half). Each figure carries a target and whether it is met (``TARGETS``).
+
+Against a log, the twin runs the log's venue with the log's crowd (trajectories per day,
+first-visit times, the day's span) and the comparison keeps to what the log supports: the
+zones it has, and dwell, waits and occupancy only where it states dwell and waits. A log
+has no counterfactuals, so no interventions; and no satisfaction, which the twin scores
+from its visitors' needs.
+
+Every statistic of a run is computed from its visit log (``visit_stats``) by one function,
+for the twin, the scripted reference and a real log alike; queue waits, crowd risk and
+satisfaction of runs come from the run's KPIs (``twin.kpis.summarise``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llm.data import Columns, read_logs
+from twin.scenario import Levers, Scenario, ScenarioError
+from twin.venue import STAFFED_KINDS, Venue, load_venue
+
+#: Occupancy is compared per zone kind on this clock grid (seconds).
+OCCUPANCY_BIN_S = 900.0
+#: ... sampled every minute within each bin.
+OCCUPANCY_SAMPLE_S = 60.0
+#: The fidelity targets: a distance below, or a relative error within, these.
+TARGETS: dict[str, float] = {
+    "zone_share_js": 0.02,
+    "kind_share_js": 0.02,
+    "visits_per_avatar": 0.10,
+    "mean_dwell_s": 0.10,
+    "mean_satisfaction": 0.10,
+    "mean_wait_s": 0.15,
+    "p95_wait_s": 0.15,
+    "los_ef_person_minutes": 0.25,
+    "occupancy_nrmse": 0.15,
+}
+#: An intervention's change by the twin over the reference's must lie within this.
+RATIO_RANGE = (0.67, 1.5)
+#: KPIs whose change under an intervention is compared.
+INTERVENTION_KPIS: tuple[str, ...] = ("mean_wait_s", "los_ef_person_minutes", "mean_satisfaction")
+
+
+# --------------------------------------------------------------------------- statistics
+def visit_stats(
+    visits: pd.DataFrame,
+    kind_of: dict[str, str],
+    *,
+    visitor: str = "avatar_id",
+    zones: Sequence[str] | None = None,
+    days: int = 1,
+) -> dict[str, Any]:
+    """What a visit log says of a crowd: visits per zone and kind, visits per visitor,
+    dwell (overall and per kind), queue waits and the occupancy of each kind of zone per
+    ``OCCUPANCY_BIN_S`` of the clock (mean persons present, averaged over ``days``).
+
+    ``visits``: one row per visit with ``timestamp``, ``zone``, ``dwell_s`` (NaN where
+    the log states none) and ``wait_s`` if known; ``zones``: keep to these zones."""
+    if zones is not None:
+        visits = visits[visits["zone"].isin(zones)]
+    kinds = visits["zone"].map(kind_of).fillna("other")
+    dwell = pd.to_numeric(visits.get("dwell_s"), errors="coerce")
+    has_dwell = dwell is not None and bool(dwell.notna().any())
+    stats: dict[str, Any] = {
+        "zone_counts": visits["zone"].value_counts().to_dict(),
+        "kind_counts": kinds.value_counts().to_dict(),
+        "visitors": int(visits[visitor].nunique()),
+        "visits": len(visits),
+    }
+    if has_dwell:
+        stats["mean_dwell_s"] = float(dwell.mean())
+        stats["mean_dwell_s_by_kind"] = dwell.groupby(kinds).mean().to_dict()
+        stats["dwell_quantiles"] = {
+            kind: np.quantile(d.dropna(), np.linspace(0.05, 0.95, 19)).tolist()
+            for kind, d in dwell.groupby(kinds)
+            if d.notna().any()
+        }
+        stats["occupancy"] = occupancy_by_kind(visits["timestamp"], dwell, kinds, days)
+    if "wait_s" in visits and pd.to_numeric(visits["wait_s"], errors="coerce").gt(0).any():
+        wait = pd.to_numeric(visits["wait_s"], errors="coerce").fillna(0.0)
+        served = visits["zone"].map(kind_of).isin(SERVED_KINDS)
+        stats["visit_wait_s"] = float(wait[served].mean()) if served.any() else 0.0
+    return stats
+
+
+#: Kinds whose visits queue for service (gates, bars, restrooms, shops).
+SERVED_KINDS = ("entrance", *STAFFED_KINDS)
+
+
+def occupancy_by_kind(
+    timestamps: pd.Series, dwell_s: pd.Series, kinds: pd.Series, days: int = 1
+) -> dict[str, dict[int, float]]:
+    """Mean persons present at each kind of zone in each ``OCCUPANCY_BIN_S`` of the clock
+    (keys: bin index since midnight), from visits' start times and dwells."""
+    stamps = pd.to_datetime(timestamps)
+    start = (stamps - stamps.dt.normalize()).dt.total_seconds().to_numpy()
+    end = start + dwell_s.fillna(0.0).to_numpy()
+    if len(start) == 0:
+        return {}
+    grid = np.arange(
+        np.floor(start.min() / OCCUPANCY_BIN_S) * OCCUPANCY_BIN_S,
+        end.max() + OCCUPANCY_SAMPLE_S,
+        OCCUPANCY_SAMPLE_S,
+    )
+    bins = (grid // OCCUPANCY_BIN_S).astype(int)
+    out: dict[str, dict[int, float]] = {}
+    kind_values = kinds.to_numpy()
+    for kind in np.unique(kind_values):
+        mine = kind_values == kind
+        present = np.searchsorted(np.sort(start[mine]), grid, side="right") - np.searchsorted(
+            np.sort(end[mine]), grid, side="right"
+        )
+        means = pd.Series(present / max(days, 1)).groupby(bins).mean()
+        out[str(kind)] = {int(b): float(v) for b, v in means.items()}
+    return out
+
+
+def run_stats(model: Any, zones: Sequence[str] | None = None) -> dict[str, Any]:
+    """The statistics of a finished ``VenueModel`` run: its visit log's (on ``zones``
+    only, if given) and its KPIs."""
+    venue = model.venue
+    kind_of = dict(zip(venue.zones, venue.kinds, strict=True))
+    stats = visit_stats(model.visits(), kind_of, zones=zones)
+    kpis = model.kpis()
+    stats["visitors"] = int(kpis["avatars"])
+    for key, name in (
+        ("mean_wait_s", "mean_wait_s"),
+        ("p95_wait_s", "p95_wait_s"),
+        ("los_ef_person_minutes", "person_minutes_los_ef"),
+        ("mean_satisfaction", "mean_satisfaction"),
+    ):
+        stats[key] = float(kpis[name])
+    return stats
+
+
+# --------------------------------------------------------------------------- comparisons
+def jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
+    """Jensen-Shannon divergence (natural log, 0..ln 2) of two count tables."""
+    keys = sorted(set(p) | set(q))
+    a = np.array([p.get(k, 0.0) for k in keys], dtype=np.float64)
+    b = np.array([q.get(k, 0.0) for k in keys], dtype=np.float64)
+    if a.sum() == 0 or b.sum() == 0:
+        return float("nan")
+    a, b = a / a.sum(), b / b.sum()
+    m = (a + b) / 2
+
+    def kl(x: np.ndarray, y: np.ndarray) -> float:
+        keep = x > 0
+        return float(np.sum(x[keep] * np.log(x[keep] / y[keep])))
+
+    return 0.5 * kl(a, m) + 0.5 * kl(b, m)
+
+
+def occupancy_nrmse(
+    twin: dict[str, dict[int, float]], reference: dict[str, dict[int, float]]
+) -> tuple[float, dict[str, float]]:
+    """Root-mean-square difference of occupancy over every (kind, 15 minutes) of the
+    reference's open hours, over the reference's mean occupancy there; and per kind."""
+    cells_twin, cells_ref, per_kind = [], [], {}
+    for kind, curve in reference.items():
+        bins = sorted(curve)
+        ref = np.array([curve[b] for b in bins])
+        mine = np.array([twin.get(kind, {}).get(b, 0.0) for b in bins])
+        cells_twin.append(mine)
+        cells_ref.append(ref)
+        scale = ref.mean()
+        rmse = float(np.sqrt(np.mean((mine - ref) ** 2))) if len(ref) else 0.0
+        per_kind[kind] = rmse / scale if scale > 0 else float("nan")
+    if not cells_ref:
+        return float("nan"), per_kind
+    a, b = np.concatenate(cells_twin), np.concatenate(cells_ref)
+    scale = b.mean()
+    return (float(np.sqrt(np.mean((a - b) ** 2)) / scale) if scale > 0 else float("nan")), per_kind
+
+
+def relative(twin: float, reference: float) -> float:
+    """(twin - reference) / |reference|: 0 where both are 0, NaN where only the reference is."""
+    if reference:
+        return (twin - reference) / abs(reference)
+    return 0.0 if twin == reference else float("nan")
+
+
+def figure(twin: float, reference: float, key: str) -> dict[str, Any]:
+    """One compared KPI: both values, the relative error, the target and whether it is met."""
+    error = relative(twin, reference)
+    return {
+        "twin": twin,
+        "reference": reference,
+        "rel_error": error,
+        "target": TARGETS.get(key),
+        "passed": bool(np.isfinite(error) and abs(error) <= TARGETS.get(key, np.inf)),
+    }
+
+
+def distance(value: float, key: str, twin: Any = None, reference: Any = None) -> dict[str, Any]:
+    return {
+        "twin": twin,
+        "reference": reference,
+        "distance": value,
+        "target": TARGETS[key],
+        "passed": bool(np.isfinite(value) and value < TARGETS[key]),
+    }
+
+
+def merge(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several seeds' statistics as one: counts summed, means averaged."""
+    out: dict[str, Any] = {}
+    for key in stats[0]:
+        values = [s[key] for s in stats if key in s]
+        if key in ("zone_counts", "kind_counts"):
+            total: dict[str, float] = {}
+            for v in values:
+                for k, c in v.items():
+                    total[k] = total.get(k, 0) + c
+            out[key] = total
+        elif key == "occupancy":
+            out[key] = {
+                kind: {
+                    b: float(np.mean([v.get(kind, {}).get(b, 0.0) for v in values]))
+                    for b in sorted(set().union(*(v.get(kind, {}) for v in values)))
+                }
+                for kind in sorted(set().union(*values))
+            }
+        elif isinstance(values[0], dict):
+            out[key] = {
+                k: float(np.mean([v[k] for v in values if k in v]))
+                if not isinstance(values[0].get(k), list)
+                else np.mean([v[k] for v in values if k in v], axis=0).tolist()
+                for k in set().union(*values)
+            }
+        else:
+            out[key] = float(np.mean(values))
+    return out
+
+
+def compare(twin: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """The report's figures from the merged statistics of the twin and the reference
+    (only those both sides have)."""
+    report: dict[str, Any] = {
+        "zone_share_js": distance(
+            jensen_shannon(twin["zone_counts"], reference["zone_counts"]), "zone_share_js"
+        ),
+        "kind_share_js": distance(
+            jensen_shannon(twin["kind_counts"], reference["kind_counts"]),
+            "kind_share_js",
+            _shares(twin["kind_counts"]),
+            _shares(reference["kind_counts"]),
+        ),
+        "visits_per_avatar": figure(
+            twin["visits"] / max(twin["visitors"], 1),
+            reference["visits"] / max(reference["visitors"], 1),
+            "visits_per_avatar",
+        ),
+    }
+    if "mean_dwell_s" in reference and "mean_dwell_s" in twin:
+        report["mean_dwell_s"] = figure(
+            twin["mean_dwell_s"], reference["mean_dwell_s"], "mean_dwell_s"
+        )
+        report["mean_dwell_s_by_kind"] = {
+            kind: figure(twin["mean_dwell_s_by_kind"].get(kind, np.nan), value, "mean_dwell_s")
+            for kind, value in sorted(reference["mean_dwell_s_by_kind"].items())
+        }
+        value, per_kind = occupancy_nrmse(twin["occupancy"], reference["occupancy"])
+        report["occupancy_nrmse"] = distance(value, "occupancy_nrmse") | {"by_kind": per_kind}
+    for key in ("mean_wait_s", "p95_wait_s", "los_ef_person_minutes", "mean_satisfaction"):
+        if key in reference and key in twin:
+            report[key] = figure(twin[key], reference[key], key)
+    if "visit_wait_s" in reference and "visit_wait_s" in twin and "mean_wait_s" not in report:
+        report["mean_wait_s"] = figure(
+            twin["visit_wait_s"], reference["visit_wait_s"], "mean_wait_s"
+        )
+    return report
+
+
+def _shares(counts: dict[str, float]) -> dict[str, float]:
+    total = sum(counts.values()) or 1
+    return {k: round(v / total, 5) for k, v in sorted(counts.items())}
+
+
+# --------------------------------------------------------------------------- interventions
+@dataclass(frozen=True)
+class Intervention:
+    name: str
+    levers: Levers
+
+
+def interventions(venue: Venue) -> list[Intervention]:
+    """The what-ifs every twin must answer like its reference: bar and restroom staff
+    halved; one gate closed (the first, where the venue has more than one); the biggest
+    stage capped at half its capacity (where the venue has a stage)."""
+    out = []
+    staffed = [
+        z
+        for z, kind in enumerate(venue.kinds)
+        if kind in ("bar", "restroom") and venue.servers[z] > 0
+    ]
+    if staffed:
+        servers = {venue.zones[z]: max(1, int(venue.servers[z]) // 2) for z in staffed}
+        out.append(Intervention("bar and restroom staff halved", Levers(servers=servers)))
+    gates = [venue.zones[g] for g in venue.entrances]
+    if len(gates) > 1:
+        out.append(Intervention(f"gate {gates[0]} closed", Levers(open_gates=gates[1:])))
+    stages = venue.of_kind("stage")
+    if len(stages):
+        big = int(stages[np.argmax(venue.capacity[stages])])
+        cap = max(1, int(venue.capacity[big]) // 2)
+        out.append(
+            Intervention(
+                f"{venue.zones[big]} capped at half ({cap})",
+                Levers(capacity_caps={venue.zones[big]: cap}),
+            )
+        )
+    return out
+
+
+def intervention_figures(
+    name: str,
+    base: dict[str, list[dict[str, Any]]],
+    changed: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """How an intervention moved each KPI, for the twin and the reference (means over the
+    seeds of paired differences), and whether the twin moved it the same way by a ratio
+    in ``RATIO_RANGE``. ``noise``: the standard error of the reference's change; a change
+    within twice of it is ``within_noise`` (its direction is not established)."""
+    out: dict[str, Any] = {"name": name}
+    twin_change, reference_change, passed, noise = {}, {}, {}, {}
+    for kpi in INTERVENTION_KPIS:
+        moves = {
+            side: [
+                after[kpi] - before[kpi]
+                for before, after in zip(base[side], changed[side], strict=True)
+            ]
+            for side in ("twin", "reference")
+        }
+        twin_change[kpi] = float(np.mean(moves["twin"]))
+        reference_change[kpi] = float(np.mean(moves["reference"]))
+        spread = (
+            np.std(moves["reference"], ddof=1) / np.sqrt(len(moves["reference"]))
+            if len(moves["reference"]) > 1
+            else 0.0
+        )
+        noise[kpi] = float(spread)
+        ratio = twin_change[kpi] / reference_change[kpi] if reference_change[kpi] else float("nan")
+        passed[kpi] = bool(np.isfinite(ratio) and RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1])
+    out["twin_change"] = twin_change
+    out["reference_change"] = reference_change
+    out["ratio"] = {
+        k: (twin_change[k] / reference_change[k] if reference_change[k] else None)
+        for k in twin_change
+    }
+    out["reference_noise"] = noise
+    out["within_noise"] = {k: abs(reference_change[k]) <= 2 * noise[k] for k in noise}
+    out["passed"] = passed
+    return out
+
+
+# --------------------------------------------------------------------------- running
+Job = tuple[dict[str, Any], str, "str | None", "list[str] | None"]
+
+
+def _run(job: Job) -> dict[str, Any]:
+    """One run of the twin (a worker's job): the scenario as a dict (its venue a name or
+    a venue's JSON), the policy, the model, the zones compared (None: all)."""
+    from twin.model import VenueModel
+
+    data, policy, model, zones = job
+    scenario = Scenario.from_dict(data).replace(policy=policy, model=model)
+    return run_stats(VenueModel(scenario).run(), zones)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_all(
+    jobs: list[Job],
+    workers: int = 1,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the jobs, in this process or in ``workers`` processes, in order."""
+    results: list[dict[str, Any]] = []
+    if workers <= 1:
+        for job in jobs:
+            results.append(_run(job))
+            if on_done:
+                on_done(len(results), len(jobs))
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        for result in pool.map(_run, jobs):
+            results.append(result)
+            if on_done:
+                on_done(len(results), len(jobs))
+    return results
+
+
+def validate(
+    venue: str | Venue = "expo",
+    *,
+    avatars: int | None = None,
+    hours: float | None = None,
+    seeds: int = 2,
+    first_seed: int = 0,
+    model: str | None = None,
+    reference: str | Sequence[str] = "scripted",
+    columns: Columns | None = None,
+    with_interventions: bool = True,
+    workers: int = 1,
+    scenario: Scenario | None = None,
+    on_done: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The fidelity report of the GPT twin of ``venue`` (see the module's docstring).
+
+    ``reference``: ``"scripted"`` (the scripted visitors on the same scenario and seeds)
+    or visit-log paths; ``model``: the GPT checkpoint (default: the venue's shipped one);
+    ``scenario``: the base scenario (its venue, crowd and length are overridden by the
+    arguments given)."""
+    if seeds < 1:
+        raise ScenarioError("--seeds must be at least 1")
+    if isinstance(reference, str) and reference == "scripted":
+        logs = None
+    else:
+        logs = [reference] if isinstance(reference, str) else list(reference)
+    base = scenario or Scenario()
+    venue_spec = load_venue(venue) if isinstance(venue, str) else venue
+    base = base.replace(venue=venue_spec if not isinstance(venue, str) else venue)
+    changes: dict[str, Any] = {}
+    log_stats, zones = None, None
+    if logs is not None:
+        frame = read_logs(logs, columns or Columns())
+        changes, log_stats = crowd_of_log(frame, venue_spec, ", ".join(map(str, logs)))
+        zones = log_stats["zones"]
+    if avatars is not None:
+        changes["avatars"] = avatars
+    if hours is not None:
+        changes["hours"] = hours
+    base = base.replace(**changes) if changes else base
+    base.check(venue_spec)
+    data = base.to_dict()
+    seed_list = [first_seed + k for k in range(seeds)]
+    cases: list[tuple[str, Levers]] = [("base", base.levers)]
+    if with_interventions and logs is None:
+        cases += [(i.name, i.levers) for i in interventions(venue_spec)]
+    sides = [("twin", "gpt")] + ([("reference", "scripted")] if logs is None else [])
+    jobs, keys = [], []
+    for case, levers in cases:
+        for side, policy in sides:
+            for seed in seed_list:
+                scenario_data = data | {"seed": seed, "levers": _levers_dict(levers)}
+                jobs.append((scenario_data, policy, model, zones))
+                keys.append((case, side))
+    results = run_all(jobs, workers, on_done)
+    by_case: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (case, side), stats in zip(keys, results, strict=True):
+        by_case.setdefault(case, {}).setdefault(side, []).append(stats)
+    twin = merge(by_case["base"]["twin"])
+    ref = merge(by_case["base"]["reference"]) if log_stats is None else log_stats
+    report: dict[str, Any] = {
+        "venue": venue_spec.name,
+        "reference": "scripted" if logs is None else [str(p) for p in logs],
+        "model": model or "shipped",
+        "avatars": base.avatars,
+        "hours": base.hours,
+        "seeds": seed_list,
+        **compare(twin, ref),
+        "interventions": [
+            intervention_figures(case, by_case["base"], by_case[case]) for case, _ in cases[1:]
+        ],
+        "dwell_quantiles": {
+            "twin": twin.get("dwell_quantiles"),
+            "reference": ref.get("dwell_quantiles"),
+        },
+        "occupancy": {"twin": twin.get("occupancy"), "reference": ref.get("occupancy")},
+    }
+    report["passed"] = verdict(report)
+    return plain(report)
+
+
+def plain(value: Any) -> Any:
+    """The report as plain JSON values: NumPy scalars as Python's, NaN as None."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def _levers_dict(levers: Levers) -> dict[str, Any]:
+    data: dict[str, Any] = {"servers": dict(levers.servers)}
+    data["capacity_caps"] = dict(levers.capacity_caps)
+    if levers.open_gates is not None:
+        data["open_gates"] = list(levers.open_gates)
+    return data
+
+
+def crowd_of_log(frame: pd.DataFrame, venue: Venue, source: str) -> tuple[dict, dict]:
+    """The scenario a log shows (visitors per day, opening, length, arrival profile) and
+    its statistics on the zones it shares with ``venue``. ``frame``: ``llm.data.read_logs``."""
+    zones = sorted(set(frame["zone"]) & set(venue.zones))
+    if not zones:
+        raise ScenarioError(
+            f"{source}: zone: none of the log's zones is a zone of venue {venue.name!r}"
+        )
+    if not (frame["present_s"] > 0).any():  # no stated dwell (photos): no dwell to compare
+        frame = frame.assign(dwell_s=np.nan)
+    kind_of = dict(zip(venue.zones, venue.kinds, strict=True))
+    first = frame.groupby("trajectory")["timestamp"].min()
+    days = max(1, first.dt.normalize().nunique())
+    stats = visit_stats(frame, kind_of, visitor="trajectory", zones=zones, days=days)
+    stats["zones"] = zones
+    arrive = ((first - first.dt.normalize()).dt.total_seconds()).to_numpy()
+    end = (frame["seconds_of_day"] + frame["dwell_s"].fillna(0.0)).to_numpy()
+    opening = np.floor(np.quantile(arrive, 0.01) / 900.0) * 900.0
+    closing = np.ceil(np.quantile(end, 0.99) / 900.0) * 900.0
+    hours = float(np.clip((closing - opening) / 3600.0, 0.5, 24.0))
+    window = float(np.clip((np.quantile(arrive, 0.95) - opening) / 3600.0, 0.25, hours))
+    slices = np.histogram(arrive - opening, bins=8, range=(0.0, window * 3600.0))[0]
+    day = first.min().normalize() + pd.Timedelta(seconds=float(opening))
+    changes = {
+        "avatars": max(1, round(len(first) / days)),
+        "hours": hours,
+        "opening": day.strftime("%Y-%m-%dT%H:%M:%S"),
+        "arrival_window_h": window,
+        "arrival_profile": [float(c) + 1e-3 * max(1, slices.max()) for c in slices],
+    }
+    return changes, stats
+
+
+def verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """Which figures meet their targets, and whether all do."""
+    figures = {
+        key: report[key]["passed"] for key in TARGETS if key in report and key != "p95_wait_s"
+    }
+    for item in report["interventions"]:
+        for kpi, ok in item["passed"].items():
+            figures[f"{item['name']}: {kpi}"] = ok
+    return {"all": all(figures.values()), "figures": figures}

@@ -1,0 +1,232 @@
+"""The fidelity report as figures and tables: what ``venuetwin validate --html`` writes and
+the dashboard's Validate section shows (one definition of each chart).
+
+``figures(report)`` gives plotly figures: visit shares by kind side by side, occupancy of
+each kind of zone over the day, dwell distributions, the interventions' changes.
+``table(report)`` gives the compared KPIs as rows; ``html(report)`` one self-contained page.
+"""
+
+from __future__ import annotations
+
+import html as escape
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from twin.validate import OCCUPANCY_BIN_S, TARGETS
+
+TWIN, REFERENCE = "#1f77b4", "#7f7f7f"
+#: The compared KPIs, in the order a reader takes them, with their labels.
+LABELS: dict[str, str] = {
+    "zone_share_js": "zone shares (Jensen-Shannon)",
+    "kind_share_js": "kind shares (Jensen-Shannon)",
+    "visits_per_avatar": "visits per visitor",
+    "mean_dwell_s": "mean dwell (s)",
+    "mean_wait_s": "mean queue wait (s)",
+    "p95_wait_s": "95th percentile wait (s)",
+    "los_ef_person_minutes": "crowd risk (person-minutes at Fruin E/F)",
+    "mean_satisfaction": "mean satisfaction",
+    "occupancy_nrmse": "occupancy per kind per 15 min (NRMSE)",
+}
+
+
+def table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per compared KPI: twin, reference, error (relative or distance), target, met."""
+    rows = []
+    for key, label in LABELS.items():
+        item = report.get(key)
+        if item is None:
+            continue
+        distance = "distance" in item
+        value = item["distance"] if distance else item["rel_error"]
+        rows.append(
+            {
+                "figure": label,
+                "twin": _number(item["twin"]),
+                "reference": _number(item["reference"]),
+                "error": value,
+                "error_kind": "distance" if distance else "relative",
+                "target": (f"< {TARGETS[key]}" if distance else f"within ±{TARGETS[key]:.0%}")
+                if key in TARGETS
+                else "",
+                "met": item["passed"],
+            }
+        )
+    return rows
+
+
+def intervention_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (intervention, KPI): the twin's change, the reference's, their ratio."""
+    rows = []
+    for item in report.get("interventions", []):
+        for kpi, change in item["twin_change"].items():
+            ratio = item["ratio"][kpi]
+            rows.append(
+                {
+                    "intervention": item["name"],
+                    "kpi": LABELS.get(kpi, kpi),
+                    "twin_change": change,
+                    "reference_change": item["reference_change"][kpi],
+                    "ratio": ratio,
+                    "reference_noise": item["reference_noise"][kpi],
+                    "within_noise": item["within_noise"][kpi],
+                    "met": item["passed"][kpi],
+                }
+            )
+    return rows
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) or value is None else "—"
+
+
+def figures(report: dict[str, Any]) -> dict[str, go.Figure]:
+    """The report's charts, by title."""
+    out: dict[str, go.Figure] = {}
+    shares = report["kind_share_js"]
+    if shares.get("twin") and shares.get("reference"):
+        kinds = sorted(set(shares["twin"]) | set(shares["reference"]))
+        fig = go.Figure(
+            [
+                go.Bar(name="twin (GPT)", x=kinds, y=[shares["twin"].get(k, 0) for k in kinds]),
+                go.Bar(
+                    name="reference",
+                    x=kinds,
+                    y=[shares["reference"].get(k, 0) for k in kinds],
+                    marker_color=REFERENCE,
+                ),
+            ]
+        )
+        fig.update_layout(barmode="group", yaxis_title="share of visits", height=380)
+        out["Where visitors go: share of visits by kind of zone"] = fig
+    occupancy = report.get("occupancy") or {}
+    if occupancy.get("reference"):
+        out["Occupancy of each kind of zone (mean persons per 15 minutes)"] = _occupancy(
+            occupancy["twin"] or {}, occupancy["reference"]
+        )
+    dwell = report.get("dwell_quantiles") or {}
+    if dwell.get("reference"):
+        out["How long visits last: dwell quantiles (5%..95%) by kind"] = _dwell(
+            dwell["twin"] or {}, dwell["reference"]
+        )
+    rows = intervention_rows(report)
+    if rows:
+        labels = [f"{r['intervention']}<br>{r['kpi']}" for r in rows]
+        fig = go.Figure(
+            [
+                go.Bar(
+                    name="twin (GPT)", y=labels, x=[r["twin_change"] for r in rows], orientation="h"
+                ),
+                go.Bar(
+                    name="reference",
+                    y=labels,
+                    x=[r["reference_change"] for r in rows],
+                    orientation="h",
+                    marker_color=REFERENCE,
+                ),
+            ]
+        )
+        fig.update_layout(barmode="group", height=120 + 45 * len(rows), xaxis_title="change")
+        out["What-ifs: each intervention's change of each KPI"] = fig
+    return out
+
+
+def _occupancy(twin: dict[str, dict], reference: dict[str, dict]) -> go.Figure:
+    kinds = sorted(reference)
+    cols = 3
+    fig = make_subplots(rows=math.ceil(len(kinds) / cols), cols=cols, subplot_titles=kinds)
+    for i, kind in enumerate(kinds):
+        row, col = i // cols + 1, i % cols + 1
+        for name, curve, color in (
+            ("reference", reference[kind], REFERENCE),
+            ("twin (GPT)", twin.get(kind, {}), TWIN),
+        ):
+            bins = sorted(int(b) for b in curve)
+            fig.add_trace(
+                go.Scatter(
+                    x=[_clock(b) for b in bins],
+                    y=[curve[b] if b in curve else curve[str(b)] for b in bins],
+                    name=name,
+                    line={"color": color},
+                    showlegend=i == 0,
+                ),
+                row=row,
+                col=col,
+            )
+    fig.update_layout(height=260 * math.ceil(len(kinds) / cols))
+    return fig
+
+
+def _dwell(twin: dict[str, list], reference: dict[str, list]) -> go.Figure:
+    kinds = sorted(reference)
+    fig = go.Figure()
+    for name, data, color in (("reference", reference, REFERENCE), ("twin (GPT)", twin, TWIN)):
+        fig.add_trace(
+            go.Box(
+                name=name,
+                x=[k for k in kinds for _ in data.get(k, [])],
+                y=[v for k in kinds for v in data.get(k, [])],
+                marker_color=color,
+            )
+        )
+    fig.update_layout(boxmode="group", yaxis_type="log", yaxis_title="dwell (s)", height=420)
+    return fig
+
+
+def _clock(bin_index: int) -> str:
+    minutes = int(bin_index * OCCUPANCY_BIN_S // 60)
+    return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
+
+
+def html(report: dict[str, Any]) -> str:
+    """The whole report as one HTML page (plotly.js included once)."""
+    verdict = report["passed"]
+    head = (
+        f"<h1>venuetwin validate: {escape.escape(str(report['venue']))}</h1>"
+        f"<p>Twin: GPT avatars ({escape.escape(str(report['model']))}); reference: "
+        f"{escape.escape(str(report['reference']))}; {report['avatars']:,} visitors, "
+        f"{report['hours']} h, seeds {report['seeds']}. "
+        f"<b>{'All targets met' if verdict['all'] else 'Some targets missed'}</b> "
+        f"({sum(verdict['figures'].values())} of {len(verdict['figures'])}).</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{escape.escape(r['figure'])}</td><td>{_fmt(r['twin'])}</td>"
+        f"<td>{_fmt(r['reference'])}</td><td>{_fmt(r['error'], r['error_kind'])}</td>"
+        f"<td>{escape.escape(r['target'])}</td><td>{'met' if r['met'] else 'MISSED'}</td></tr>"
+        for r in table(report)
+    )
+    kpis = (
+        "<table border=1 cellpadding=4><tr><th>figure</th><th>twin</th><th>reference</th>"
+        f"<th>error</th><th>target</th><th></th></tr>{rows}</table>"
+    )
+    what_ifs = "".join(
+        f"<tr><td>{escape.escape(r['intervention'])}</td><td>{escape.escape(r['kpi'])}</td>"
+        f"<td>{_fmt(r['twin_change'])}</td><td>{_fmt(r['reference_change'])}</td>"
+        f"<td>{_fmt(r['ratio'])}</td><td>{'within noise' if r['within_noise'] else ''}</td>"
+        f"<td>{'met' if r['met'] else 'MISSED'}</td></tr>"
+        for r in intervention_rows(report)
+    )
+    if what_ifs:
+        what_ifs = (
+            "<h2>Interventions</h2><table border=1 cellpadding=4><tr><th>intervention</th>"
+            "<th>KPI</th><th>twin change</th><th>reference change</th><th>ratio</th>"
+            f"<th></th><th></th></tr>{what_ifs}</table>"
+        )
+    charts = "".join(
+        f"<h2>{escape.escape(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=i == 0)
+        for i, (title, fig) in enumerate(figures(report).items())
+    )
+    body = f"{head}{kpis}{what_ifs}{charts}"
+    return f"<html><head><meta charset='utf-8'></head><body>{body}</body></html>\n"
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None or isinstance(value, str):
+        return escape.escape(str(value if value is not None else "—"))
+    if kind == "relative":
+        return f"{value:+.1%}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "—"
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
