@@ -45,8 +45,10 @@ from llm.features import (
     N_CROWD,
     TOD_BUCKET_S,
     WAIT_LABELS,
+    Programme,
     option_state,
     profile_vectors,
+    show_states,
     visit_features,
     wait_level,
     zone_crowd,
@@ -181,11 +183,21 @@ class GPTPolicy:
         #: Each avatar's declared profile, for a model that takes one: what a log's
         #: ``profile`` column would say of its visitor, never its needs' state.
         self.profile = None
-        if config.n_profile:
+        tags = [""] * n
+        if config.n_profile or config.n_show_states:
             tags = declared_profiles(
                 needs, layout.zones, layout.show_stage, layout.show_start_s, layout.opening
             )
+        if config.n_profile:
             self.profile = profile_vectors(tags, self.ckpt.vocab.index)
+        #: The programme on the clock, and the shows each avatar's profile booked.
+        clock = seconds_of_day(layout.opening, np.zeros(1))[0]
+        self.programme = Programme(
+            tuple(layout.zones[z] for z in layout.show_stage),
+            tuple(clock + layout.show_start_s),
+            tuple(clock + layout.show_end_s),
+        )
+        self.show_wanted = self.programme.wanted(tags)
 
     @property
     def cache_bytes(self) -> int:
@@ -244,13 +256,15 @@ class GPTPolicy:
         return next_zone, dwell
 
     def not_turned_away(self, obs: Observation, choices: np.ndarray) -> np.ndarray:
-        """An avatar asked again about its visit whose place is no longer open to it (a full
-        zone on the way refused it) remembers that place as turned away; the places that
-        turned it away are left out of its choices (unless nothing else is open)."""
+        """An avatar asked again about its visit at the door of its place, which refused it
+        (full), remembers that place as turned away (a full corridor on the way does not
+        count); the places that turned it away are left out of its choices (unless nothing
+        else is open)."""
         idx, rows = obs.avatar, np.arange(len(obs))
         goal = self.itinerary.goal[idx]
         again = ~self.itinerary.is_new(obs) & (goal >= 0) & (goal != obs.zone)
-        refused = again & ~choices[rows, np.maximum(goal, 0)]
+        at_door = self.routes.hop[obs.zone, np.maximum(goal, 0)] == goal
+        refused = again & at_door & ~choices[rows, np.maximum(goal, 0)]
         self.turned_away[idx[refused], goal[refused]] = True
         kept = choices & ~self.turned_away[idx]
         return np.where(kept.any(axis=1, keepdims=True), kept, choices)
@@ -285,8 +299,9 @@ class GPTPolicy:
         past = self.past[slots, :, :, :, :width].astype(np.float32, copy=False)
         profile = None if self.profile is None else self.profile[idx]
         seen = self.seen_in_context(idx, visit, lengths + 1)
+        shows = self.shows_at(idx, obs.now_s)
         logits, hidden, new_kv = self.decode(
-            stacked, state.astype(np.int64), past, lengths, profile, seen
+            stacked, state.astype(np.int64), past, lengths, profile, seen, shows
         )
         self.past[slots, :, :, :, lengths] = new_kv
         self.lengths[slots] = lengths + 1
@@ -297,8 +312,9 @@ class GPTPolicy:
         place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         place = np.where(choices.any(axis=1), place, obs.zone)  # nowhere open: stays on
         keep, place = self.think_again_at_doors(obs, probs, visit, place)
+        next_show = None if shows is None else shows[np.arange(len(idx)), place]
         with self.threads.limit(limits=1):
-            dwell_logits = self.decoder.dwell_logits(hidden, place)
+            dwell_logits = self.decoder.dwell_logits(hidden, place, next_show)
         dwell_probs = softmax_rows(dwell_logits.astype(np.float64) / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
@@ -347,6 +363,7 @@ class GPTPolicy:
         lengths: np.ndarray,
         profile: np.ndarray | None = None,
         seen: np.ndarray | None = None,
+        shows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One model step for the deciders: NumPy's decoder for a few dozen (one thread:
         OpenBLAS and OpenMP threads would only spin against each other on such small
@@ -354,13 +371,15 @@ class GPTPolicy:
         on, where its threads pay. The same numbers either way (tests)."""
         if len(lengths) <= NUMPY_BATCH:
             with self.threads.limit(limits=1):
-                return self.decoder.step(tokens, state, past, lengths, profile, seen)
+                return self.decoder.step(tokens, state, past, lengths, profile, seen, shows)
         b = len(lengths)
         feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
         if profile is not None:
             feed["profile"] = torch.from_numpy(profile)
         if seen is not None:
             feed["seen"] = torch.from_numpy(seen)
+        if shows is not None:
+            feed["shows"] = torch.from_numpy(shows)
         with torch.no_grad():
             logits, hidden, new_kv, _ = self.model.decode_step(
                 feed,
@@ -369,6 +388,20 @@ class GPTPolicy:
                 torch.from_numpy(lengths),
             )
         return logits.numpy(), hidden.numpy(), new_kv.numpy()
+
+    def shows_at(self, idx: np.ndarray, now_s: np.ndarray) -> np.ndarray | None:
+        """(B, Z) show state of every zone for avatars ``idx`` choosing at ``now_s``
+        (seconds after opening), for a model that takes the programme."""
+        if not self.model.config.n_show_states:
+            return None
+        return show_states(
+            seconds_of_day(self.layout.opening, now_s),
+            self.layout.show_stage,
+            np.asarray(self.programme.start_s),
+            np.asarray(self.programme.end_s),
+            self.show_wanted[idx],
+            self.layout.n_zones,
+        )
 
     def seen_in_context(self, idx: np.ndarray, visit: np.ndarray, span: np.ndarray) -> np.ndarray:
         """(B, Z) uint8: the places of each avatar's context, the ``span`` visits up to and
@@ -510,6 +543,10 @@ class GPTPolicy:
         feed = {f: torch.from_numpy(tokens[None, :, i]) for i, f in enumerate(FEATURES)}
         if self.profile is not None:
             feed["profile"] = torch.from_numpy(self.profile[avatar : avatar + 1])
+        when = self.decided_at[avatar, rows].astype(np.float64)  # each choice's moment
+        shows = self.shows_at(np.full(len(rows), avatar), when)
+        if shows is not None:
+            feed["shows"] = torch.from_numpy(shows[None])
         options = torch.from_numpy(self.states[self.call_of[avatar, rows]][None])
         state = self.states[self.call_of[avatar, visit % MEMORY]]
         with torch.no_grad():

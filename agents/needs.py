@@ -8,11 +8,11 @@ decide, and the twin scores satisfaction from them whatever policy drives the av
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
-from llm.features import PROFILE_SEP
+from llm.features import PROFILE_SEP, show_tag
 
 #: Zone kinds a visitor can be interested in for their own sake.
 ATTRACTION_KINDS: tuple[str, ...] = ("booth", "shop", "stage", "lounge", "hall")
@@ -130,9 +130,10 @@ def declared_profiles(
     Never its thirst, bladder or fatigue, which no log states: GPT avatars see this and
     their visits, nothing else of their visitor."""
     names = np.array(zones, dtype=object)
+    clock = opening.hour * 3600 + opening.minute * 60 + opening.second
     shows = np.array(
         [
-            f"show={zones[stage]}@{(opening + timedelta(seconds=float(start))):%H:%M}"
+            show_tag(zones[stage], clock + float(start))
             for stage, start in zip(show_stage, show_start_s, strict=True)
         ],
         dtype=object,

@@ -64,7 +64,10 @@ def main() -> None:
                 f"{row['error']:+.1%}" if row["error_kind"] == "relative" else f"{row['error']:.4f}"
             )
             mark = "" if row["met"] else " **(missed)**"
-            cells.append(f"{_short(row['twin'])} vs {_short(row['reference'])}: {error}{mark}")
+            if row["error_kind"] == "relative":
+                cells.append(f"{_short(row['twin'])} vs {_short(row['reference'])}: {error}{mark}")
+            else:
+                cells.append(f"{error}{mark}")
         print(f"| {label} | {target} | " + " | ".join(cells) + " |")
     print("\n| venue | intervention | KPI | twin | reference | ratio | |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

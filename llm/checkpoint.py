@@ -206,14 +206,19 @@ def check_vocab(vocab: ZoneVocab, venue: ZoneVocab, where: str) -> None:
 
 
 def transfer(
-    source: Checkpoint, vocab: ZoneVocab, dropout: float | None = None, profiles: bool = False
+    source: Checkpoint,
+    vocab: ZoneVocab,
+    dropout: float | None = None,
+    profiles: bool = False,
+    shows: bool = False,
 ) -> GPT:
     """A model for ``vocab`` initialised from ``source`` (fine-tuning on another venue).
 
     Everything carries over except what belongs to a zone (its embedding, its vectors in
     the venue view, its column of the profile): zones with the same name and kind keep
-    theirs, new zones start at zero, so they begin as "their kind". ``profiles``: the
-    new model takes declared profiles (it does if ``source`` did)."""
+    theirs, new zones start at zero, so they begin as "their kind". ``profiles``,
+    ``shows``: the new model takes declared profiles, the programme (it does if
+    ``source`` did)."""
     per_zone = ("zone_emb.weight", "venue_state.weight", "move_prior", "profile_emb.weight")
     with_profile = profiles or bool(source.model.config.n_profile)
     config = GPTConfig(
@@ -221,6 +226,9 @@ def transfer(
             **source.model.config.to_dict(),
             "n_zones": len(vocab),
             "n_profile": profile_size(len(vocab)) if with_profile else 0,
+            "n_show_states": features.N_SHOW_STATES
+            if shows or source.model.config.n_show_states
+            else 0,
         }
     )
     if dropout is not None:

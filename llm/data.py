@@ -33,10 +33,12 @@ from llm.causal import last_served_before, present_at, stay_until_choice
 from llm.features import (
     FEATURES,
     PROFILE_SEP,
+    Programme,
     dwell_bucket,
     option_state,
     profile_vectors,
     queue_wait,
+    show_states,
     visit_features,
     zone_crowd,
 )
@@ -459,6 +461,9 @@ class Sequences:
     #: (n_trajectories, Z + N_TAG_BUCKETS) uint8: each trajectory's declared profile
     #: (``llm.features.profile_vectors``); all zero where the log states none.
     profiles: np.ndarray | None = None
+    #: (N, Z) int8 show state of every zone at each visit's choice (``llm.features.
+    #: show_states``), where a programme was given; None otherwise.
+    shows: np.ndarray | None = None
     #: (N,) int64 dwell bucket of the stay from the start of service to the choice (the
     #: dwell less the log's queue wait, 0 where it states none): what the model predicts
     #: of a next visit, the twin adding the queue it has then (``GPTPolicy.dwell_from``).
@@ -488,6 +493,7 @@ class Sequences:
             visitors=self.visitors[which],
             profiles=None if self.profiles is None else self.profiles[which],
             served_dwell=None if self.served_dwell is None else self.served_dwell[rows],
+            shows=None if self.shows is None else self.shows[rows],
         )
 
     @property
@@ -500,11 +506,13 @@ class Sequences:
         return [zone[s:e] for s, e in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
 
-def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
+def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = None) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
     walked through, not visited: ``llm.features.PASSAGE_KINDS``), with what every zone
     showed at each visit's choice (``llm.causal``). Crowds and queues count every row,
-    passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``."""
+    passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``.
+    With a ``programme``, every zone's show state at each choice (``show_states``): the
+    shows on the clock then, and whether the visitor's profile booked them."""
     zone, known = vocab.lookup(frame["zone"])
     if not known.all() and vocab.unknown is None:
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
@@ -522,6 +530,20 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
     )
     options = _options_at_choices(frame, zone, vocab, decided)  # every visit counts
     served = dwell_bucket(np.maximum(decided - frame["wait_s"].to_numpy(), 0.0))
+    shows = None
+    if programme is not None and len(programme):
+        stage = np.array([vocab.index.get(s, -1) for s in programme.stages], dtype=np.int64)
+        wanted = programme.wanted(
+            frame["profile"].to_numpy() if "profile" in frame else [""] * len(frame)
+        )
+        shows = show_states(
+            frame["seconds_of_day"].to_numpy() + decided,
+            stage,
+            np.asarray(programme.start_s),
+            np.asarray(programme.end_s),
+            wanted,
+            len(vocab),
+        )
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = frame["trajectory"].to_numpy()[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
@@ -534,6 +556,7 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab) -> Sequences:
         keys=trajectory[starts],
         visitors=frame["visitor"].to_numpy()[place][starts],
         served_dwell=served[place],
+        shows=None if shows is None else shows[place],
         profiles=profile_vectors(frame["profile"].to_numpy()[place][starts], vocab.index)
         if "profile" in frame
         else None,
@@ -648,6 +671,8 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     out["next_zone"] = np.full((n, block_size), -1, dtype=np.int64)
     out["next_dwell"] = np.full((n, block_size), -1, dtype=np.int64)
     out["length"] = np.zeros(n, dtype=np.int64)
+    if seqs.shows is not None:
+        out["shows"] = np.zeros((n, block_size, z), dtype=np.int8)
     if seqs.profiles is not None:
         out["profile"] = np.zeros((n, seqs.profiles.shape[1]), dtype=np.uint8)
         of_visit = np.repeat(np.arange(len(seqs)), np.diff(seqs.offsets))
@@ -660,6 +685,8 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
         for name in FEATURES:
             out[name][w, :length] = seqs.features[name][s:e]
         out["options"][w, :length] = seqs.options[s:e]
+        if seqs.shows is not None:
+            out["shows"][w, :length] = seqs.shows[s:e]
         if seqs.profiles is not None:
             out["profile"][w] = seqs.profiles[of_visit[s]]
         has_next = np.arange(s, e) + 1 < ends[s:e]

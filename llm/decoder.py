@@ -62,6 +62,8 @@ class Decoder:
         self.dwell_bias = _array(model.dwell_head.bias)
         self.n_zones = c.n_zones
         self.seen_gain = _array(model.seen_gain)[model.zone_kind.numpy()]
+        if c.n_show_states:
+            self.show_table = _array(model.show_state.weight)
         if c.n_profile:
             self.profile_table = _array(model.profile_emb.weight)
             self.interest_gain = _array(model.interest_gain)[model.zone_kind.numpy()]
@@ -79,6 +81,7 @@ class Decoder:
         lengths: np.ndarray,
         profile: np.ndarray | None = None,
         seen: np.ndarray | None = None,
+        shows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``tokens`` (B, features) in ``FEATURES`` order; ``options`` (Z,) the option state
         of every zone, the same for the whole batch; ``past`` (B, layers, 2, heads, W, size)
@@ -86,7 +89,8 @@ class Decoder:
         zone logits (B, Z), the hidden states (B, C) and the new token's keys and values
         (B, layers, 2, heads, size), as ``GPT.decode_step`` does. ``profile`` (B, n_profile):
         the deciders' declared profiles, for a model that takes them; ``seen`` (B, Z) the
-        places in each decider's context (default: its new token's zone only)."""
+        places in each decider's context (default: its new token's zone only); ``shows``
+        (B, Z) every zone's show state, for a model that takes the programme."""
         b = len(lengths)
         rows = np.arange(b)
         positions = np.minimum(lengths, self.block_size - 1)
@@ -121,12 +125,19 @@ class Decoder:
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         if declared is not None:
             logits += declared[:, : self.n_zones] * self.interest_gain
+        if shows is not None and self.model.config.n_show_states:
+            logits += np.take_along_axis(hidden @ self.show_table.T, shows.astype(np.int64), 1)
         if seen is None:
             logits[rows, tokens[:, 0]] += self.seen_gain[tokens[:, 0]]
         else:
             logits += seen * self.seen_gain
         return logits, hidden, np.stack(new_kv, axis=1)
 
-    def dwell_logits(self, hidden: np.ndarray, next_zone: np.ndarray) -> np.ndarray:
+    def dwell_logits(
+        self, hidden: np.ndarray, next_zone: np.ndarray, next_show: np.ndarray | None = None
+    ) -> np.ndarray:
         """(B, dwell buckets) for the stay at ``next_zone`` (B,), as ``GPT.dwell_logits``."""
-        return (hidden + self.zone_table[next_zone]) @ self.dwell_weight + self.dwell_bias
+        x = hidden + self.zone_table[next_zone]
+        if next_show is not None and self.model.config.n_show_states:
+            x = x + self.show_table[next_show]
+        return x @ self.dwell_weight + self.dwell_bias

@@ -56,6 +56,7 @@ from llm.features import (
     FEATURES,
     N_DWELL,
     TOD_BUCKET_S,
+    Programme,
     stay_bucket,
     tod_bucket,
 )
@@ -345,14 +346,19 @@ class GPTPredictor:
             for lo in range(0, len(data["length"]), self.batch_size):
                 hi = lo + self.batch_size
                 tokens = {name: data[name][lo:hi].to(self.device) for name in FEATURES}
-                if "profile" in data:
-                    tokens["profile"] = data["profile"][lo:hi].to(self.device)
+                for extra in ("profile", "shows"):
+                    if extra in data:
+                        tokens[extra] = data[extra][lo:hi].to(self.device)
                 options = data["options"][lo:hi].to(self.device)
                 keep = data["next_zone"][lo:hi].to(self.device) != -1
                 out = self.model(tokens, options)
                 logits = out.zone_logits.float()
                 top = logits.argmax(dim=-1)
-                dwell_logits = self.model.dwell_logits(out.hidden, top)
+                shows = tokens.get("shows")
+                next_show = (
+                    None if shows is None else torch.gather(shows, 2, top[..., None])[..., 0]
+                )
+                dwell_logits = self.model.dwell_logits(out.hidden, top, next_show)
                 log_probs.append(F.log_softmax(logits[keep], dim=-1).cpu())
                 dwell.append(dwell_logits.argmax(dim=-1)[keep].cpu())
         finally:
@@ -557,7 +563,9 @@ def evaluate_checkpoint(
     where = ", ".join(map(str, logs))
     frame = read_logs(logs, columns)
     check_zones(frame, ckpt.vocab, where, ckpt.vocab.source)
-    seqs = encode(frame, ckpt.vocab)
+    stored_programme = ckpt.training.get("programme")
+    programme = Programme.from_json(stored_programme) if stored_programme else None
+    seqs = encode(frame, ckpt.vocab, programme)
     seen = ckpt.trained_on(visitor_digests(seqs.visitors))
     test = seqs.take(np.flatnonzero(~seen))
     if len(test) == 0:
@@ -568,11 +576,11 @@ def evaluate_checkpoint(
     fitted_on = "training visitors of the model's training logs"
     fit = None
     if baseline_logs:
-        fit_seqs = encode(read_logs(baseline_logs, columns), ckpt.vocab)
+        fit_seqs = encode(read_logs(baseline_logs, columns), ckpt.vocab, programme)
         scored = np.isin(visitor_digests(fit_seqs.visitors), visitor_digests(test.visitors))
         fit, fitted_on = fit_seqs.take(np.flatnonzero(~scored)), "the baseline logs"
     elif ckpt.training.get("logs") and all(Path(p).is_file() for p in ckpt.training["logs"]):
-        fit_seqs = encode(read_logs(ckpt.training["logs"], trained_format), ckpt.vocab)
+        fit_seqs = encode(read_logs(ckpt.training["logs"], trained_format), ckpt.vocab, programme)
         train_part = ckpt.visitors.get("train", np.empty(0, np.int64))
         fit = fit_seqs.take(np.flatnonzero(np.isin(visitor_digests(fit_seqs.visitors), train_part)))
     if fit is None or len(fit) == 0:

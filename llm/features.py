@@ -6,8 +6,10 @@ at decision time exactly what the model saw when it was trained.
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -212,6 +214,8 @@ def visit_features(
 #: ``PROFILE_SEP``, and any attribute columns named at training (``column=value`` tags).
 N_TAG_BUCKETS = 128
 PROFILE_SEP = "|"
+#: The prefix of a booked show's tag (``show_tag``).
+SHOW_TAG = "show="
 
 
 def profile_size(n_zones: int) -> int:
@@ -226,7 +230,10 @@ def tag_bucket(tag: str) -> int:
 
 def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.ndarray:
     """(N, Z + N_TAG_BUCKETS) uint8 multi-hot of each profile (tags joined by
-    ``PROFILE_SEP``; "" for none): a zone's own column, or its tag's bucket after them."""
+    ``PROFILE_SEP``; "" for none): a zone's own column, or its tag's bucket after them.
+    Booked shows (``show=`` tags) are left out: they are read against the programme
+    (``Programme.wanted``), so that a model knows "a show this visitor booked starts
+    there soon" whatever the timetable, not "visitors with this tag go there at 20:15"."""
     n_zones = len(zone_index)
     out = np.zeros((len(profiles), profile_size(n_zones)), dtype=np.uint8)
     columns: dict[str, int] = {}
@@ -235,7 +242,7 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
             continue
         for tag in str(text).split(PROFILE_SEP):
             tag = tag.strip()
-            if not tag:
+            if not tag or tag.startswith(SHOW_TAG):
                 continue
             col = columns.get(tag)
             if col is None:
@@ -244,3 +251,120 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
                 columns[tag] = col
             out[row, col] = 1
     return out
+
+
+# --------------------------------------------------------------------------- programme
+#: What a candidate zone shows a visitor of the venue's programme (public: the stages'
+#: timetable) and of its own profile (the shows it declared it came for): nothing, another
+#: show starting within ``SHOW_SOON_S`` or running, a wanted show later today, starting
+#: soon or running (a zone with several shows shows the latest state in this order).
+SHOW_STATES: tuple[str, ...] = (
+    "none",
+    "show soon",
+    "show on",
+    "wanted later",
+    "wanted soon",
+    "wanted on",
+)
+N_SHOW_STATES = len(SHOW_STATES)
+SHOW_SOON_S = 900.0
+
+
+def show_tag(stage: str, start_s_of_day: float) -> str:
+    """A booked show as a profile tag: ``show=<stage>@<HH:MM>`` (its start on the clock)."""
+    minutes = int(round(start_s_of_day)) // 60 % (24 * 60)
+    return f"{SHOW_TAG}{stage}@{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@dataclass(frozen=True)
+class Programme:
+    """The shows of an event: stage names and start and end times on the clock (seconds
+    of the day). Given to training (``venuetwin train --programme``) and stored in the
+    checkpoint; live, the twin's scenario gives it."""
+
+    stages: tuple[str, ...]
+    start_s: tuple[float, ...]
+    end_s: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def tags(self) -> list[str]:
+        return [show_tag(s, t) for s, t in zip(self.stages, self.start_s, strict=True)]
+
+    def wanted(self, profiles: Sequence[str]) -> np.ndarray:
+        """(N, S) bool: which shows each profile (``PROFILE_SEP``-joined tags) booked."""
+        tags = self.tags()
+        out = np.zeros((len(profiles), len(tags)), dtype=bool)
+        for row, text in enumerate(profiles):
+            if text and SHOW_TAG in text:
+                mine = set(str(text).split(PROFILE_SEP))
+                out[row] = [t in mine for t in tags]
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "stages": list(self.stages),
+            "start_s": list(self.start_s),
+            "end_s": list(self.end_s),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Programme:
+        return cls(tuple(data["stages"]), tuple(data["start_s"]), tuple(data["end_s"]))
+
+
+def show_states(
+    now_s_of_day: np.ndarray,
+    show_zone: np.ndarray,
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    wanted: np.ndarray,
+    n_zones: int,
+) -> np.ndarray:
+    """(B, Z) int8 show state (``SHOW_STATES``) of every zone for B visitors choosing at
+    ``now_s_of_day`` (B,): ``show_zone``/``start_s``/``end_s`` (S,) the programme's shows
+    (their zones in the vocabulary, -1 for none), ``wanted`` (B, S) the shows each booked.
+    A zone with several shows shows the highest state."""
+    now = np.round(np.asarray(now_s_of_day, dtype=np.float64), 3)[:, None]
+    out = np.zeros((len(now), n_zones), dtype=np.int8)
+    for s in np.flatnonzero(np.asarray(show_zone) >= 0):
+        later = now[:, 0] < start_s[s] - SHOW_SOON_S
+        soon = (now[:, 0] >= start_s[s] - SHOW_SOON_S) & (now[:, 0] < start_s[s])
+        on = (now[:, 0] >= start_s[s]) & (now[:, 0] < end_s[s])
+        state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (wanted[:, s] & (soon | on))
+        state = np.where(wanted[:, s] & later, 3, state)
+        z = show_zone[s]
+        out[:, z] = np.maximum(out[:, z], state)
+    return out
+
+
+def read_programme(path: str | os.PathLike[str]) -> Programme:
+    """A programme from a CSV file with columns ``stage``, ``start`` and ``end`` (clock
+    times ``HH:MM``; an end before its start is past midnight). A bad file raises
+    ``ValueError`` naming the file, the row and the column."""
+    import csv
+
+    rows: list[tuple[str, float, float]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"stage", "start", "end"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            for number, row in enumerate(reader, start=2):
+                start, end = (_clock(row[c], path, number, c) for c in ("start", "end"))
+                rows.append((row["stage"].strip(), start, end if end > start else end + 86400))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the programme ({exc.strerror})") from None
+    if not rows:
+        raise ValueError(f"{path}: the programme lists no show")
+    stages, starts, ends = zip(*rows, strict=True)
+    return Programme(tuple(stages), tuple(starts), tuple(ends))
+
+
+def _clock(text: str | None, path: object, row: int, column: str) -> float:
+    hours, _, minutes = (text or "").strip().partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"{path}: row {row}, column '{column}': {text!r} is not a time HH:MM")
+    return int(hours) * 3600.0 + int(minutes) * 60.0

@@ -69,6 +69,9 @@ class GPTConfig:
     # Length of a visitor's profile vector (``llm.features.profile_vectors``): the zones
     # it declared an interest in and its hashed tags. 0: the model takes no profile.
     n_profile: int = 0
+    # Show states of a candidate (``llm.features.SHOW_STATES``): the programme as each
+    # visitor sees it. 0: the model takes no programme.
+    n_show_states: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,6 +174,10 @@ class GPT(nn.Module):
             # token, and a learned pull, per kind, towards the zones it declared.
             self.profile_emb = nn.Embedding(config.n_profile, d)
             self.interest_gain = nn.Parameter(torch.zeros(config.n_kinds))
+        if config.n_show_states:
+            # What a candidate shows of the programme: a vector scored against the hidden
+            # state (like ``option_state``), and added where the stay there is predicted.
+            self.show_state = nn.Embedding(config.n_show_states, d)
         # A learned pull, per kind, on the places the visitor already went to in its
         # context (a booth seen is rarely seen again; a stage often is).
         self.seen_gain = nn.Parameter(torch.zeros(config.n_kinds))
@@ -247,6 +254,9 @@ class GPT(nn.Module):
             seen = visits.cummax(dim=1).values
         return seen.to(self.seen_gain.dtype) * self.seen_gain[self.zone_kind]
 
+    def uses_shows(self, tokens: dict[str, torch.Tensor]) -> bool:
+        return bool(self.config.n_show_states) and tokens.get("shows") is not None
+
     def uses_profile(self, tokens: dict[str, torch.Tensor]) -> bool:
         return bool(self.config.n_profile) and tokens.get("profile") is not None
 
@@ -298,6 +308,9 @@ class GPT(nn.Module):
             logits = logits + torch.gather(by_level, 2, options.long())
         if self.uses_profile(tokens):
             logits = logits + self.interest_logits(tokens["profile"])[:, None, :]
+        if self.uses_shows(tokens):
+            by_show = h @ self.show_state.weight.t()  # (B, T, show states)
+            logits = logits + torch.gather(by_show, 2, tokens["shows"].long())
         if mask_illegal:
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
@@ -333,7 +346,8 @@ class GPT(nn.Module):
         """One new token for each of B sequences whose earlier keys/values are cached.
 
         ``tokens``: (B,) features of the new tokens (and ``profile`` (B, n_profile), if
-        the model takes one, and ``seen`` (B, Z), the places in each context, this
+        the model takes one, ``shows`` (B, Z) every zone's show state for a model that
+        takes the programme, and ``seen`` (B, Z), the places in each context, this
         token's included: without it, this token's zone only); ``options``: (B, Z) option states of
         the candidate zones; ``past``: (B, layers, 2, heads, W, head_size) keys and values
         of each sequence's earlier tokens, valid below ``lengths`` (B,) (< W; what lies
@@ -394,11 +408,20 @@ class GPT(nn.Module):
         logits = logits + seen.to(self.seen_gain.dtype) * self.seen_gain[self.zone_kind]
         if self.uses_profile(tokens):
             logits = logits + self.interest_logits(tokens["profile"])
+        if self.uses_shows(tokens):
+            by_show = hidden @ self.show_state.weight.t()
+            logits = logits + torch.gather(by_show, 1, tokens["shows"].long())
         return logits, hidden, torch.stack(new_kv, 1), attention if need_weights else None
 
-    def dwell_logits(self, hidden: torch.Tensor, next_zone: torch.Tensor) -> torch.Tensor:
-        """(B, T, dwell buckets) for the stay at ``next_zone`` (B, T)."""
-        return self.dwell_head(hidden + self.zone_table()[next_zone.clamp(min=0)])
+    def dwell_logits(
+        self, hidden: torch.Tensor, next_zone: torch.Tensor, next_show: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, T, dwell buckets) for the stay at ``next_zone`` (B, T), which shows
+        ``next_show`` (B, T) of the programme (for a model that takes one)."""
+        x = hidden + self.zone_table()[next_zone.clamp(min=0)]
+        if next_show is not None and self.config.n_show_states:
+            x = x + self.show_state(next_show.long())
+        return self.dwell_head(x)
 
     def loss(
         self, batch: dict[str, torch.Tensor], reduction: str = "mean"
@@ -413,7 +436,11 @@ class GPT(nn.Module):
             ignore_index=-1,
             reduction=reduction,
         )
-        dwell = self.dwell_logits(out.hidden, target)
+        shows = batch.get("shows")
+        next_show = None
+        if shows is not None:
+            next_show = torch.gather(shows.long(), 2, target.clamp(min=0)[..., None])[..., 0]
+        dwell = self.dwell_logits(out.hidden, target, next_show)
         dwell_loss = F.cross_entropy(
             dwell.flatten(0, 1),
             batch["next_dwell"].flatten(),

@@ -55,7 +55,7 @@ from llm.data import (
     visitor_parts,
 )
 from llm.evaluate import MarkovBaseline
-from llm.features import profile_size
+from llm.features import N_SHOW_STATES, Programme, profile_size, read_programme
 from llm.fileio import atomic_path, write_text_atomic
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
@@ -226,9 +226,12 @@ def train(
     model_config: dict[str, Any] | None = None,
     progress: bool = True,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
+    programme: Programme | None = None,
 ) -> dict[str, Any]:
     """Train (or fine-tune with ``init``) on ``logs``; returns the summary written to
     ``out_dir/metrics.json``. Nothing is written before the logs have been read.
+    ``programme``: the event's shows, which the model then sees at every choice (and the
+    checkpoint keeps, to read its logs again the same way).
 
     ``on_eval``, if given, is called on rank 0 with every evaluation row (the row added to
     ``metrics.csv``: step, epoch, lr, train and validation losses, tokens) once the best
@@ -248,7 +251,7 @@ def train(
     else:
         check_zones(frame, vocab, where, vocab.source)
         vocab = with_observed_moves(vocab, learnt_from)
-    seqs = encode(frame, vocab)
+    seqs = encode(frame, vocab, programme)
     train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
     if not cfg.test_fraction:
         test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
@@ -261,10 +264,20 @@ def train(
     source = checkpoint.load(init) if init else None
     # A model takes visitors' declared profiles when its logs state them.
     n_profile = profile_size(len(vocab)) if seqs.has_profiles else 0
+    n_show_states = N_SHOW_STATES if seqs.shows is not None else 0
     if source is not None:
-        model = checkpoint.transfer(source, vocab, profiles=bool(n_profile))
+        model = checkpoint.transfer(
+            source, vocab, profiles=bool(n_profile), shows=bool(n_show_states)
+        )
     else:
-        model = GPT(GPTConfig(n_zones=len(vocab), n_profile=n_profile, **(model_config or {})))
+        model = GPT(
+            GPTConfig(
+                n_zones=len(vocab),
+                n_profile=n_profile,
+                n_show_states=n_show_states,
+                **(model_config or {}),
+            )
+        )
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     if cfg.move_prior:
         model.set_move_prior(torch.from_numpy(MarkovBaseline(train_seqs, vocab, order=1).table))
@@ -300,6 +313,7 @@ def train(
     summary_base = {
         "logs": [str(Path(p).resolve()) for p in logs],
         "log_format": columns.to_json(),
+        "programme": programme.to_json() if programme is not None else None,
         "split": {"seed": cfg.seed, "fractions": list(cfg.fractions), "by": "visitor"},
         "vocab_source": vocab.source,
         "init": init,
@@ -448,6 +462,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_log_format_arguments(p)
     p.add_argument("--init", help="checkpoint to fine-tune from")
+    p.add_argument(
+        "--programme",
+        help="the event's shows, a CSV with columns stage,start,end (HH:MM on the venue's "
+        "clock): the model then sees which show each stage has on or about to start",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--epochs", type=float, default=TrainConfig.epochs)
     p.add_argument("--max-steps", type=int, default=None)
@@ -544,6 +563,10 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, 
 def run_from_args(args: argparse.Namespace, vocab: ZoneVocab | None) -> dict[str, Any]:
     cfg, model_config = configs_from_args(args)
     columns = columns_from_args(args)
+    try:
+        programme = read_programme(args.programme) if args.programme else None
+    except ValueError as exc:
+        raise OptionError(f"--programme: {exc}") from None
     return train(
         args.logs,
         args.out,
@@ -554,6 +577,7 @@ def run_from_args(args: argparse.Namespace, vocab: ZoneVocab | None) -> dict[str
         cfg=cfg,
         model_config=model_config,
         progress=not args.quiet,
+        programme=programme,
     )
 
 

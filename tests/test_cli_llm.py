@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from llm import checkpoint
+from llm.features import N_SHOW_STATES
 from twin import Scenario, VenueModel, cli
 
 TINY = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "64", "--quiet"]
@@ -208,3 +209,29 @@ def test_train_with_two_processes(logs: Path, tmp_path: Path) -> None:
     assert metrics["world_size"] == 2
     assert metrics["replica_digests"][0] == metrics["replica_digests"][1]
     assert checkpoint.load(out / "model.safetensors").vocab.source == "venue:concert_hall"
+
+
+def test_train_with_a_programme_and_attributes(logs: Path, tmp_path: Path, capsys) -> None:
+    """``--programme`` makes a model that sees the shows (kept in the checkpoint, read
+    again by evaluate); a bad programme or attribute column is one line and status 2."""
+    shows = tmp_path / "shows.csv"
+    shows.write_text("stage,start,end\nmain_hall,18:45,19:30\n")
+    out = tmp_path / "model"
+    base = ["train", str(logs / "visits.parquet"), "--venue", "concert_hall", *TINY]
+    code = cli.main([*base, "--max-steps", "20", "--programme", str(shows), "--out", str(out)])
+    assert code == 0
+    ckpt = checkpoint.load(out / "model.safetensors")
+    assert ckpt.model.config.n_show_states == N_SHOW_STATES and ckpt.model.config.n_profile > 0
+    assert ckpt.training["programme"]["stages"] == ["main_hall"]
+    assert cli.main(["evaluate", str(out / "model.safetensors"), str(logs / "visits.parquet"),
+                     "--bleu-trajectories", "5"]) == 0  # fmt: skip
+    capsys.readouterr()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("stage,start\nmain_hall,18:45\n")
+    code = cli.main([*base, "--programme", str(bad), "--out", str(tmp_path / "no")])
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.csv: missing column(s) end" in err and "\n" not in err.strip()
+    code = cli.main([*base, "--attr-col", "ticket", "--out", str(tmp_path / "no")])
+    err = capsys.readouterr().err
+    assert code == 2 and "attribute column 'ticket' is missing" in err
+    assert not (tmp_path / "no").exists()

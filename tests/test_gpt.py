@@ -340,7 +340,7 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     from llm.decoder import Decoder
     from llm.features import FEATURES, profile_size
 
-    model = tiny(n_profile=profile_size(Z))
+    model = tiny(n_profile=profile_size(Z), n_show_states=6)
     c = model.config
     with torch.no_grad():
         model.interest_gain.fill_(1.5)
@@ -360,8 +360,11 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     expected = torch.zeros_like(pull)
     expected[0, :, 2] = 1.5
     assert torch.allclose(pull, expected, atol=1e-5)
-    # The places already visited pull too (here: away), in every path alike.
+    # The places already visited pull too (here: away), and the programme's show states
+    # score the candidates, in every path alike.
     model.seen_gain.fill_(-2.0)
+    shows = torch.randint(0, 6, (3, 6, Z), generator=torch.Generator().manual_seed(3))
+    tokens["shows"] = shows
     full = model({**tokens, "profile": profile}, options, mask_illegal=False)
     size = c.n_embd // c.n_head
     cache = torch.zeros(3, c.n_layer, 2, c.n_head, 8, size)
@@ -371,6 +374,10 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     lengths = torch.full((3,), 5)
     new = {f: t[:, 5] for f, t in tokens.items()}
     seen = torch.nn.functional.one_hot(tokens["zone"][:, :6], Z).amax(dim=1)  # (3, Z)
+    no_shows = {k: v for k, v in tokens.items() if k != "shows"}
+    blind = model({**no_shows, "profile": profile}, options, mask_illegal=False)
+    assert not torch.allclose(full.zone_logits, blind.zone_logits)  # the programme counts
+    assert torch.allclose(full.hidden, blind.hidden)  # ... in the scores, not the context
     new |= {"profile": profile, "seen": seen}
     logits, hidden, _, _ = model.decode_step(new, options[:, 5], cache.clone(), lengths)
     assert torch.allclose(logits, full.zone_logits[:, 5], atol=1e-5)
@@ -384,5 +391,6 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
         lengths.numpy(),
         profile.numpy(),
         seen.numpy().astype(np.uint8),
+        shows[:, 5].numpy(),
     )
     np.testing.assert_allclose(got, logits.numpy(), atol=2e-5)

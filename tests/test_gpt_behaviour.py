@@ -92,4 +92,8 @@ def test_gpt_avatars_react_to_interventions_like_scripted_ones(
             )
             assert np.sign(moves[policy]) == direction, (policy, measure.__name__, moves)
         ratio = moves["gpt"] / moves["scripted"]
-        assert 0.5 <= ratio <= 2.0, (measure.__name__, moves)
+        # 0.4, not 0.5, since issue 13: with short-staffed days in training (so that a
+        # venue-wide cut is met by queueing, as `venuetwin validate` asks), GPT avatars walk
+        # past one cut café less: visits there -90 (training seed 1) and -83 (seed 0)
+        # against -200, the wait there +30 s against +30 s.
+        assert 0.4 <= ratio <= 2.0, (measure.__name__, moves)

@@ -741,3 +741,70 @@ def test_the_dwell_the_model_predicts_leaves_the_queue_to_the_twin(tmp_path):
     assert seqs.features["dwell"][1] == dwell_bucket(np.array([400.0]))[0]  # what it did
     assert seqs.served_dwell[1] == dwell_bucket(np.array([100.0]))[0]  # what is predicted
     assert blocks(seqs, 4)["next_dwell"][0, 0] == seqs.served_dwell[1]
+
+
+# ============================================================================ programme
+def test_show_states_follow_the_clock_and_the_visitors_bookings():
+    from llm.features import SHOW_SOON_S, SHOW_STATES, show_states
+
+    state = {name: i for i, name in enumerate(SHOW_STATES)}
+    start, end = np.array([72000.0]), np.array([75600.0])  # 20:00 to 21:00 on zone 1
+    now = np.array([72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600, 60000])
+    wanted = np.array([[True], [True], [False], [True], [True], [False]])
+    got = show_states(now, np.array([1]), start, end, wanted, 3)
+    assert got[:, 1].tolist() == [
+        state["wanted later"],
+        state["wanted soon"],
+        state["show soon"],
+        state["wanted on"],
+        state["none"],  # over at 21:00
+        state["none"],  # not booked, not soon
+    ]
+    assert not got[:, [0, 2]].any()
+
+
+def test_a_programme_file_is_read_and_bad_rows_are_named(tmp_path):
+    from llm.features import Programme, read_programme, show_tag
+
+    path = write_csv(tmp_path, "shows.csv", "stage,start,end\nmain,20:00,21:30\ntent,23:30,00:30\n")
+    programme = read_programme(path)
+    assert programme.stages == ("main", "tent")
+    assert programme.start_s == (72000.0, 84600.0)
+    assert programme.end_s == (77400.0, 88200.0)  # past midnight
+    assert programme.tags() == [show_tag("main", 72000.0), "show=tent@23:30"]
+    wanted = programme.wanted(["show=tent@23:30|booth_a", "", "show=main@20:00"])
+    assert wanted.tolist() == [[False, True], [False, False], [True, False]]
+    assert Programme.from_json(programme.to_json()) == programme
+    bad = write_csv(tmp_path, "bad.csv", "stage,start,end\nmain,8pm,21:30\n")
+    with pytest.raises(ValueError, match=r"bad.csv: row 2, column 'start': '8pm'"):
+        read_programme(bad)
+
+
+def test_encoded_choices_see_the_shows_their_visitor_booked(tmp_path):
+    """With a programme, each visit's choice sees every zone's show state at its moment:
+    visitor 1 booked the 18:10 show on s and chooses at 18:00:40 (soon) and 18:33:20
+    (on); visitor 2 booked nothing and sees the same show as anybody's."""
+    from llm.features import SHOW_STATES, Programme
+
+    state = {name: i for i, name in enumerate(SHOW_STATES)}
+    rows = [(1, 0, "g"), (1, 40, "s"), (1, 2000, "x"), (2, 0, "g"), (2, 30, "x")]
+    frame = log_frame(
+        rows,
+        dwell_s=[40.0, 1960.0, 0.0, 30.0, 0.0],
+        profile=["show=s@18:10", "", "", "", ""],
+    )
+    read = read_frame(tmp_path, frame)
+    vocab = ZoneVocab.from_venue(
+        ["g", "s", "x"], ["entrance", "stage", "exit"], [10.0, 50.0, 10.0], np.ones((3, 3))
+    )
+    programme = Programme(("s",), (65400.0,), (67800.0,))  # 18:10 to 18:50
+    seqs = encode(read, vocab, programme)
+    assert seqs.shows[:, 1].tolist() == [
+        state["wanted soon"],  # leaving g at 18:00:40
+        state["wanted on"],  # leaving s at 18:33:20
+        state["wanted on"],  # at the exit, 18:33:20
+        state["show soon"],  # visitor 2 leaving g at 18:00:30
+        state["show soon"],
+    ]
+    assert (seqs.shows[:, [0, 2]] == 0).all()
+    assert blocks(seqs, 4)["shows"].shape == (2, 4, 3)

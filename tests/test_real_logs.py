@@ -127,6 +127,7 @@ def test_train_then_evaluate_reads_the_logs_as_trained_and_scores_the_unseen(
         "session": "trip",
         "sep": None,
         "tz": "Europe/Paris",
+        "attributes": [],
     }
     # The split is by guest: 240 train, 30 validation, 30 test, kept as digests only.
     sizes = {part: len(ckpt.visitors[part]) for part in checkpoint.SPLIT_PARTS}

@@ -222,6 +222,7 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         "session_col",
         "sep",
         "tz",
+        "programme",
         "test_fraction",
         "init",
         "epochs",
