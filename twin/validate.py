@@ -78,8 +78,9 @@ def visit_stats(
     if zones is not None:
         visits = visits[visits["zone"].isin(zones)]
     kinds = visits["zone"].map(kind_of).fillna("other")
-    dwell = pd.to_numeric(visits.get("dwell_s"), errors="coerce")
-    has_dwell = dwell is not None and bool(dwell.notna().any())
+    given = visits["dwell_s"] if "dwell_s" in visits else pd.Series(np.nan, index=visits.index)
+    dwell = pd.to_numeric(given, errors="coerce")
+    has_dwell = bool(dwell.notna().any())
     stats: dict[str, Any] = {
         "zone_counts": visits["zone"].value_counts().to_dict(),
         "kind_counts": kinds.value_counts().to_dict(),
@@ -444,7 +445,7 @@ def validate(
         logs = [reference] if isinstance(reference, str) else list(reference)
     base = scenario or Scenario()
     venue_spec = load_venue(venue) if isinstance(venue, str) else venue
-    base = base.replace(venue=venue_spec if not isinstance(venue, str) else venue)
+    base = base.replace(venue=venue)
     changes: dict[str, Any] = {}
     log_stats, zones = None, None
     if logs is not None:
