@@ -130,3 +130,31 @@ def test_console_script_exit_status() -> None:
         text=True,
     )
     assert done.returncode == 2 and "nowhere" in done.stderr
+
+
+def test_simulate_with_a_model_named_on_the_command_line(tmp_path: Path, capsys) -> None:
+    """``--model`` runs GPT avatars with that checkpoint: a copy of the shipped one gives
+    the shipped one's run; a missing file or another venue's model is one line, status 2."""
+    import shutil
+
+    from twin.catalog import shipped_model_path
+
+    copy = tmp_path / "mine.safetensors"
+    shutil.copy(shipped_model_path("concert_hall"), copy)
+    runs = {}
+    for name, extra in (("shipped", []), ("copy", ["--model", str(copy)])):
+        out = tmp_path / name
+        assert cli.main(["simulate", *SMALL, "--policy", "gpt", *extra, "--out", str(out)]) == 0
+        runs[name] = json.loads((out / "kpis.json").read_text())
+    assert runs["copy"]["mean_wait_s"] == runs["shipped"]["mean_wait_s"]
+    assert runs["copy"]["visits"] == runs["shipped"]["visits"]
+    capsys.readouterr()
+    missing = tmp_path / "none.safetensors"
+    assert (
+        cli.main(["simulate", *SMALL, "--model", str(missing), "--out", str(tmp_path / "x")]) == 2
+    )
+    assert "none.safetensors" in capsys.readouterr().err
+    other = ["--model", str(shipped_model_path("expo"))]
+    assert cli.main(["simulate", *SMALL, *other, "--out", str(tmp_path / "y")]) == 2
+    assert "vocabulary" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -151,6 +151,9 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, scenario: str, seed:
     parser.add_argument("--avatars", type=int, help="number of visitors")
     parser.add_argument("--hours", type=float, help="length of the event")
     parser.add_argument("--policy", choices=POLICIES, help="how avatars decide (default: gpt)")
+    parser.add_argument(
+        "--model", help="GPT checkpoint the avatars decide with (default: the venue's shipped one)"
+    )
     parser.add_argument("--seed", type=int, help=seed)
 
 
@@ -368,7 +371,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     source = args.scenario or "command line"
     overrides: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("venue", "avatars", "hours", "policy", "seed")
+        for key in ("venue", "avatars", "hours", "policy", "model", "seed")
         if getattr(args, key) is not None
     }
     data = scenario.to_dict() | overrides
