@@ -462,7 +462,7 @@ def validate(
     seed_list = [first_seed + k for k in range(seeds)]
     cases: list[tuple[str, Levers]] = [("base", base.levers)]
     if with_interventions and logs is None:
-        cases += [(i.name, i.levers) for i in interventions(venue_spec)]
+        cases += [(i.name, _on_top(base.levers, i.levers)) for i in interventions(venue_spec)]
     sides = [("twin", "gpt")] + ([("reference", "scripted")] if logs is None else [])
     jobs, keys = [], []
     for case, levers in cases:
@@ -511,6 +511,15 @@ def plain(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     return value
+
+
+def _on_top(base: Levers, change: Levers) -> Levers:
+    """The scenario's own levers with an intervention's on top."""
+    return Levers(
+        servers={**base.servers, **change.servers},
+        open_gates=change.open_gates if change.open_gates is not None else base.open_gates,
+        capacity_caps={**base.capacity_caps, **change.capacity_caps},
+    )
 
 
 def _levers_dict(levers: Levers) -> dict[str, Any]:
