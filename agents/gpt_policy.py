@@ -45,7 +45,6 @@ from llm.features import (
     N_CROWD,
     TOD_BUCKET_S,
     WAIT_LABELS,
-    Programme,
     option_state,
     profile_vectors,
     show_states,
@@ -72,7 +71,7 @@ SHOW_END_REACH = 1
 
 def seconds_of_day(opening: datetime, t: np.ndarray) -> np.ndarray:
     start = opening.hour * 3600 + opening.minute * 60 + opening.second
-    return (start + np.asarray(t)) % 86400.0
+    return (start + np.asarray(t)) % 86400.0  # as Layout.opening_clock_s, per moment
 
 
 @dataclass
@@ -182,21 +181,14 @@ class GPTPolicy:
         self.turned_away = np.zeros((n, layout.n_zones), dtype=bool)
         #: Each avatar's declared profile, for a model that takes one: what a log's
         #: ``profile`` column would say of its visitor, never its needs' state.
+        #: The programme on the clock, and the shows each avatar's profile booked.
+        self.programme = layout.programme()
         self.profile = None
         tags = [""] * n
         if config.n_profile or config.n_show_states:
-            tags = declared_profiles(
-                needs, layout.zones, layout.show_stage, layout.show_start_s, layout.opening
-            )
+            tags = declared_profiles(needs, layout.zones, self.programme)
         if config.n_profile:
             self.profile = profile_vectors(tags, self.ckpt.vocab.index)
-        #: The programme on the clock, and the shows each avatar's profile booked.
-        clock = seconds_of_day(layout.opening, np.zeros(1))[0]
-        self.programme = Programme(
-            tuple(layout.zones[z] for z in layout.show_stage),
-            tuple(clock + layout.show_start_s),
-            tuple(clock + layout.show_end_s),
-        )
         self.show_wanted = self.programme.wanted(tags)
 
     @property

@@ -8,11 +8,10 @@ decide, and the twin scores satisfaction from them whatever policy drives the av
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 
-from llm.features import PROFILE_SEP, show_tag
+from llm.features import PROFILE_SEP, Programme
 
 #: Zone kinds a visitor can be interested in for their own sake.
 ATTRACTION_KINDS: tuple[str, ...] = ("booth", "shop", "stage", "lounge", "hall")
@@ -117,27 +116,15 @@ class Needs:
 DECLARED_INTEREST = 0.3
 
 
-def declared_profiles(
-    needs: Needs,
-    zones: tuple[str, ...],
-    show_stage: np.ndarray,
-    show_start_s: np.ndarray,
-    opening: datetime,
-) -> list[str]:
+def declared_profiles(needs: Needs, zones: tuple[str, ...], programme: Programme) -> list[str]:
     """What each visitor declared before it came, as a log's ``profile`` column holds it
     (``llm.features.profile_vectors``): the attractions it is interested in (interest
     of at least ``DECLARED_INTEREST``) and the shows it came for (``show=<stage>@<HH:MM>``).
     Never its thirst, bladder or fatigue, which no log states: GPT avatars see this and
-    their visits, nothing else of their visitor."""
+    their visits, nothing else of their visitor. ``programme``: the run's shows, in the
+    order of ``needs.show_wanted``'s columns (``Layout.programme``)."""
     names = np.array(zones, dtype=object)
-    clock = opening.hour * 3600 + opening.minute * 60 + opening.second
-    shows = np.array(
-        [
-            show_tag(zones[stage], clock + float(start))
-            for stage, start in zip(show_stage, show_start_s, strict=True)
-        ],
-        dtype=object,
-    )
+    shows = np.array(programme.tags(), dtype=object)
     interested = needs.interest >= DECLARED_INTEREST
     out = []
     for row in range(len(interested)):

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from agents.needs import Needs
+from llm.features import Programme
 from llm.vocab import ZoneVocab
 
 #: Typical walking speed a visitor assumes when planning (metres per second).
@@ -56,6 +57,21 @@ class Layout:
             self.show_end_s[None, :] > np.asarray(t)[:, None]
         )
         return np.where(on, self.show_end_s[None, :], np.inf).min(axis=1, initial=np.inf)
+
+    @property
+    def opening_clock_s(self) -> float:
+        """The opening time as seconds since midnight."""
+        o = self.opening
+        return float(o.hour * 3600 + o.minute * 60 + o.second + o.microsecond / 1e6)
+
+    def programme(self) -> Programme:
+        """The shows as a model sees them: stages and clock times (``llm.features``)."""
+        clock = self.opening_clock_s
+        return Programme(
+            tuple(self.zones[z] for z in self.show_stage),
+            tuple(float(clock + t) for t in self.show_start_s),
+            tuple(float(clock + t) for t in self.show_end_s),
+        )
 
     def vocabulary(self) -> ZoneVocab:
         """This venue's zones as a model vocabulary, to check a model against."""

@@ -266,9 +266,7 @@ class VenueModel(mesa.Model):
         the visit log's ``profile`` column, and all GPT avatars know of their visitor."""
         if self._profiles is None:
             lay = self.layout
-            self._profiles = declared_profiles(
-                self.needs, lay.zones, lay.show_stage, lay.show_start_s, lay.opening
-            )
+            self._profiles = declared_profiles(self.needs, lay.zones, lay.programme())
         return self._profiles
 
     def zones_frame(self) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from llm.features import Programme
 from llm.fileio import write_text_atomic
 from llm.train import TrainConfig, train
 from twin.catalog import MODELS_DIR
-from twin.model import VenueModel
+from twin.model import VenueModel, build_layout
 from twin.scenario import Levers, Scenario
 from twin.venue import BUILTIN_VENUES, STAFFED_KINDS, load_venue
 
@@ -101,14 +101,8 @@ def training_scenario(venue: str, seed: int) -> Scenario:
 
 def programme_of(scenario: Scenario) -> Programme:
     """A scenario's shows as the model sees them: stages and clock times."""
-    clock = scenario.opening_time
-    start = clock.hour * 3600 + clock.minute * 60 + clock.second
-    shows = scenario.programme(scenario.load_venue())
-    return Programme(
-        tuple(s.stage for s in shows),
-        tuple(start + s.start_h * 3600 for s in shows),
-        tuple(start + s.end_h * 3600 for s in shows),
-    )
+    venue = scenario.load_venue()
+    return build_layout(venue, scenario, scenario.programme(venue)).programme()
 
 
 def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
