@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -513,6 +514,7 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = 
     passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``.
     With a ``programme``, every zone's show state at each choice (``show_states``): the
     shows on the clock then, and whether the visitor's profile booked them."""
+    frame = with_gates(frame, vocab)
     zone, known = vocab.lookup(frame["zone"])
     if not known.all() and vocab.unknown is None:
         raise LogError("log visits zones outside the vocabulary; call check_zones first")
@@ -561,6 +563,63 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = 
         if "profile" in frame
         else None,
     )
+
+
+def with_gates(frame: pd.DataFrame, vocab: ZoneVocab) -> pd.DataFrame:
+    """A log of places only (photos, scans at attractions), read on a venue with gates:
+    every trajectory that does not begin at an entrance is given a visit to one just before
+    its first row, and a visit to an exit just after its last, as a visitor of the twin
+    comes in by a gate and leaves by an exit. So a model learns where visitors go first
+    and when they leave (the entrance and exit act as the beginning and end of a
+    sentence). The entrance is one from which the first place can be chosen (the exit,
+    one that can be chosen after the last place), the same for a trajectory every time;
+    these visits last no time and see nobody else. Trajectories that begin at an entrance
+    (a twin's own logs) are left as they are."""
+    kinds = np.array(vocab.kinds)
+    entrances, exits = np.flatnonzero(kinds == "entrance"), np.flatnonzero(kinds == "exit")
+    if len(frame) == 0 or len(entrances) == 0 or len(exits) == 0:
+        return frame
+    zone, known = vocab.lookup(frame["zone"])
+    trajectory = frame["trajectory"].to_numpy()
+    first = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
+    last = np.r_[first[1:], len(frame)] - 1
+    open_ = known[first] & (kinds[np.maximum(zone[first], 0)] != "entrance") & known[last]
+    if not open_.any():
+        return frame
+    first, last = first[open_], last[open_]
+    choices = vocab.destinations
+    pick = np.array([zlib.crc32(str(k).encode()) for k in trajectory[first]], dtype=np.int64)
+
+    def gate(candidates: np.ndarray) -> np.ndarray:  # (n, G) bool -> (n,) zone, -1: none
+        count = candidates.sum(axis=1)
+        nth = pick % np.maximum(count, 1)
+        ranked = np.cumsum(candidates, axis=1) - 1
+        column = np.argmax(candidates & (ranked == nth[:, None]), axis=1)
+        return np.where(count > 0, column, -1)
+
+    came = gate(choices[np.ix_(entrances, zone[first])].T)
+    went = gate(choices[np.ix_(zone[last], exits)])
+    both = (came >= 0) & (went >= 0)
+    first, last, came, went = first[both], last[both], came[both], went[both]
+    before = frame.iloc[first].copy()
+    before["zone"] = np.array(vocab.names, dtype=object)[entrances[came]]
+    before["since_arrival_s"] = 0.0
+    after = frame.iloc[last].copy()
+    stay = after["dwell_s"].to_numpy(np.float64)
+    after["zone"] = np.array(vocab.names, dtype=object)[exits[went]]
+    after["timestamp"] = after["timestamp"] + pd.to_timedelta(stay, unit="s")
+    after["seconds_of_day"] = (after["seconds_of_day"].to_numpy() + stay) % 86400.0
+    after["since_arrival_s"] = after["since_arrival_s"].to_numpy() + stay
+    for added, kind in ((before, "entrance"), (after, "exit")):
+        for name in ("dwell_s", "present_s", "wait_s", "leave_wait_s"):
+            if name in added:
+                added[name] = 0.0
+        added["occupancy"] = 1
+        if "zone_kind" in added:
+            added["zone_kind"] = kind
+    order = np.r_[np.arange(len(frame), dtype=np.float64), first - 0.5, last + 0.25]
+    joined = pd.concat([frame, before, after], ignore_index=True)
+    return joined.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
 
 def _options_at_choices(

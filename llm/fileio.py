@@ -47,3 +47,20 @@ def _mode_for(final: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written; the message names the option and the path."""
+
+
+def check_writable(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse, before any work, an output file that is a folder or whose folder cannot be
+    made or written to."""
+    final = Path(path)
+    if final.is_dir():
+        raise OutputPathError(f"{option}: {final} is a folder, not a file")
+    folder = final.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option}: {final}: cannot write in {folder}")

@@ -644,3 +644,56 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     assert list(frame["figure"]) == [r["figure"] for r in rows]
     assert frame["met"].tolist() == [r["met"] for r in rows]
     assert len(at.get("plotly_chart")) >= 2  # shares, occupancy, dwell
+
+
+# ============================================================================ own venue
+def test_an_uploaded_venue_and_its_model_run_on_the_simulate_page(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """A venue built by ``venue from-pois`` and a model trained on it, uploaded: the form
+    takes the venue, GPT avatars decide with the model; a model of another venue and a
+    broken venue are refused by name."""
+    from llm.train import TrainConfig, train
+    from tests.test_from_pois import COLUMNS, write
+    from twin.from_pois import build_venue
+
+    pois, visits = write(tmp_path)
+    venue = build_venue(pois, [visits], log_columns=COLUMNS).venue
+    venue.save(tmp_path / "park.json")
+    train(
+        [visits],
+        tmp_path / "model",
+        vocab=venue.vocabulary(),
+        columns=COLUMNS,
+        cfg=TrainConfig(max_steps=20, eval_every=10),
+        progress=False,
+    )
+    at = new_app()
+    venue_box = at.file_uploader[1]
+    broken = b'{"nodes": [{"id": "a", "kind": "stage"}], "edges": []}'
+    venue_box.set_value(("broken.json", broken, "application/json")).run()
+    no_trouble(at)
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("Venue not loaded: broken.json: zone 'a'") and str(workdir) not in error
+    park = (tmp_path / "park.json").read_bytes()
+    at.file_uploader[1].set_value(("park.json", park, "application/json")).run()
+    no_trouble(at)
+    assert widget(at.selectbox, "Venue").value == "park.json"
+    hall = shipped_model_path("concert_hall").read_bytes()
+    at.file_uploader[2].set_value(("hall.safetensors", hall, "application/octet-stream")).run()
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("Model not loaded: hall.safetensors")
+    ours = (tmp_path / "model" / "model.safetensors").read_bytes()
+    at.file_uploader[2].set_value(("park.safetensors", ours, "application/octet-stream")).run()
+    no_trouble(at)
+    assert not at.error and any("park.safetensors" in s.value for s in at.success)
+    widget(at.number_input, "Avatars").set_value(60)
+    widget(at.number_input, "Hours").set_value(2.0)
+    at.run()
+    widget(at.button, "Run").click().run()
+    no_trouble(at)
+    assert not at.error, [e.value for e in at.error]
+    run = at.session_state["run"]
+    assert run.venue.n_zones == venue.n_zones and run.policy.name == "gpt"
+    assert str(run.scenario.model).endswith("park.safetensors")
+    assert run.kpis()["avatars"] == 60

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 KEYS = (
     "zone_share_js",
     "kind_share_js",
+    "hour_share_js",
     "visits_per_avatar",
     "mean_dwell_s",
     "mean_wait_s",

@@ -1,6 +1,6 @@
 """The ``venuetwin`` command line: ``simulate`` a scenario, ``optimize`` its levers,
 ``train`` and ``evaluate`` the avatar model, ``validate`` the GPT twin against its
-reference, list the built-in ``venues``.
+reference, build a ``venue from-pois`` of a real place, list the built-in ``venues``.
 
 Bad input (a malformed venue or scenario, an out-of-range option) prints one line naming
 the file and the field, exits with status 2, and writes nothing.
@@ -17,7 +17,9 @@ from typing import Any
 
 from llm.checkpoint import CheckpointError
 from llm.data import LogError
+from llm.fileio import OutputPathError
 from llm.train import OptionError
+from twin.from_pois import PoiError
 from twin.scenario import POLICIES, Scenario, ScenarioError
 from twin.venue import BUILTIN_VENUES, VenueError, load_venue
 
@@ -28,6 +30,8 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     LogError,
     CheckpointError,
     OptionError,
+    PoiError,
+    OutputPathError,
 )
 
 
@@ -79,6 +83,50 @@ def build_parser() -> argparse.ArgumentParser:
     venues.set_defaults(run=list_venues)
 
     from llm.train import add_arguments, add_log_format_arguments
+
+    venue = commands.add_parser("venue", help="build a venue from a real place's data")
+    venue_commands = venue.add_subparsers(dest="venue_command", required=True)
+    pois = venue_commands.add_parser(
+        "from-pois",
+        help="a venue JSON from a table of points of interest and their visit logs",
+        description="Zones from the POI table (ids as in the log), placed by lat/lon or "
+        "x/y; kinds from the themes; streets, entrances, exits, service times and the "
+        "crowd from the visits. Prints what was inferred and what was defaulted.",
+    )
+    pois.add_argument("pois", help="POI table (CSV, ';' or ',' separated: detected)")
+    pois.add_argument("--visits", nargs="+", required=True, help="visit logs (CSV or Parquet)")
+    add_log_format_arguments(pois)
+    pois.add_argument("--poi-id-col", help="POI id column (default: --zone-col's, poiID, id)")
+    pois.add_argument("--lat-col", help="latitude column, degrees (default: lat, latitude)")
+    pois.add_argument("--lon-col", help="longitude column, degrees (default: lon, long, lng)")
+    pois.add_argument("--x-col", help="x column in metres (with --y-col, instead of lat/lon)")
+    pois.add_argument("--y-col", help="y column in metres")
+    pois.add_argument("--kind-col", help="theme column (default: theme, kind, category, type)")
+    pois.add_argument(
+        "--kinds",
+        help="THEME=KIND,... over the built-in mapping; KIND: a zone kind or 'ride' (a booth "
+        "with a queue)",
+    )
+    pois.add_argument("--duration-col", help="column of a ride's or show's length")
+    pois.add_argument("--duration-unit", choices=("min", "s"), default="min")
+    pois.add_argument("--name-col", help="display name column (default: poiName, name)")
+    pois.add_argument("--poi-sep", help="the POI table's separator (default: detected)")
+    pois.add_argument(
+        "--unvisited",
+        choices=("error", "keep", "drop"),
+        default="error",
+        help="POIs no visitor went to: refuse (default), keep or drop them",
+    )
+    pois.add_argument(
+        "--entrances", help="POI ids the entrance joins (default: where trajectories begin most)"
+    )
+    pois.add_argument("--exits", help="POI ids the exit joins (default: where they end most)")
+    pois.add_argument("--name", help="the venue's name (default: the POI file's)")
+    pois.add_argument(
+        "--scenario-out", help="scenario TOML of the crowd (default: beside --out, .toml)"
+    )
+    pois.add_argument("--out", required=True, help="venue JSON to write")
+    pois.set_defaults(run=venue_from_pois)
 
     train = commands.add_parser("train", help="train or fine-tune the avatar GPT on visit logs")
     add_arguments(train)
@@ -155,6 +203,60 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, scenario: str, seed:
         "--model", help="GPT checkpoint the avatars decide with (default: the venue's shipped one)"
     )
     parser.add_argument("--seed", type=int, help=seed)
+
+
+def venue_from_pois(args: argparse.Namespace) -> int:
+    """Build a venue (and its scenario) from a POI table and visit logs; print what was
+    inferred and defaulted."""
+    from llm.fileio import check_writable
+    from llm.train import columns_from_args
+    from twin.from_pois import PoiColumns, build_venue, parse_kinds
+
+    out = Path(args.out)
+    scenario_out = Path(args.scenario_out) if args.scenario_out else out.with_suffix(".toml")
+    if out.suffix.lower() != ".json":
+        raise OptionError(f"--out: {out}: a venue is written as .json")
+    if scenario_out.resolve() == out.resolve():
+        raise OptionError(f"--scenario-out: {scenario_out} is --out itself")
+    for path, option in ((out, "--out"), (scenario_out, "--scenario-out")):
+        check_writable(path, option)
+
+    def ids(text: str | None) -> list[str] | None:
+        return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+    built = build_venue(
+        args.pois,
+        args.visits,
+        log_columns=columns_from_args(args),
+        poi_columns=PoiColumns(
+            poi_id=args.poi_id_col,
+            lat=args.lat_col,
+            lon=args.lon_col,
+            x=args.x_col,
+            y=args.y_col,
+            kind=args.kind_col,
+            duration=args.duration_col,
+            duration_unit=args.duration_unit,
+            name=args.name_col,
+            sep=args.poi_sep,
+        ),
+        kinds=parse_kinds(args.kinds),
+        unvisited=args.unvisited,
+        entrances=ids(args.entrances),
+        exits=ids(args.exits),
+        name=args.name,
+        venue_path=str(out),
+    )
+    for warning in built.warnings:
+        print(f"venuetwin: warning: {warning}", file=sys.stderr)
+    venue = built.venue
+    print(f"{venue.name}: {venue.n_zones} zones, {len(venue.edge_list)} passages")
+    for line in built.summary:
+        print(f"  {line}")
+    venue.save(out)
+    built.scenario.to_toml(scenario_out)
+    print(f"   venue: {out}\nscenario: {scenario_out}")
+    return 0
 
 
 def write_vocab(args: argparse.Namespace) -> int:

@@ -272,6 +272,11 @@ def default_shows(venue: Venue, hours: float, avatars: int) -> list[Show]:
     """A plausible programme: a support act and a headliner on the biggest stage, talks or
     sets every 75 minutes on the others. Each show draws at most as many visitors as its
     stage holds."""
+    if "shows" in venue.graph.graph:  # the venue's own programme (none: a real place's)
+        own = venue.graph.graph["shows"]
+        if not isinstance(own, list):
+            raise ScenarioError(f"{venue.source}: shows must be a list of shows")
+        return [_build(Show, s, f"shows[{i}]", venue.source) for i, s in enumerate(own)]
     stages = sorted(venue.of_kind("stage"), key=lambda i: -venue.area[i])
     shows: list[Show] = []
     for rank, zone in enumerate(stages):

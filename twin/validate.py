@@ -46,6 +46,7 @@ OCCUPANCY_SAMPLE_S = 60.0
 TARGETS: dict[str, float] = {
     "zone_share_js": 0.02,
     "kind_share_js": 0.02,
+    "hour_share_js": 0.02,
     "visits_per_avatar": 0.10,
     "mean_dwell_s": 0.10,
     "mean_satisfaction": 0.10,
@@ -69,9 +70,10 @@ def visit_stats(
     zones: Sequence[str] | None = None,
     days: int = 1,
 ) -> dict[str, Any]:
-    """What a visit log says of a crowd: visits per zone and kind, visits per visitor,
-    dwell (overall and per kind), queue waits and the occupancy of each kind of zone per
-    ``OCCUPANCY_BIN_S`` of the clock (mean persons present, averaged over ``days``).
+    """What a visit log says of a crowd: visits per zone, kind and hour of the day (of
+    their start), visits per visitor, dwell (overall and per kind), queue waits and the
+    occupancy of each kind of zone per ``OCCUPANCY_BIN_S`` of the clock (mean persons
+    present, averaged over ``days``).
 
     ``visits``: one row per visit with ``timestamp``, ``zone``, ``dwell_s`` (NaN where
     the log states none) and ``wait_s`` if known; ``zones``: keep to these zones."""
@@ -84,6 +86,10 @@ def visit_stats(
     stats: dict[str, Any] = {
         "zone_counts": visits["zone"].value_counts().to_dict(),
         "kind_counts": kinds.value_counts().to_dict(),
+        "hour_counts": {
+            str(h): int(n)
+            for h, n in pd.to_datetime(visits["timestamp"]).dt.hour.value_counts().items()
+        },
         "visitors": int(visits[visitor].nunique()),
         "visits": len(visits),
     }
@@ -227,7 +233,7 @@ def merge(stats: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in stats[0]:
         values = [s[key] for s in stats if key in s]
-        if key in ("zone_counts", "kind_counts"):
+        if key in ("zone_counts", "kind_counts", "hour_counts"):
             total: dict[str, float] = {}
             for v in values:
                 for k, c in v.items():
@@ -265,6 +271,12 @@ def compare(twin: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
             "kind_share_js",
             _shares(twin["kind_counts"]),
             _shares(reference["kind_counts"]),
+        ),
+        "hour_share_js": distance(
+            jensen_shannon(twin["hour_counts"], reference["hour_counts"]),
+            "hour_share_js",
+            _shares(twin["hour_counts"]),
+            _shares(reference["hour_counts"]),
         ),
         "visits_per_avatar": figure(
             twin["visits"] / max(twin["visitors"], 1),
@@ -424,6 +436,7 @@ def validate(
     seeds: int = 2,
     first_seed: int = 0,
     model: str | None = None,
+    policy: str = "gpt",
     reference: str | Sequence[str] = "scripted",
     columns: Columns | None = None,
     with_interventions: bool = True,
@@ -435,6 +448,8 @@ def validate(
 
     ``reference``: ``"scripted"`` (the scripted visitors on the same scenario and seeds)
     or visit-log paths; ``model``: the GPT checkpoint (default: the venue's shipped one);
+    ``policy``: the twin's avatars (``"gpt"``, or ``"markov"``: a chain fitted on the
+    scenario's ``markov_logs``, as a baseline);
     ``scenario``: the base scenario (its venue, crowd and length are overridden by the
     arguments given)."""
     if seeds < 1:
@@ -463,7 +478,7 @@ def validate(
     cases: list[tuple[str, Levers]] = [("base", base.levers)]
     if with_interventions and logs is None:
         cases += [(i.name, _on_top(base.levers, i.levers)) for i in interventions(venue_spec)]
-    sides = [("twin", "gpt")] + ([("reference", "scripted")] if logs is None else [])
+    sides = [("twin", policy)] + ([("reference", "scripted")] if logs is None else [])
     jobs, keys = [], []
     for case, levers in cases:
         for side, policy in sides:
@@ -480,7 +495,8 @@ def validate(
     report: dict[str, Any] = {
         "venue": venue_spec.name,
         "reference": "scripted" if logs is None else [str(p) for p in logs],
-        "model": model or "shipped",
+        "policy": policy,
+        "model": (model or "shipped") if policy == "gpt" else None,
         "avatars": base.avatars,
         "hours": base.hours,
         "seeds": seed_list,
@@ -551,8 +567,12 @@ def crowd_of_log(frame: pd.DataFrame, venue: Venue, source: str) -> tuple[dict, 
     closing = np.ceil(np.quantile(end, 0.99) / 900.0) * 900.0
     hours = float(np.clip((closing - opening) / 3600.0, 0.5, 24.0))
     window = float(np.clip((np.quantile(arrive, 0.95) - opening) / 3600.0, 0.25, hours))
-    slices = np.histogram(arrive - opening, bins=8, range=(0.0, window * 3600.0))[0]
-    day = first.min().normalize() + pd.Timedelta(seconds=float(opening))
+    # Half-hour slices (8 to 48), so the twin's hour-of-day profile can follow the log's.
+    bins = int(np.clip(round(window * 2), 8, 48))
+    slices = np.histogram(arrive - opening, bins=bins, range=(0.0, window * 3600.0))[0]
+    day = first.sort_values().iloc[len(first) // 2].normalize() + pd.Timedelta(
+        seconds=float(opening)
+    )
     changes = {
         "avatars": max(1, round(len(first) / days)),
         "hours": hours,

@@ -22,6 +22,7 @@ TWIN, REFERENCE = "#1f77b4", "#7f7f7f"
 LABELS: dict[str, str] = {
     "zone_share_js": "zone shares (Jensen-Shannon)",
     "kind_share_js": "kind shares (Jensen-Shannon)",
+    "hour_share_js": "hour-of-day shares (Jensen-Shannon)",
     "visits_per_avatar": "visits per visitor",
     "mean_dwell_s": "mean dwell (s)",
     "mean_wait_s": "mean queue wait (s)",

@@ -27,6 +27,10 @@ from llm.vocab import ZoneVocab
 
 #: Kinds of zone that serve visitors through a FIFO multi-server queue.
 SERVICE_KINDS: frozenset[str] = frozenset({"entrance", "bar", "restroom", "shop"})
+#: Kinds of zones that serve through a queue when they state ``servers`` and ``service_s``
+#: (a ride: a booth that takes ``servers`` riders at a time for ``service_s``), and are
+#: walked into freely when they do not.
+QUEUE_KINDS: frozenset[str] = frozenset({"booth", "stage"})
 #: Kinds of zones whose staff (servers) an operator moves around: service zones but gates.
 STAFFED_KINDS: tuple[str, ...] = ("bar", "restroom", "shop")
 #: Default hard capacity, persons per square metre of area, when a zone gives none.
@@ -107,7 +111,8 @@ class Venue:
 
     @cached_property
     def is_service(self) -> np.ndarray:
-        return np.array([k in SERVICE_KINDS for k in self.kinds])
+        """(Z,) bool: zones that serve visitors through a queue (``serves``)."""
+        return np.array([serves(self.graph.nodes[z]) for z in self.zones])
 
     def of_kind(self, *kinds: str) -> np.ndarray:
         """Indices of the zones of the given kinds, in zone order."""
@@ -226,6 +231,13 @@ class Venue:
         return Path(path)
 
 
+def serves(attrs: dict[str, Any]) -> bool:
+    """Whether a zone serves through a queue: a service kind always; a booth or a stage
+    when it states servers (a ride)."""
+    kind = attrs.get("kind")
+    return kind in SERVICE_KINDS or (kind in QUEUE_KINDS and attrs.get("servers") is not None)
+
+
 def zone_capacity(attrs: dict[str, Any]) -> int:
     """A zone's hard capacity: its ``capacity`` attribute, else area x 2.5 persons/m2."""
     if "capacity" in attrs and attrs["capacity"] is not None:
@@ -262,7 +274,14 @@ def _validate(graph: nx.Graph, source: str) -> None:
             raise VenueError(f"{where}: capacity must be at least 1, got {attrs['capacity']}")
         for coord in ("x", "y"):
             _number(attrs.get(coord, 0.0), where, coord)
-        if kind in SERVICE_KINDS:
+        if kind in QUEUE_KINDS and (attrs.get("servers") is None) != (
+            attrs.get("service_s") is None
+        ):
+            raise VenueError(
+                f"{where}: a {kind} with a queue needs both servers and service_s "
+                "(or neither: walked into freely)"
+            )
+        if serves(attrs):
             servers = attrs.get("servers")
             if servers is None or _number(servers, where, "servers") < 1:
                 raise VenueError(f"{where}: a {kind} serves, so it needs servers >= 1")

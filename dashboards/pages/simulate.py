@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -26,12 +27,12 @@ import streamlit as st
 from dashboards import cards, charts, exports, models, state
 from dashboards.uploads import UploadError, named, store
 from dashboards.venues import venue_of
-from llm.checkpoint import CheckpointError
+from llm.checkpoint import CheckpointError, check_vocab
 from llm.data import LogError
 from twin import Levers, Scenario, ScenarioError, Venue, VenueError, VenueModel
 from twin.catalog import model_for
 from twin.scenario import POLICIES
-from twin.venue import BUILTIN_VENUES
+from twin.venue import BUILTIN_VENUES, load_venue
 
 log = logging.getLogger(__name__)
 PARQUET_MIME = "application/vnd.apache.parquet"
@@ -41,8 +42,15 @@ PROGRESS_UPDATES = 100
 MAX_AVATARS, MAX_HOURS = 1_000_000, 24.0
 
 
+#: Session key: uploaded venue files, by the name they were uploaded under.
+UPLOADED_VENUES = "uploaded_venues"
+
+
 def venue_label(value: str | Venue) -> str:
-    return value.name if isinstance(value, Venue) else str(value)
+    """A venue as the form names it: its name, a built-in's, or a file's name."""
+    if isinstance(value, Venue):
+        return value.name
+    return value if value in BUILTIN_VENUES else Path(value).name
 
 
 # ============================================================================ scenario file
@@ -58,12 +66,70 @@ def scenario_upload() -> None:
     try:
         path = store(upload.name, upload.getvalue(), state.workdir() / "uploads", ("toml",))
         scenario = Scenario.from_toml(path)
+        # A scenario written beside its venue (``venue from-pois``) names the venue's file:
+        # the venue uploaded here under that name.
+        uploaded = st.session_state.get(UPLOADED_VENUES, {})
+        if isinstance(scenario.venue, str) and Path(scenario.venue).name in uploaded:
+            scenario = scenario.replace(venue=uploaded[Path(scenario.venue).name])
         scenario.check(scenario.load_venue(), upload.name)
     except (UploadError, ScenarioError, VenueError) as exc:
         message = named(str(exc), path, upload.name) if path else str(exc)
         st.error(f"Scenario not loaded: {message}")
         return
     state.apply_scenario(scenario, f"uploaded {upload.name}")
+
+
+def venue_upload() -> None:
+    """A venue JSON (``venuetwin venue from-pois`` writes one) and its GPT model uploaded
+    here: the venue becomes the form's, the model the one its GPT avatars use."""
+    with st.expander("Your own venue and model", expanded=False):
+        st.caption(
+            "A venue JSON (built-in format; `venuetwin venue from-pois` makes one from a "
+            "POI table and visit logs) and a model trained on it (`venuetwin train "
+            "--venue`). Upload the venue first, then its scenario TOML above, if any."
+        )
+        left, right = st.columns(2)
+        venue_file = left.file_uploader("Venue (JSON)", type=["json"], key="venue_upload")
+        model_file = right.file_uploader(
+            "Model (.safetensors)", type=["safetensors"], key="venue_model_upload"
+        )
+    if venue_file is not None and st.session_state.get("venue_upload_id") != venue_file.file_id:
+        st.session_state["venue_upload_id"] = venue_file.file_id
+        path = None
+        try:
+            path = store(venue_file.name, venue_file.getvalue(), uploads_dir(), ("json",))
+            venue = load_venue(path)
+        except (UploadError, VenueError) as exc:
+            message = named(str(exc), path, venue_file.name) if path else str(exc)
+            st.error(f"Venue not loaded: {message}")
+        else:
+            st.session_state.setdefault(UPLOADED_VENUES, {})[venue_file.name] = str(path)
+            base = state.scenario() or Scenario()
+            scenario = base.replace(venue=str(path), shows=None, levers=Levers(), model=None)
+            state.apply_scenario(scenario, f"uploaded venue {venue_file.name}")
+            st.success(f"{venue_file.name}: venue {venue.name!r}, {venue.n_zones} zones")
+    if model_file is not None and st.session_state.get("model_upload_id") != model_file.file_id:
+        st.session_state["model_upload_id"] = model_file.file_id
+        path = None
+        base = state.scenario() or Scenario()
+        try:
+            path = store(model_file.name, model_file.getvalue(), uploads_dir(), ("safetensors",))
+            ckpt = models.load_checkpoint(path)
+            venue = venue_of(base.venue)
+            check_vocab(ckpt.vocab, venue.vocabulary(), str(path))
+        except (UploadError, CheckpointError, VenueError) as exc:
+            message = named(str(exc), path, model_file.name) if path else str(exc)
+            st.error(f"Model not loaded: {message}")
+        else:
+            state.select_model(str(path))
+            state.apply_scenario(
+                base.replace(policy="gpt", model=str(path)), f"uploaded model {model_file.name}"
+            )
+            st.success(f"{model_file.name}: GPT avatars of {venue.name!r} decide with it")
+
+
+def uploads_dir() -> Path:
+    return state.workdir() / "uploads"
 
 
 # ============================================================================ the form
@@ -291,6 +357,7 @@ def show_results(model: VenueModel) -> None:
 def render() -> None:
     st.title("Simulate")
     scenario_upload()
+    venue_upload()
     base = state.scenario() or Scenario()
     source = state.scenario_source()
     if source:
