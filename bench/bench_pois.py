@@ -171,9 +171,24 @@ def bench_city(
                 columns=columns,
                 with_interventions=False,
             )
+            # The same twin against the visitors it learned from (their day, their crowd).
+            learned = validate(
+                str(venue_file),
+                model=model,
+                policy=policy,
+                scenario=scenario,
+                avatars=avatars,
+                seeds=seeds,
+                first_seed=100 * seed,
+                reference=[str(train_log)],
+                columns=columns,
+                with_interventions=False,
+            )
             per_seed[policy].append(
                 {
                     "zone_share_js": report["zone_share_js"]["distance"],
+                    "zone_share_js_vs_training_users": learned["zone_share_js"]["distance"],
+                    "visits_vs_training_users": learned["visits_per_avatar"]["rel_error"],
                     "hour_share_js": report["hour_share_js"]["distance"],
                     "visits_per_trajectory": report["visits_per_avatar"]["twin"],
                     "reference_visits_per_trajectory": report["visits_per_avatar"]["reference"],
@@ -212,12 +227,16 @@ def show(result: dict[str, Any]) -> None:
             for t in trainings
         )
     )
-    print(f"  {'avatars':<15} {'zone JS':>9} {'hour JS':>9} {'visits/traj':>12} {'held out':>9}")
+    print(
+        f"  {'avatars':<15} {'zone JS':>9} {'hour JS':>9} {'visits/traj':>12} {'held out':>9}"
+        f" {'zone JS vs training users':>26}"
+    )
     for policy, figures in result["twin"].items():
         print(
             f"  {policy:<15} {figures['zone_share_js']:>9.4f} {figures['hour_share_js']:>9.4f} "
             f"{figures['visits_per_trajectory']:>12.2f} "
-            f"{figures['reference_visits_per_trajectory']:>9.2f}"
+            f"{figures['reference_visits_per_trajectory']:>9.2f} "
+            f"{figures['zone_share_js_vs_training_users']:>26.4f}"
         )
     scale_ = result["scale"]
     print(
