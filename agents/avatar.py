@@ -8,12 +8,26 @@ handles its own events through the same code, one Python call per avatar.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 import mesa
 import numpy as np
 
-PHASES = ("pending", "in_zone", "blocked", "leaving", "walking", "left")
+
+class Phase(IntEnum):
+    """Where an avatar is in its visit: the one definition of the phases that the crowd
+    arrays hold (``twin.crowd``) and that ``Avatar.phase`` names."""
+
+    PENDING = 0  # not arrived yet
+    IN_ZONE = 1  # in a zone: queueing, being served or dwelling
+    BLOCKED = 2  # at the door of a full zone
+    LEAVING = 3  # waiting at a door to leave
+    WALKING = 4  # on a passage between two zones
+    LEFT = 5  # gone
+
+
+PHASES: tuple[str, ...] = tuple(p.name.lower() for p in Phase)
 
 
 class Avatar(mesa.Agent):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import torch
@@ -88,18 +87,6 @@ class Explanation:
     chosen: str | None  # the zone actually chosen next (None if not yet known)
     #: What each candidate showed the avatar (crowd level, queue wait), as candidates.
     shown: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "avatar": self.avatar,
-            "visit": self.visit,
-            "time_s": self.time_s,
-            "context": self.context,
-            "attention": self.attention.tolist(),
-            "candidates": self.candidates,
-            "chosen": self.chosen,
-            "shown": self.shown,
-        }
 
 
 class GPTPolicy:
@@ -190,12 +177,6 @@ class GPTPolicy:
         if config.n_profile:
             self.profile = profile_vectors(tags, self.ckpt.vocab.index)
         self.show_wanted = self.programme.wanted(tags)
-
-    @property
-    def cache_bytes(self) -> int:
-        """Bytes of the caches of the avatars inside now."""
-        per_slot = self.cache[0].numel() * self.cache.element_size() if len(self.cache) else 0
-        return int((self.avatar_in >= 0).sum()) * per_slot
 
     # ------------------------------------------------------------------ decide
     def decide(self, obs: Observation) -> Decision:

@@ -20,7 +20,7 @@ from agents.routing import Itinerary, Routes
 from agents.sampling import choose, dwell_seconds, uniforms
 from llm import checkpoint
 from llm.data import check_zones, encode, read_logs
-from llm.evaluate import MarkovBaseline
+from llm.markov import MarkovBaseline
 from llm.vocab import ZoneVocab
 
 _ZONE_DRAW, _DWELL_DRAW = 11, 12

@@ -15,6 +15,7 @@ import numpy as np
 
 from agents.needs import Needs
 from llm.features import Programme
+from llm.sampling import choose
 from llm.vocab import ZoneVocab
 
 #: Typical walking speed a visitor assumes when planning (metres per second).
@@ -154,9 +155,5 @@ def sample_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     Rows whose weights are all zero get -1.
     """
-    totals = weights.sum(axis=1)
-    cumulative = np.cumsum(weights, axis=1)
-    draws = rng.random(len(weights)) * totals
-    picked = (cumulative <= draws[:, None]).sum(axis=1)
-    picked = np.minimum(picked, weights.shape[1] - 1)
-    return np.where(totals > 0, picked, -1)
+    picked = choose(weights, rng.random(len(weights)))
+    return np.where(weights.sum(axis=1) > 0, picked, -1)

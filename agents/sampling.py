@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from llm.features import DWELL_EDGES_S
+from llm.sampling import choose
+
+__all__ = ["choose", "dwell_bounds", "dwell_seconds", "uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -27,13 +30,6 @@ def uniforms(seed: int, avatar: np.ndarray, visit: np.ndarray, purpose: int) -> 
         z = (z ^ (z >> np.uint64(27))) * _MIX_2
         z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
-
-
-def choose(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """One column per row of ``probs`` (need not sum to 1) by inverse CDF at ``u``."""
-    cumulative = np.cumsum(probs, axis=1)
-    picked = (cumulative <= (u * cumulative[:, -1])[:, None]).sum(axis=1)
-    return np.minimum(picked, probs.shape[1] - 1)
 
 
 _EDGES = np.asarray(DWELL_EDGES_S, dtype=np.float64)

@@ -24,9 +24,9 @@ from agents.policy import (
     Observation,
     sample_rows,
 )
+from llm.features import CROWDED_LEVEL
 
 #: Fruin level (0 = A) from which a zone counts as too crowded to head for (4 = E).
-CROWDED_LEVEL = 4
 #: Interest below which an attraction is not worth a visit.
 MIN_INTEREST = 0.3
 #: Seconds before a wanted show starts that the visitor heads for its stage.

@@ -19,9 +19,10 @@ place the visitor went to, one of ``ZoneVocab.destinations``. The metrics:
   first visit of held-out ones, zone names as words, against the held-out trajectories that
   start at the same entrance.
 
-Baselines are fitted on the training ``Sequences`` only: ``PopularBaseline`` (how often each
-zone is the next one, restricted to the places that can come next) and ``MarkovBaseline`` of
-order 1 or 2 (Witten-Bell smoothing towards the next lower order, down to the popularity).
+Baselines are fitted on the training ``Sequences`` only (``llm.markov``): ``PopularBaseline``
+(how often each zone is the next one, restricted to the places that can come next) and
+``MarkovBaseline`` of order 1 or 2 (Witten-Bell smoothing towards the next lower order, down
+to the popularity).
 All predictors share ``predict(seqs) -> (log_probs, dwell_pred)`` and ``sample(seqs, which,
 max_len, seed)``; ``GPTPredictor`` wraps a ``llm.model.GPT`` in the same interface.
 ``evaluate`` runs them all and ``format_table`` prints the result.
@@ -54,13 +55,14 @@ from llm.data import (
 from llm.features import (
     DWELL_CENTRES_S,
     FEATURES,
-    N_DWELL,
     TOD_BUCKET_S,
     Programme,
     stay_bucket,
     tod_bucket,
 )
+from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT
+from llm.targets import stop_zones, target_positions
 from llm.vocab import ZoneVocab
 
 #: Seconds of walking assumed between two sampled visits.
@@ -72,35 +74,6 @@ MAX_REFERENCES = 50
 #: Metric keys, in table order.
 METRICS = ("perplexity", "acc1", "acc5", "ndcg5", "dwell_acc", "dwell_mae_s", "bleu4")
 BASELINES = ("markov1", "markov2", "popular")
-
-
-# ============================================================================ targets
-def target_positions(seqs: Sequences) -> np.ndarray:
-    """Positions of the visits that have a next visit in their trajectory (the targets)."""
-    has_next = np.ones(seqs.n_visits, dtype=bool)
-    has_next[seqs.offsets[1:] - 1] = False
-    return np.flatnonzero(has_next)
-
-
-def previous_zones(seqs: Sequences, start: int) -> np.ndarray:
-    """(N,) zone of each visit's previous visit, ``start`` at a trajectory's first visit."""
-    zone = seqs.features["zone"]
-    prev = np.r_[start, zone[:-1]].astype(np.int64)
-    prev[seqs.offsets[:-1]] = start
-    return prev
-
-
-def allowed_moves(vocab: ZoneVocab) -> np.ndarray:
-    """(Z, Z) the next places a visit may be followed by (``ZoneVocab.destinations``), where
-    a zone with none (an exit) may go anywhere."""
-    allowed = vocab.destinations
-    allowed[~allowed.any(axis=1)] = True
-    return allowed
-
-
-def stop_zones(vocab: ZoneVocab) -> np.ndarray:
-    """(Z,) zones where a sampled trajectory ends: exits, and zones with no next place."""
-    return (np.asarray(vocab.kinds) == "exit") | ~vocab.destinations.any(axis=1)
 
 
 # ============================================================================ metrics
@@ -193,115 +166,6 @@ class Predictor(Protocol):
         """Zone indices of one trajectory sampled from the first visit of each trajectory
         ``which`` of ``seqs``, until an exit or ``max_len`` visits."""
         ...
-
-
-class _CountBaseline:
-    """Counts of next zones given the last ``order`` zones (0: none), fitted on training
-    sequences; probabilities are smoothed towards the next lower order (Witten-Bell) and
-    restricted to the places that can follow the current zone."""
-
-    def __init__(self, train: Sequences, vocab: ZoneVocab, order: int, k: float = 0.1) -> None:
-        if order not in (0, 1, 2):
-            raise ValueError(f"order must be 0, 1 or 2, got {order}")
-        z = len(vocab)
-        self.order, self.k, self.n_zones = order, k, z
-        self.allowed = allowed_moves(vocab)
-        self.stop = stop_zones(vocab)
-        self.start = z  # the "previous zone" of a first visit
-        zone = train.features["zone"]
-        pos = target_positions(train)
-        cur, nxt = zone[pos], zone[pos + 1]
-        # Order 0: how often each zone is the next one, among the current zone's moves.
-        popular = self.allowed * (np.bincount(nxt, minlength=z) + k)[None, :]
-        self.table = popular / popular.sum(axis=1, keepdims=True)
-        if order >= 1:
-            counts = np.zeros((z, z))
-            np.add.at(counts, (cur, nxt), 1.0)
-            counts *= self.allowed
-            alpha = self.weight_of_lower(counts)
-            self.table = (counts + alpha[:, None] * self.table) / (counts.sum(axis=1) + alpha)[
-                :, None
-            ]
-        if order == 2:
-            prev = previous_zones(train, self.start)[pos]
-            self.contexts, inverse = np.unique(prev * z + cur, return_inverse=True)
-            self.context_counts = np.zeros((len(self.contexts), z))
-            np.add.at(self.context_counts, (inverse.ravel(), nxt), 1.0)
-            self.context_counts *= self.allowed[self.contexts % z]
-        # Dwell at each zone: the most frequent bucket there (else overall), and its spread.
-        dwell = np.zeros((z, N_DWELL))
-        np.add.at(dwell, (zone, train.features["dwell"]), 1.0)
-        overall = int(np.argmax(dwell.sum(axis=0)))
-        self.dwell_mode = np.where(dwell.sum(axis=1) > 0, dwell.argmax(axis=1), overall)
-        spread = dwell + 0.01
-        self.dwell_probs = spread / spread.sum(axis=1, keepdims=True)
-
-    def weight_of_lower(self, counts: np.ndarray) -> np.ndarray:
-        """Witten-Bell: a context's counts are mixed with the next lower order with the
-        weight of the number of different next zones seen after it (``k`` if none), so a
-        context seen often with few outcomes trusts itself, a sparse one backs off."""
-        return np.maximum((counts > 0).sum(axis=1), self.k).astype(np.float64)
-
-    def distribution(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-        """(n, Z) probabilities of the next zone after ``prev`` then ``cur``."""
-        probs = self.table[cur]
-        if self.order < 2:
-            return probs
-        codes = prev * self.n_zones + cur
-        rows = np.searchsorted(self.contexts, codes).clip(max=len(self.contexts) - 1)
-        seen = self.contexts[rows] == codes
-        counts = np.where(seen[:, None], self.context_counts[rows], 0.0)
-        alpha = self.weight_of_lower(counts)
-        return (counts + alpha[:, None] * probs) / (counts.sum(axis=1) + alpha)[:, None]
-
-    def predict(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
-        pos = target_positions(seqs)
-        probs = self.distribution(previous_zones(seqs, self.start)[pos], seqs.features["zone"][pos])
-        with np.errstate(divide="ignore"):
-            log_probs = np.log(probs)
-        return log_probs, self.dwell_mode[probs.argmax(axis=1)]
-
-    def sample(
-        self, seqs: Sequences, which: np.ndarray, max_len: int, seed: int
-    ) -> list[np.ndarray]:
-        rng = np.random.default_rng(seed)
-        first = seqs.features["zone"][seqs.offsets[np.asarray(which)]]
-        paths = [[int(z)] for z in first]
-        prev = np.full(len(paths), self.start, dtype=np.int64)
-        cur = first.astype(np.int64)
-        active = ~self.stop[cur]
-        for _ in range(1, max_len):
-            if not active.any():
-                break
-            idx = np.flatnonzero(active)
-            cumulative = np.cumsum(self.distribution(prev[idx], cur[idx]), axis=1)
-            u = rng.random(len(idx)) * cumulative[:, -1]
-            nxt = (cumulative <= u[:, None]).sum(axis=1).clip(max=self.n_zones - 1)
-            for i, z in zip(idx, nxt, strict=True):
-                paths[i].append(int(z))
-            prev[idx], cur[idx] = cur[idx], nxt
-            active[idx] = ~self.stop[nxt]
-        return [np.array(p, dtype=np.int64) for p in paths]
-
-
-class PopularBaseline(_CountBaseline):
-    """The next zone is drawn by how often each zone was a next zone in training, among the
-    places that can follow the current zone; the dwell is the next zone's most frequent
-    bucket."""
-
-    def __init__(self, train: Sequences, vocab: ZoneVocab, k: float = 0.1) -> None:
-        super().__init__(train, vocab, order=0, k=k)
-
-
-class MarkovBaseline(_CountBaseline):
-    """P(next zone | last ``order`` zones), smoothed towards order ``order - 1`` (order 1
-    towards the popularity), among the places that can follow the current zone. A first
-    visit's previous zone is a start marker, so order 2 knows where a trajectory began."""
-
-    def __init__(self, train: Sequences, vocab: ZoneVocab, order: int = 1, k: float = 0.1) -> None:
-        if order not in (1, 2):
-            raise ValueError(f"a Markov baseline has order 1 or 2, got {order}")
-        super().__init__(train, vocab, order=order, k=k)
 
 
 def typical_crowd(train: Sequences, n_zones: int) -> np.ndarray:

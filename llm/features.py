@@ -36,6 +36,9 @@ PASSAGE_KINDS: frozenset[str] = frozenset({"corridor"})
 #: above the last bound is level F.
 FRUIN_BOUNDS: tuple[float, ...] = (0.31, 0.43, 0.72, 1.08, 2.17)
 FRUIN_LABELS: tuple[str, ...] = ("A", "B", "C", "D", "E", "F")
+#: The first crowded level: Fruin E (and F), where crowd risk is counted, satisfaction
+#: suffers and a scripted visitor avoids a place.
+CROWDED_LEVEL = 4
 
 
 def crowd_level(density: np.ndarray | float) -> np.ndarray:

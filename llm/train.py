@@ -54,9 +54,9 @@ from llm.data import (
     visitor_digests,
     visitor_parts,
 )
-from llm.evaluate import MarkovBaseline
 from llm.features import N_SHOW_STATES, Programme, profile_size, read_programme
 from llm.fileio import atomic_path, write_text_atomic
+from llm.markov import MarkovBaseline
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 

@@ -15,15 +15,14 @@ from llm.evaluate import (
     BASELINES,
     METRICS,
     GPTPredictor,
-    MarkovBaseline,
-    PopularBaseline,
     bleu4,
     evaluate,
     format_table,
     next_move_metrics,
-    target_positions,
 )
+from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT, GPTConfig
+from llm.targets import target_positions
 from llm.vocab import ZoneVocab
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents.avatar import Phase
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation, Policy
 from agents.sampling import choose, uniforms
@@ -31,7 +32,7 @@ from llm.features import crowd_level, queue_wait
 from twin import physics
 from twin.satisfaction import Satisfaction
 
-PENDING, IN_ZONE, BLOCKED, LEAVING, WALKING, LEFT = range(6)
+PENDING, IN_ZONE, BLOCKED, LEAVING, WALKING, LEFT = (int(p) for p in Phase)
 GATE_DRAW, SERVICE_DRAW = 101, 102
 #: The venue is cleared this long before the end of the event.
 CLEARING_S = 900.0
@@ -139,9 +140,6 @@ class Crowd:
 
     def density(self) -> np.ndarray:
         return self.occupancy / self.layout.area
-
-    def crowd_levels(self) -> np.ndarray:
-        return crowd_level(self.density())
 
     def queue_lengths(self, now: float) -> np.ndarray:
         """Persons waiting (not yet in service) in each service zone at ``now``."""
@@ -258,7 +256,7 @@ class Crowd:
         self.zone[idx] = zone
         self.entered_s[idx] = t
         self.entry_occupancy[idx] = self.occupancy[zone]
-        self.satisfaction.enter(idx, zone, t)
+        self.satisfaction.enter(idx, zone)
         self.push_history(idx, zone)
         start = t.copy()
         serving = self.is_service[zone]

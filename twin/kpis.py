@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llm.features import FRUIN_LABELS, crowd_level
+from llm.features import CROWDED_LEVEL, FRUIN_LABELS, crowd_level
 from twin.crowd import Crowd
 
 if TYPE_CHECKING:
@@ -23,7 +23,6 @@ ZONE_COLUMNS = (
     "served",
     "mean_wait_s",
 )
-CROWDED_LEVEL = 4  # Fruin E and F
 #: Window (seconds) over which gate throughput is measured at its peak.
 THROUGHPUT_WINDOW_S = 900.0
 

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
-from agents.avatar import PHASES
 from agents.gpt_policy import Explanation, GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from agents.needs import declared_profiles
@@ -300,8 +299,3 @@ class VenueModel(mesa.Model):
         if not made:
             raise ValueError(f"avatar {avatar_id} made no decision by step {step}")
         return explain(int(avatar_id), made[-1])
-
-    def where(self) -> dict[str, int]:
-        """How many avatars are in each phase right now."""
-        counts = np.bincount(self.crowd.phase, minlength=6)
-        return {name: int(c) for name, c in zip(PHASES, counts, strict=True)}

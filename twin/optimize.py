@@ -236,7 +236,7 @@ class SearchSpace:
         if not self.names():
             raise SearchError(f"{source}: search: no lever to search")
         if self.staff_budget is not None:
-            least = staff_of(self.apply(scenario, self.lowest(scenario)), venue)
+            least = staff_of(self.apply(scenario, self.lowest()), venue)
             if self.staff_budget < least:
                 raise SearchError(
                     f"{source}: search.staff_budget {self.staff_budget} is below the least "
@@ -274,7 +274,7 @@ class SearchSpace:
                 params[name] = trial.suggest_float(name, *self.arrival_profile)
         return params
 
-    def lowest(self, scenario: Scenario) -> dict[str, Any]:
+    def lowest(self) -> dict[str, Any]:
         """The parameters with every range at its low end (the least staff)."""
         params: dict[str, Any] = {f"servers.{z}": lo for z, (lo, _) in self.servers.items()}
         if self.open_gates is not None:

@@ -16,10 +16,10 @@ import numpy as np
 
 from agents.needs import ATTRACTION_KINDS, Needs
 from agents.policy import Layout
+from llm.features import CROWDED_LEVEL
 
 WAIT_COST_PER_MIN = 0.05
 CROWD_COST_PER_MIN = 0.02
-CROWDED_LEVEL = 4  # Fruin E
 
 
 class Satisfaction:
@@ -36,7 +36,7 @@ class Satisfaction:
     def tick(self, levels: np.ndarray, dt: float) -> None:
         self.crowded_s += dt * (levels >= CROWDED_LEVEL)
 
-    def enter(self, idx: np.ndarray, zone: np.ndarray, t: np.ndarray) -> None:
+    def enter(self, idx: np.ndarray, zone: np.ndarray) -> None:
         self.crowded_at_entry[idx] = self.crowded_s[zone]
 
     def wait(self, idx: np.ndarray, wait_s: np.ndarray) -> None:

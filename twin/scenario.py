@@ -242,7 +242,7 @@ class Scenario:
             data["shows"] = [
                 _build(Show, s, f"shows[{i}]", source) for i, s in enumerate(data["shows"])
             ]
-        scenario = _build(cls, data, "", source, check=False)
+        scenario = _build(cls, data, "", source)
         _check_ranges(scenario, source)
         return scenario
 
@@ -301,7 +301,7 @@ def default_shows(venue: Venue, hours: float, avatars: int) -> list[Show]:
     return shows
 
 
-def _build(cls: type, data: Any, where: str, source: str, check: bool = True) -> Any:
+def _build(cls: type, data: Any, where: str, source: str) -> Any:
     """Build dataclass ``cls`` from a dict, refusing unknown keys and wrong types by name."""
     prefix = f"{where}." if where else ""
     if not isinstance(data, dict):
