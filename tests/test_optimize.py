@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import bar_venue
-from twin import Scenario, cli
+from twin import Levers, Scenario, cli, load_venue
 from twin.optimize import (
     OBJECTIVE_NAMES,
     SearchError,
@@ -194,6 +194,8 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path: Path) -> None:
         ({"open_gates": [1, 3]}, r"search.open_gates must lie in 1..1"),
         ({"servers": {"bar": 4}}, r"search.servers.bar must be a range \[low, high\]"),
         ({}, r"search: no lever to search"),
+        ({"capacity_caps": {"out": [1, 9]}}, r"search.capacity_caps.out: entrances and exits"),
+        ({"gate_order": ["bar"]}, r"search.gate_order: 'bar' is not an entrance"),
     ],
 )
 def test_a_bad_search_space_is_refused_by_name_before_any_trial(
@@ -207,6 +209,27 @@ def test_a_bad_search_space_is_refused_by_name_before_any_trial(
     assert str(path) in err
     assert pytest.importorskip("re").search(message, err), err
     assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_a_space_of_the_arrival_profile_alone_is_a_space(tmp_path: Path) -> None:
+    """The arrival profile is a lever like the others (it was once refused as none)."""
+    scenario = Scenario.from_toml(write_scenario(tmp_path, {"arrival_profile": [0.5, 3.0]}))
+    space = SearchSpace.of(scenario)
+    space.check(scenario, scenario.load_venue(), "s.toml")  # no error
+    assert space.names() == ["arrival_profile"]
+
+
+def test_one_rule_says_which_zones_take_which_lever() -> None:
+    venue = load_venue("concert_hall")
+    kinds = dict(zip(venue.zones, venue.kinds, strict=True))
+    servers = Levers.zones_for("servers", venue)
+    assert servers and all(venue.is_service[venue.index[z]] for z in servers)
+    assert {kinds[z] for z in Levers.zones_for("open_gates", venue)} == {"entrance"}
+    cappable = Levers.zones_for("capacity_caps", venue)
+    assert not {kinds[z] for z in cappable} & {"entrance", "exit"}
+    assert len(cappable) == venue.n_zones - len(venue.entrances) - len(venue.exits)
+    assert Levers.zone_problem("capacity_caps", "main_hall", venue) is None
+    assert Levers.zone_problem("servers", "main_hall", venue) == "a stage has no servers"
 
 
 def test_the_default_space_moves_staff_within_todays_budget() -> None:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from twin.scenario import Levers, Scenario, ScenarioError, Show
+from twin.scenario import Levers, Scenario, ScenarioError, Show, lever_zones
 from twin.venue import STAFFED_KINDS, Venue
 
 #: (name, direction, the KPI of ``twin.kpis.summarise`` it is) of every objective.
@@ -183,19 +183,12 @@ class SearchSpace:
     def check(self, scenario: Scenario, venue: Venue, source: str) -> None:
         """Refuse levers the venue lacks, ranges out of bounds, a budget below the least
         staff the space allows, and a space with nothing to search."""
-        kinds = dict(zip(venue.zones, venue.kinds, strict=True))
+        named = {"servers": self.servers, "gate_order": self.gate_order}
+        named |= {"capacity_caps": self.capacity_caps}
+        lever_zones(named, venue, f"{source}: search", SearchError)
         for zone, (low, _) in self.servers.items():
-            if zone not in kinds:
-                raise SearchError(f"{source}: search.servers: unknown zone {zone!r}")
-            if not venue.is_service[venue.index[zone]]:
-                raise SearchError(
-                    f"{source}: search.servers.{zone}: a {kinds[zone]} has no servers"
-                )
             if low < 1:
                 raise SearchError(f"{source}: search.servers.{zone}: at least 1 server")
-        for gate in self.gate_order:
-            if kinds.get(gate) != "entrance":
-                raise SearchError(f"{source}: search.gate_order: {gate!r} is not an entrance")
         if self.open_gates is not None:
             low, high = self.open_gates
             if low < 1 or high > len(self.gate_order):
@@ -204,10 +197,6 @@ class SearchSpace:
                     f"(the gates of gate_order), got [{low}, {high}]"
                 )
         for zone, (low, _) in self.capacity_caps.items():
-            if kinds.get(zone) in (None, "entrance", "exit"):
-                raise SearchError(
-                    f"{source}: search.capacity_caps: {zone!r} is not a zone that can be capped"
-                )
             if low < 1:
                 raise SearchError(f"{source}: search.capacity_caps.{zone}: at least 1")
         programme = scenario.programme(venue)
@@ -251,6 +240,7 @@ class SearchSpace:
         names += [f"capacity_caps.{z}" for z in self.capacity_caps]
         names += [f"show_start_h.{i}" for i in self.show_start_h]
         names += ["arrival_window_h"] if self.arrival_window_h is not None else []
+        names += ["arrival_profile"] if self.arrival_profile is not None else []
         return names
 
     def suggest(self, trial: optuna.Trial, n_slices: int) -> dict[str, Any]:

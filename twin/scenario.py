@@ -38,6 +38,7 @@ import dataclasses
 import math
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,34 @@ class Levers:
             i = venue.index[zone]
             capacity[i] = min(capacity[i], cap)
         return capacity
+
+    @staticmethod
+    def zones_for(lever: str, venue: Venue) -> list[str]:
+        """The zones of ``venue`` that ``lever`` may name: ``servers`` the zones that serve,
+        ``open_gates`` the entrances, ``capacity_caps`` every zone but entrances and exits.
+        The one rule of which zone takes which lever (scenarios, search spaces, forms)."""
+        pairs = zip(venue.zones, venue.kinds, venue.is_service, strict=True)
+        if lever == "servers":
+            return [z for z, _, serves in pairs if serves]
+        if lever == "open_gates":
+            return [z for z, kind, _ in pairs if kind == "entrance"]
+        if lever == "capacity_caps":
+            return [z for z, kind, _ in pairs if kind not in ("entrance", "exit")]
+        raise ValueError(f"unknown lever {lever!r}")
+
+    @staticmethod
+    def zone_problem(lever: str, zone: str, venue: Venue) -> str | None:
+        """Why ``lever`` cannot name ``zone`` of ``venue`` (None when it can)."""
+        if zone not in venue.index:
+            return f"unknown zone {zone!r}"
+        if zone in Levers.zones_for(lever, venue):
+            return None
+        kind = venue.kinds[venue.index[zone]]
+        return {
+            "servers": f"a {kind} has no servers",
+            "open_gates": f"{zone!r} is not an entrance of venue {venue.name!r}",
+            "capacity_caps": "entrances and exits are not capped",
+        }[lever]
 
     def gates_in(self, venue: Venue) -> np.ndarray:
         """Zone indices of the entrances of ``venue`` open with these levers."""
@@ -181,32 +210,15 @@ class Scenario:
                     f"{source}: shows[{i}].stage: {show.stage!r} is not a stage of "
                     f"venue {venue.name!r}"
                 )
+        levers = self.levers
+        named = {"servers": levers.servers, "open_gates": levers.open_gates or []}
+        lever_zones(named | {"capacity_caps": levers.capacity_caps}, venue, f"{source}: levers")
         for zone, n in self.levers.servers.items():
-            if zone not in kinds:
-                raise ScenarioError(f"{source}: levers.servers: unknown zone {zone!r}")
-            if not venue.is_service[venue.index[zone]]:
-                raise ScenarioError(
-                    f"{source}: levers.servers.{zone}: a {kinds[zone]} has no servers"
-                )
             if not isinstance(n, int) or n < 1 or n > 1000:
                 raise ScenarioError(f"{source}: levers.servers.{zone}: must be 1..1000, got {n}")
-        gates = self.levers.open_gates
-        if gates is not None:
-            if not gates:
-                raise ScenarioError(f"{source}: levers.open_gates: at least one gate must open")
-            for gate in gates:
-                if kinds.get(gate) != "entrance":
-                    raise ScenarioError(
-                        f"{source}: levers.open_gates: {gate!r} is not an entrance of "
-                        f"venue {venue.name!r}"
-                    )
+        if self.levers.open_gates is not None and not self.levers.open_gates:
+            raise ScenarioError(f"{source}: levers.open_gates: at least one gate must open")
         for zone, cap in self.levers.capacity_caps.items():
-            if zone not in kinds:
-                raise ScenarioError(f"{source}: levers.capacity_caps: unknown zone {zone!r}")
-            if kinds[zone] in ("entrance", "exit"):
-                raise ScenarioError(
-                    f"{source}: levers.capacity_caps.{zone}: entrances and exits are not capped"
-                )
             if not isinstance(cap, int) or cap < 1:
                 raise ScenarioError(
                     f"{source}: levers.capacity_caps.{zone}: must be a whole number >= 1, "
@@ -266,6 +278,27 @@ class Scenario:
 
     def replace(self, **changes: Any) -> Scenario:
         return dataclasses.replace(self, **changes)
+
+
+def lever_zones(
+    named: dict[str, Iterable[str]],
+    venue: Venue,
+    where: str,
+    error: type[Exception] = ScenarioError,
+) -> None:
+    """Refuse a zone that a lever cannot name (``Levers.zone_problem``), for a scenario's
+    levers and a search space's ranges alike. ``named``: the zones each key names, the key
+    being a lever (``servers``, ``open_gates``, ``capacity_caps``) or ``gate_order``
+    (entrances, as ``open_gates``)."""
+    for key, zones in named.items():
+        lever = "open_gates" if key == "gate_order" else key
+        for zone in zones:
+            problem = Levers.zone_problem(lever, zone, venue)
+            if problem is None:
+                continue
+            if problem.startswith("unknown zone") or lever == "open_gates":
+                raise error(f"{where}.{key}: {problem}")
+            raise error(f"{where}.{key}.{zone}: {problem}")
 
 
 def default_shows(venue: Venue, hours: float, avatars: int) -> list[Show]:

@@ -159,16 +159,14 @@ def levers_form(venue: Venue, start: Levers, key: str) -> Levers:
         )
         if int(value) != int(venue.servers[i]) or zone in start.servers:
             servers[zone] = int(value)
-    entrances = [venue.zones[i] for i in venue.entrances]
+    entrances = Levers.zones_for("open_gates", venue)
     gates = st.multiselect(
         "Open gates",
         entrances,
         default=[g for g in (start.open_gates or entrances) if g in entrances],
         key=f"{key}-gates",
     )
-    cappable = [
-        z for z, k in zip(venue.zones, venue.kinds, strict=True) if k not in ("entrance", "exit")
-    ]
+    cappable = Levers.zones_for("capacity_caps", venue)
     capped = st.multiselect(
         "Capacity caps on",
         cappable,
