@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import streamlit as st
 
@@ -13,6 +14,13 @@ from twin.venue import BUILTIN_VENUES
 @st.cache_resource(show_spinner=False)
 def builtin_venue(name: str) -> Venue:
     return load_venue(name)
+
+
+def venue_label(value: str | Venue) -> str:
+    """A venue as the forms name it: its name, a built-in's, or a venue file's name."""
+    if isinstance(value, Venue):
+        return value.name
+    return value if value in BUILTIN_VENUES else Path(value).name
 
 
 def venue_of(value: str | Venue) -> Venue:

@@ -213,14 +213,18 @@ def apply(study: optuna.Study, name: str, front: pd.DataFrame) -> None:
         st.switch_page("pages/simulate.py")
 
 
-st.title("Optimise")
-st.caption(
-    "Optuna tunes the venue's levers on the twin: crowd risk (person-minutes at Fruin E/F) "
-    "and mean queue wait down, mean satisfaction up, within the staff budget."
-)
-url = storage_url()
-scenario = scenario_form()
-if scenario is not None:
-    launch(scenario, url)
-st.divider()
-results(url)
+def render() -> None:
+    st.title("Optimise")
+    st.caption(
+        "Optuna tunes the venue's levers on the twin: crowd risk (person-minutes at Fruin "
+        "E/F) and mean queue wait down, mean satisfaction up, within the staff budget."
+    )
+    url = storage_url()
+    scenario = scenario_form()
+    if scenario is not None:
+        launch(scenario, url)
+    st.divider()
+    results(url)
+
+
+render()

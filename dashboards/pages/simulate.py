@@ -26,7 +26,7 @@ import streamlit as st
 
 from dashboards import cards, charts, exports, models, state
 from dashboards.uploads import UploadError, named, store
-from dashboards.venues import venue_of
+from dashboards.venues import venue_label, venue_of
 from llm.checkpoint import CheckpointError, check_vocab
 from llm.data import LogError
 from twin import Levers, Scenario, ScenarioError, Venue, VenueError, VenueModel
@@ -44,13 +44,6 @@ MAX_AVATARS, MAX_HOURS = 1_000_000, 24.0
 
 #: Session key: uploaded venue files, by the name they were uploaded under.
 UPLOADED_VENUES = "uploaded_venues"
-
-
-def venue_label(value: str | Venue) -> str:
-    """A venue as the form names it: its name, a built-in's, or a file's name."""
-    if isinstance(value, Venue):
-        return value.name
-    return value if value in BUILTIN_VENUES else Path(value).name
 
 
 # ============================================================================ scenario file

@@ -13,11 +13,13 @@ last report in ``"validation"``.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboards import state, uploads
+from dashboards.venues import venue_label
 from llm.checkpoint import CheckpointError
 from llm.data import Columns, LogError
 from twin import Scenario, ScenarioError, VenueError
@@ -28,42 +30,55 @@ from twin.venue import BUILTIN_VENUES
 log = logging.getLogger(__name__)
 REPORT = "validation"
 
-st.title("Validate the twin")
-st.caption(
-    "The GPT avatars and a reference run the same scenario with the same seeds (the same "
-    "arrivals and visitors); each figure is held to a target. Against the scripted visitors "
-    "it also compares what-ifs: staff halved, a gate closed, the biggest stage capped."
-)
 
-base = state.scenario() or Scenario()
-venues = list(BUILTIN_VENUES)
-default = str(Scenario().venue)
-start = base.venue if isinstance(base.venue, str) and base.venue in venues else default
-left, middle, right, far = st.columns(4)
-venue = left.selectbox("Venue", venues, index=venues.index(start), key="val-venue")
-avatars = middle.number_input("Avatars", 50, 100_000, int(base.avatars), step=100, key="val-n")
-hours = right.number_input("Hours", 0.5, 24.0, float(base.hours), step=0.5, key="val-hours")
-seeds = far.number_input("Seeds", 1, 5, 2, key="val-seeds")
-model = state.selected_model()
-use_model = bool(model) and st.checkbox(f"Use the model selected on Train ({model})")
-reference = st.radio(
-    "Reference", ["scripted visitors", "an uploaded visit log"], horizontal=True, key="val-ref"
-)
-what_ifs = st.checkbox("Compare the interventions too (4 times the runs)", value=True)
-upload = None
-if reference == "an uploaded visit log":
-    upload = st.file_uploader("Visit log (CSV or Parquet)", type=["csv", "parquet"])
-    st.caption("Columns avatar_id, timestamp, zone as `venuetwin train` reads them.")
+def settings() -> dict[str, Any]:
+    """The form: venue (built-in, or the Simulate page's own), crowd, seeds, model,
+    reference, what-ifs."""
+    base = state.scenario() or Scenario()
+    venues: list[str] = list(BUILTIN_VENUES)
+    if isinstance(base.venue, str) and base.venue not in venues:
+        venues.append(base.venue)  # a venue file the Simulate page uses
+    start = base.venue if isinstance(base.venue, str) else str(Scenario().venue)
+    left, middle, right, far = st.columns(4)
+    venue = left.selectbox(
+        "Venue", venues, index=venues.index(start), key="val-venue", format_func=venue_label
+    )
+    chosen: dict[str, Any] = {
+        "base": base,
+        "venue": venue,
+        "avatars": middle.number_input(
+            "Avatars", 50, 100_000, int(base.avatars), step=100, key="val-n"
+        ),
+        "hours": right.number_input(
+            "Hours", 0.5, 24.0, float(base.hours), step=0.5, key="val-hours"
+        ),
+        "seeds": far.number_input("Seeds", 1, 5, 2, key="val-seeds"),
+    }
+    model = state.selected_model()
+    use_model = bool(model) and st.checkbox(f"Use the model selected on Train ({model})")
+    chosen["model"] = model if use_model else None
+    chosen["reference"] = st.radio(
+        "Reference", ["scripted visitors", "an uploaded visit log"], horizontal=True, key="val-ref"
+    )
+    chosen["what_ifs"] = st.checkbox("Compare the interventions too (4 times the runs)", value=True)
+    chosen["upload"] = None
+    if chosen["reference"] == "an uploaded visit log":
+        chosen["upload"] = st.file_uploader("Visit log (CSV or Parquet)", type=["csv", "parquet"])
+        st.caption("Columns avatar_id, timestamp, zone as `venuetwin train` reads them.")
+    return chosen
 
-if st.button("Run the validation", type="primary", key="val-run"):
+
+def run_validation(chosen: dict[str, Any]) -> None:
+    """Run ``twin.validate.validate`` with a progress bar; keep the report in session."""
     logs = None
+    upload, base, venue = chosen["upload"], chosen["base"], chosen["venue"]
     try:
         if upload is not None:
             path = uploads.store(
                 upload.name, upload.getvalue(), state.workdir() / "uploads", ("csv", "parquet")
             )
             logs = [str(path)]
-        elif reference == "an uploaded visit log":
+        elif chosen["reference"] == "an uploaded visit log":
             raise ScenarioError("choose a visit log to upload first")
         bar = st.progress(0.0, text="starting...")
 
@@ -72,13 +87,13 @@ if st.button("Run the validation", type="primary", key="val-run"):
 
         st.session_state[REPORT] = validate(
             venue,
-            avatars=int(avatars) if logs is None else None,
-            hours=float(hours) if logs is None else None,
-            seeds=int(seeds),
-            model=model if use_model else None,
+            avatars=int(chosen["avatars"]) if logs is None else None,
+            hours=float(chosen["hours"]) if logs is None else None,
+            seeds=int(chosen["seeds"]),
+            model=chosen["model"],
             reference=logs or "scripted",
             columns=Columns(),
-            with_interventions=what_ifs,
+            with_interventions=chosen["what_ifs"],
             scenario=base if base.venue == venue else None,  # its shows, arrivals, levers
             on_done=progress,
         )
@@ -88,25 +103,44 @@ if st.button("Run the validation", type="primary", key="val-run"):
         log.exception("validation failed")
         st.error(f"The validation stopped with an error: {exc}")
 
-report = st.session_state.get(REPORT)
-if report is None:
-    st.info("No validation yet: run one above.")
-    st.stop()
 
-verdict = report["passed"]
-met, total = sum(verdict["figures"].values()), len(verdict["figures"])
-st.subheader(f"{report['venue']}: {met} of {total} targets met")
-cols = st.columns(4)
-cols[0].metric("Targets met", f"{met} of {total}")
-cols[1].metric("Visitors", f"{report['avatars']:,}")
-cols[2].metric("Hours", report["hours"])
-cols[3].metric("Seeds", len(report["seeds"]))
-st.caption(f"Model: {report['model']}; reference: {report['reference']}.")
-st.dataframe(pd.DataFrame(table(report)), hide_index=True, key="val-table")
-rows = intervention_rows(report)
-if rows:
-    st.subheader("Interventions")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="val-interventions")
-for i, (title, fig) in enumerate(figures(report).items()):
-    st.subheader(title)
-    st.plotly_chart(fig, key=f"val-figure-{i}")
+def show(report: dict[str, Any]) -> None:
+    """The report: targets met, the table, the interventions, the figures."""
+    verdict = report["passed"]
+    met, total = sum(verdict["figures"].values()), len(verdict["figures"])
+    st.subheader(f"{report['venue']}: {met} of {total} targets met")
+    cols = st.columns(4)
+    cols[0].metric("Targets met", f"{met} of {total}")
+    cols[1].metric("Visitors", f"{report['avatars']:,}")
+    cols[2].metric("Hours", report["hours"])
+    cols[3].metric("Seeds", len(report["seeds"]))
+    st.caption(f"Model: {report['model']}; reference: {report['reference']}.")
+    st.dataframe(pd.DataFrame(table(report)), hide_index=True, key="val-table")
+    rows = intervention_rows(report)
+    if rows:
+        st.subheader("Interventions")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="val-interventions")
+    for i, (title, fig) in enumerate(figures(report).items()):
+        st.subheader(title)
+        st.plotly_chart(fig, key=f"val-figure-{i}")
+
+
+def render() -> None:
+    st.title("Validate the twin")
+    st.caption(
+        "The GPT avatars and a reference run the same scenario with the same seeds (the "
+        "same arrivals and visitors); each figure is held to a target. Against the scripted "
+        "visitors it also compares what-ifs: staff halved, a gate closed, the biggest stage "
+        "capped."
+    )
+    chosen = settings()
+    if st.button("Run the validation", type="primary", key="val-run"):
+        run_validation(chosen)
+    report = st.session_state.get(REPORT)
+    if report is None:
+        st.info("No validation yet: run one above.")
+        return
+    show(report)
+
+
+render()
