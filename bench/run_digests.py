@@ -46,6 +46,49 @@ def digest(venue: str, policy: str, avatars: int, hours: float, seed: int = 3) -
     }
 
 
+def training_digest(seed: int = 5) -> dict[str, str]:
+    """A short training (dropout on) on a scripted run's log, then the decode path of the
+    explanations: the digests of the weights and of one avatar's attention."""
+    import tempfile
+
+    import numpy as np
+
+    from llm.train import TrainConfig, train
+    from twin import load_venue
+
+    scenario = Scenario(venue="concert_hall", policy="scripted", avatars=300, hours=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "visits.parquet"
+        VenueModel(scenario.replace(seed=seed)).run().visits().to_parquet(log)
+        train(
+            [log],
+            Path(tmp) / "model",
+            vocab=load_venue("concert_hall").vocabulary(),
+            cfg=TrainConfig(max_steps=30, eval_every=10, seed=seed),
+            model_config={"dropout": 0.1},
+            progress=False,
+        )
+        from safetensors.numpy import load_file  # the tensors: the metadata holds wall times
+
+        tensors = load_file(Path(tmp) / "model" / "model.safetensors")
+        weights = b"".join(name.encode() + tensors[name].tobytes() for name in sorted(tensors))
+        run = VenueModel(
+            scenario.replace(
+                policy="gpt",
+                model=str(Path(tmp) / "model" / "model.safetensors"),
+                avatars=100,
+                hours=0.5,
+            )
+        ).run()
+        shown = run.explain(int(run.visits()["avatar_id"].iloc[0]))
+    return {
+        "weights": hashlib.sha256(weights).hexdigest()[:16],
+        "attention": hashlib.sha256(np.ascontiguousarray(shown.attention).tobytes()).hexdigest()[
+            :16
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="write the digests here")
@@ -56,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         key = f"{venue}/{policy}/{avatars}x{hours}h"
         found[key] = digest(venue, policy, avatars, hours)
         print(f"{key:<32} {found[key]['visits']} {found[key]['zones']} {found[key]['kpis']}")
+    found["training"] = training_digest()
+    print(
+        f"{'training/30 steps':<32} {found['training']['weights']} {found['training']['attention']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(found, indent=1) + "\n")
     if args.against:

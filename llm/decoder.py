@@ -4,8 +4,10 @@ A live step of the twin asks the GPT about the few dozen avatars whose visit end
 At that size the cost of ``GPT.decode_step`` is the number of tensor operations (some 50,
 each 5-15 us of PyTorch dispatch), not their arithmetic; the same operations on NumPy
 arrays cost a few microseconds each. ``Decoder`` holds float32 copies of a GPT's weights
-(taken once: call ``refresh`` after the weights change) and computes exactly what
-``GPT.decode_step`` computes: the tests hold the two to the same numbers.
+(taken once: call ``refresh`` after the weights change) and runs the model's one definition
+of a block (``llm.model.block_step``) with NumPy operations (it is its own ``BlockOps``):
+only the attention over the cache is written here. The tests hold it to
+``GPT.decode_step``'s numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm.model import GPT
+from llm.model import GPT, block_step
 
 
 def _tensor(t: torch.Tensor) -> torch.Tensor:
@@ -43,14 +45,14 @@ class Decoder:
         self.block_size, self.n_head, self.eps = c.block_size, c.n_head, 1e-5
         self.venue_table = _array(model.venue_state.weight).reshape(c.n_zones, c.n_options, -1)
         self.zones = np.arange(c.n_zones)
+        # Each block's weights by role (``llm.model.block_step``): layer norms as float32
+        # tensors (one fused PyTorch call), linear maps as (input, output) arrays.
         self.blocks = [
             {
-                "ln_1": (_tensor(b.ln_1.weight), _tensor(b.ln_1.bias)),
-                "attn": (_array(b.attn.c_attn.weight).T.copy(), _array(b.attn.c_attn.bias)),
-                "proj": (_array(b.attn.c_proj.weight).T.copy(), _array(b.attn.c_proj.bias)),
-                "ln_2": (_tensor(b.ln_2.weight), _tensor(b.ln_2.bias)),
-                "fc": (_array(b.mlp.c_fc.weight).T.copy(), _array(b.mlp.c_fc.bias)),
-                "out": (_array(b.mlp.c_proj.weight).T.copy(), _array(b.mlp.c_proj.bias)),
+                role: (_tensor(m.weight), _tensor(m.bias))
+                if isinstance(m, torch.nn.LayerNorm)
+                else (_array(m.weight).T.copy(), _array(m.bias))
+                for role, m in b.roles.items()
             }
             for b in model.blocks
         ]
@@ -68,10 +70,22 @@ class Decoder:
             self.profile_table = _array(model.profile_emb.weight)
             self.interest_gain = _array(model.interest_gain)[model.zone_kind.numpy()]
 
-    def layer_norm(self, x: np.ndarray, weight_bias: tuple[torch.Tensor, ...]) -> np.ndarray:
+    # ------------------------------------------------------------------ BlockOps in NumPy
+    def norm(self, x: np.ndarray, weight_bias: tuple[torch.Tensor, ...]) -> np.ndarray:
         """One fused PyTorch call: cheaper than NumPy's five."""
         weight, bias = weight_bias
         return F.layer_norm(torch.from_numpy(x), weight.shape, weight, bias, self.eps).numpy()
+
+    def linear(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return x @ weights[0] + weights[1]
+
+    def gelu(self, x: np.ndarray) -> np.ndarray:
+        return F.gelu(torch.from_numpy(x)).numpy()  # exact GELU; NumPy has no fast erf
+
+    def residual(
+        self, x: np.ndarray, y: np.ndarray, weights: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        return x + y @ weights[0] + weights[1]
 
     def step(
         self,
@@ -106,21 +120,20 @@ class Decoder:
         scale = 1.0 / math.sqrt(past.shape[-1])
         new_kv = []
         for layer, block in enumerate(self.blocks):
-            h = self.layer_norm(x, block["ln_1"])
-            qkv = (h @ block["attn"][0] + block["attn"][1]).reshape(b, 3, self.n_head, -1)
-            new_kv.append(qkv[:, 1:])
-            past[rows, layer, :, :, lengths] = qkv[:, 1:]
-            keys, values = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
-            scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0] * scale  # (B, heads, W)
-            scores = np.where(visible, scores, -np.inf)
-            weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-            weights /= weights.sum(axis=-1, keepdims=True)
-            y = np.matmul(weights[:, :, None, :], values)[:, :, 0, :].reshape(b, -1)
-            x = x + y @ block["proj"][0] + block["proj"][1]
-            h = self.layer_norm(x, block["ln_2"]) @ block["fc"][0] + block["fc"][1]
-            h = F.gelu(torch.from_numpy(h)).numpy()  # exact GELU; NumPy has no fast erf
-            x = x + h @ block["out"][0] + block["out"][1]
-        hidden = self.layer_norm(x, self.ln_f)
+
+            def attend(qkv: np.ndarray, layer: int = layer) -> np.ndarray:
+                qkv = qkv.reshape(b, 3, self.n_head, -1)
+                new_kv.append(qkv[:, 1:])
+                past[rows, layer, :, :, lengths] = qkv[:, 1:]
+                keys, values = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
+                scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0] * scale  # (B, heads, W)
+                scores = np.where(visible, scores, -np.inf)
+                weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+                weights /= weights.sum(axis=-1, keepdims=True)
+                return np.matmul(weights[:, :, None, :], values)[:, :, 0, :].reshape(b, -1)
+
+            x = block_step(x, block, attend, self)
+        hidden = self.norm(x, self.ln_f)
         logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         if declared is not None:

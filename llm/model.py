@@ -37,7 +37,9 @@ A key/value cache (``past``) makes a live decision cost one token, whatever the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -77,27 +79,84 @@ class GPTConfig:
         return asdict(self)
 
 
+# ============================================================================ the block
+class BlockOps(Protocol):
+    """The array operations a block is computed with: PyTorch's for training and the
+    cached decode step (``TorchOps``), NumPy's for the live decoder (``llm.decoder``)."""
+
+    def norm(self, x: Any, weights: Any) -> Any: ...
+    def linear(self, x: Any, weights: Any) -> Any: ...
+    def gelu(self, x: Any) -> Any: ...
+    def residual(self, x: Any, y: Any, weights: Any) -> Any:
+        """``x`` plus the linear map of ``y`` (dropped out in training)."""
+        ...
+
+
+def block_step(x: Any, weights: Mapping[str, Any], attend: Callable[[Any], Any], ops: Any) -> Any:
+    """The arithmetic of one Transformer block, defined once: pre-layer-norm causal
+    self-attention, then a GELU MLP, each added back to the residual stream.
+
+    Training and explaining (``Block.forward``), the cached decode step
+    (``GPT.decode_step``) and the NumPy live decoder (``llm.decoder.Decoder``) all run this
+    function, each with its own array operations (``ops``: ``BlockOps``) and its own
+    attention over its own keys and values (``attend``: the normed stream's query, key and
+    value projection -> the heads' mixed values, before the output projection).
+    ``weights`` maps the roles ``ln_1, qkv, proj, ln_2, fc, out`` to what ``ops`` takes."""
+    y = attend(ops.linear(ops.norm(x, weights["ln_1"]), weights["qkv"]))
+    x = ops.residual(x, y, weights["proj"])
+    h = ops.gelu(ops.linear(ops.norm(x, weights["ln_2"]), weights["fc"]))
+    return ops.residual(x, h, weights["out"])
+
+
+class TorchOps:
+    """``BlockOps`` on tensors, with the modules of a ``Block`` as weights; dropout ``p``
+    on each residual branch while ``training``."""
+
+    def __init__(self, p: float = 0.0, training: bool = False) -> None:
+        self.p, self.training = p, training
+
+    def norm(self, x: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
+        return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+    def linear(self, x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
+        return F.linear(x, lin.weight, lin.bias)
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x)
+
+    def residual(self, x: torch.Tensor, y: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
+        return x + F.dropout(F.linear(y, lin.weight, lin.bias), self.p, self.training)
+
+
+#: The operations of inference: no dropout.
+EVAL_OPS = TorchOps()
+
+
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal attention: its projections and how the heads attend."""
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         assert config.n_embd % config.n_head == 0
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.attn_dropout = nn.Dropout(config.dropout)
-        self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
 
-    def forward(
-        self, x: torch.Tensor, need_weights: bool = False, past: KV | None = None
+    def attend(
+        self, qkv: torch.Tensor, need_weights: bool = False, past: KV | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, KV]:
-        b, t, c = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        """(B, T, 3C) queries, keys and values -> (B, T, C) the heads' mixed values, the
+        attention weights if asked, and the keys and values (``past``'s and these)."""
+        b, t, c3 = qkv.shape
+        c = c3 // 3
+        q, k, v = qkv.split(self.n_embd, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         t_all = k.size(2)
         # Query i (at absolute position t_all - t + i) sees keys 0 .. t_all - t + i.
-        causal = torch.ones(t, t_all, dtype=torch.bool, device=x.device).tril(t_all - t)
+        causal = torch.ones(t, t_all, dtype=torch.bool, device=qkv.device).tril(t_all - t)
         weights = None
         if need_weights:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
@@ -112,20 +171,16 @@ class CausalSelfAttention(nn.Module):
                 dropout_p=self.dropout if self.training else 0.0,
                 is_causal=t == t_all and t > 1,
             )
-        y = y.transpose(1, 2).contiguous().view(b, t, c)
-        return self.resid_dropout(self.c_proj(y)), weights, (k, v)
+        return y.transpose(1, 2).contiguous().view(b, t, c), weights, (k, v)
 
 
 class MLP(nn.Module):
+    """The feed-forward layers of a block: 4x wider, GELU (run by ``block_step``)."""
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.gelu = nn.GELU()
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -135,14 +190,31 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
+        self.dropout = config.dropout
+
+    @property
+    def roles(self) -> dict[str, nn.Module]:
+        """This block's modules by their role in ``block_step``."""
+        return {
+            "ln_1": self.ln_1,
+            "qkv": self.attn.c_attn,
+            "proj": self.attn.c_proj,
+            "ln_2": self.ln_2,
+            "fc": self.mlp.c_fc,
+            "out": self.mlp.c_proj,
+        }
 
     def forward(
         self, x: torch.Tensor, need_weights: bool = False, past: KV | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, KV]:
-        a, weights, kv = self.attn(self.ln_1(x), need_weights, past)
-        x = x + a
-        x = x + self.mlp(self.ln_2(x))
-        return x, weights, kv
+        found: dict[str, Any] = {}
+
+        def attend(qkv: torch.Tensor) -> torch.Tensor:
+            y, found["weights"], found["kv"] = self.attn.attend(qkv, need_weights, past)
+            return y
+
+        x = block_step(x, self.roles, attend, TorchOps(self.dropout, self.training))
+        return x, found["weights"], found["kv"]
 
 
 @dataclass
@@ -379,25 +451,21 @@ class GPT(nn.Module):
         attention: list[torch.Tensor] = []
         new_kv: list[torch.Tensor] = []
         for layer, block in enumerate(self.blocks):
-            attn = block.attn
-            h = F.layer_norm(x, (c,), block.ln_1.weight, block.ln_1.bias)
-            qkv = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).view(b, 3, heads, -1)
-            new_kv.append(qkv[:, 1:])
-            past[rows, layer, :, :, lengths] = qkv[:, 1:]  # this token's key and value
-            q = qkv[:, 0, :, None, :]  # (B, heads, 1, size)
-            k, v = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
-            if need_weights:
-                scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-                weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
-                attention.append(weights[:, :, 0, :])
-                y = weights @ v
-            else:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=additive)
-            x = x + F.linear(y.reshape(b, c), attn.c_proj.weight, attn.c_proj.bias)
-            mlp = block.mlp
-            h = F.layer_norm(x, (c,), block.ln_2.weight, block.ln_2.bias)
-            h = F.gelu(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias))
-            x = x + F.linear(h, mlp.c_proj.weight, mlp.c_proj.bias)
+
+            def attend(qkv: torch.Tensor, layer: int = layer) -> torch.Tensor:
+                qkv = qkv.view(b, 3, heads, -1)
+                new_kv.append(qkv[:, 1:])
+                past[rows, layer, :, :, lengths] = qkv[:, 1:]  # this token's key and value
+                q = qkv[:, 0, :, None, :]  # (B, heads, 1, size)
+                k, v = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
+                if need_weights:
+                    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+                    weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+                    attention.append(weights[:, :, 0, :])
+                    return (weights @ v).reshape(b, c)
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=additive).reshape(b, c)
+
+            x = block_step(x, block.roles, attend, EVAL_OPS)
         hidden = F.layer_norm(x, (c,), self.ln_f.weight, self.ln_f.bias)
         logits = hidden @ self.zone_table().t() + self.move_prior[tokens["zone"]]
         by_level = hidden @ self.option_state.weight.t()
