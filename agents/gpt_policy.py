@@ -24,13 +24,13 @@ beyond the visit tokens and the zones' states the policy keeps anyway.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
+from agents.explain import MEMORY, Explanation, explain_decision
 from agents.needs import Needs, declared_profiles
 from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
 from agents.routing import Itinerary, Routes
@@ -38,12 +38,7 @@ from agents.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 from llm import checkpoint
 from llm.decoder import Decoder
 from llm.features import (
-    DWELL_EDGES_S,
     FEATURES,
-    FRUIN_LABELS,
-    N_CROWD,
-    TOD_BUCKET_S,
-    WAIT_LABELS,
     option_state,
     profile_vectors,
     show_states,
@@ -52,8 +47,6 @@ from llm.features import (
     zone_crowd,
 )
 
-#: Visits remembered per avatar for explanations (the cache itself holds block_size).
-MEMORY = 128
 #: Every this many decision calls, all nearly full caches (within TIDY_MARGIN tokens of
 #: the window) are re-encoded in one batch, so that few calls need a pass of their own.
 TIDY_EVERY, TIDY_MARGIN = 4, 6
@@ -71,22 +64,6 @@ SHOW_END_REACH = 1
 def seconds_of_day(opening: datetime, t: np.ndarray) -> np.ndarray:
     start = opening.hour * 3600 + opening.minute * 60 + opening.second
     return (start + np.asarray(t)) % 86400.0  # as Layout.opening_clock_s, per moment
-
-
-@dataclass
-class Explanation:
-    """Why an avatar chose its next zone: the visits it looked at, the attention of every
-    layer and head over them, and the probability of every candidate."""
-
-    avatar: int
-    visit: int  # index of the visit that was ending
-    time_s: float  # decision time, seconds after opening
-    context: list[str]  # labels of the visits in the context, oldest first
-    attention: np.ndarray  # (layers, heads, T, T) attention weights over the context
-    candidates: list[tuple[str, float]]  # legal next zones with probabilities, best first
-    chosen: str | None  # the zone actually chosen next (None if not yet known)
-    #: What each candidate showed the avatar (crowd level, queue wait), as candidates.
-    shown: list[str] = field(default_factory=list)
 
 
 class GPTPolicy:
@@ -503,57 +480,9 @@ class GPTPolicy:
 
     # ------------------------------------------------------------------ explain
     def explain(self, avatar: int, visit: int | None = None) -> Explanation:
-        """Recompute one decision of ``avatar`` (its latest by default) with attention."""
-        count = int(self.count[avatar])
-        if count == 0:
-            raise ValueError(f"avatar {avatar} has not decided yet")
-        visit = count - 1 if visit is None else int(visit)
-        if not (max(0, count - MEMORY) <= visit < count):
-            raise ValueError(f"avatar {avatar}: no decision at visit {visit} in memory")
-        start = visit - int(self.context_of[avatar, visit % MEMORY])
-        rows = np.arange(start, visit + 1) % MEMORY
-        tokens = self.tokens[avatar, rows].astype(np.int64)
-        feed = {f: torch.from_numpy(tokens[None, :, i]) for i, f in enumerate(FEATURES)}
-        if self.profile is not None:
-            feed["profile"] = torch.from_numpy(self.profile[avatar : avatar + 1])
-        when = self.decided_at[avatar, rows].astype(np.float64)  # each choice's moment
-        shows = self.shows_at(np.full(len(rows), avatar), when)
-        if shows is not None:
-            feed["shows"] = torch.from_numpy(shows[None])
-        options = torch.from_numpy(self.states[self.call_of[avatar, rows]][None])
-        state = self.states[self.call_of[avatar, visit % MEMORY]]
-        with torch.no_grad():
-            out = self.model(feed, options, need_weights=True, mask_illegal=False)
-        last_zone = int(tokens[-1, 0])
-        places = self.routes.hop[last_zone][None, :] >= 0
-        probs = self.probabilities(out.zone_logits[:, -1].numpy(), places)[0]
-        names = self.layout.zones
-        order = np.argsort(-probs)
-        shown = [z for z in order if probs[z] > 0]
-        candidates = [(names[z], float(probs[z])) for z in shown]
-        chosen = int(self.chosen[avatar, visit % MEMORY])
-        return Explanation(
-            avatar=avatar,
-            visit=visit,
-            time_s=float(self.decided_at[avatar, visit % MEMORY]),
-            context=[self.label(t) for t in tokens],
-            attention=torch.stack(out.attention)[:, 0].numpy(),
-            candidates=candidates,
-            chosen=names[chosen] if chosen >= 0 else None,
-            shown=[describe_option(int(state[z])) for z in shown],
-        )
-
-    def label(self, token: np.ndarray) -> str:
-        """A visit token as a reader sees it: zone, clock on entry, crowd level, dwell."""
-        feature = dict(zip(FEATURES, (int(v) for v in token), strict=True))
-        zone, tod, crowd, dwell = (feature[f] for f in ("zone", "tod", "crowd", "dwell"))
-        clock = int(tod * TOD_BUCKET_S)
-        upper = DWELL_EDGES_S[dwell] if dwell < len(DWELL_EDGES_S) else None
-        stay = f"<{_short(upper)}" if upper is not None else f">{_short(DWELL_EDGES_S[-1])}"
-        return (
-            f"{self.layout.zones[zone]} {clock // 3600:02d}:{clock % 3600 // 60:02d} "
-            f"{FRUIN_LABELS[crowd]} {stay}"
-        )
+        """Recompute one decision of ``avatar`` (its latest by default) with attention
+        (``agents.explain``)."""
+        return explain_decision(self, avatar, visit)
 
 
 def softmax_rows(scores: np.ndarray) -> np.ndarray:
@@ -562,12 +491,3 @@ def softmax_rows(scores: np.ndarray) -> np.ndarray:
     weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
     total = weights.sum(axis=1, keepdims=True)
     return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
-
-
-def describe_option(state: int) -> str:
-    """What a candidate zone showed, from its option state: "crowd B, queue <5 min"."""
-    return f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
-
-
-def _short(seconds: float) -> str:
-    return f"{seconds / 60:g}m" if seconds >= 60 else f"{seconds:g}s"

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from agents.gpt_policy import Explanation
+from agents.explain import Explanation
 from twin import Venue
 
 #: Fruin level of service -> marker colour (green: free flow ... red: crush).

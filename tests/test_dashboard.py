@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agents.gpt_policy import Explanation
+from agents.explain import Explanation
 from dashboards import cards, charts, exports, uploads
 from dashboards.explain import decisions, gpt_avatars
 from dashboards.state import WORKDIR_ENV

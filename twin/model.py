@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
-from agents.gpt_policy import Explanation, GPTPolicy
+from agents.explain import Explanation
+from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from agents.needs import declared_profiles
 from llm.fileio import atomic_path
