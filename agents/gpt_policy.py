@@ -7,8 +7,8 @@ queue has grown since, it thinks again. A model step runs in NumPy for a few doz
 deciders (``llm.decoder``) and in PyTorch for more.
 
 Each avatar's context is kept incrementally, in arrays: a key/value cache slot per avatar
-inside the venue (float32, or float16 at 100,000 avatars; ``block_size`` tokens), so a
-decision costs one token whatever the avatar's history. When a slot is full, its last
+inside the venue (``agents.context_cache``: float32, or float16 at 100,000 avatars;
+``block_size`` tokens), so a decision costs one token whatever the avatar's history. When a slot is full, its last
 ``block_size / 2`` visits are re-encoded into the start of the slot, exactly as training
 cut long trajectories into half-overlapping windows. The tokens are built by
 ``llm.features.visit_features``, the same function that reads the training logs, so an
@@ -17,7 +17,7 @@ of every zone it could go to.
 
 Draws come from a counter-based hash of (seed, avatar, visit), so a run is reproducible
 whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
-attention weights of every layer and head; nothing is captured for it unless asked,
+attention weights of every layer and head (``agents.explain``); nothing is captured for it unless asked,
 beyond the visit tokens and the zones' states the policy keeps anyway.
 """
 
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
+from agents.context_cache import ContextCache
 from agents.explain import MEMORY, Explanation, explain_decision
 from agents.needs import Needs, declared_profiles
 from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
@@ -53,8 +54,6 @@ TIDY_EVERY, TIDY_MARGIN = 4, 6
 #: Up to this many deciders, a model step runs in NumPy (``llm.decoder``), beyond it in
 #: PyTorch: measured 316 against 438 us at 38 deciders, 1.15 against 1.00 ms at 200.
 NUMPY_BATCH = 128
-#: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
-FLOAT32_CACHE_BYTES = 1 << 30
 _ZONE_DRAW, _DWELL_DRAW, _DOOR_DRAW = 1, 2, 4
 #: A stay ends with the show when the show ends within this many dwell buckets of the one
 #: drawn: the model knows the time of day to five minutes, so it cannot pin the bucket.
@@ -117,23 +116,9 @@ class GPTPolicy:
         self.context_of = np.zeros((n, MEMORY), dtype=np.int8)  # visits in context - 1
         self.last_probs: np.ndarray | None = None  # the latest call's probabilities
         self.last_avatars: np.ndarray | None = None  # ... and whose they were
-        self.slot = np.full(n, -1, dtype=np.int64)
         heads, size = config.n_head, config.n_embd // config.n_head
-        self.cache_shape = (config.n_layer, 2, heads, self.window, size)
-        per_avatar = 4 * int(np.prod(self.cache_shape))
-        dtype = self.cache_dtype or (
-            torch.float32 if n * per_avatar <= FLOAT32_CACHE_BYTES else torch.float16
-        )
-        # One slot per avatar, reserved but not touched: the operating system only backs
-        # the slots in use with memory (freed slots are reused first), so the resident
-        # size follows the crowd inside, and nothing is ever copied to grow.
-        self.cache = torch.empty((n, *self.cache_shape), dtype=dtype)
-        self.avatar_in = np.full(n, -1, dtype=np.int64)  # avatar of each slot (-1: free)
-        self.past = self.cache.numpy()  # the same memory, as NumPy for the decoder
-        self.lengths = np.zeros(n, dtype=np.int64)
+        self.kv = ContextCache(n, config.n_layer, heads, self.window, size, self.cache_dtype)
         self.decoder = Decoder(self.model)  # the model's weights as they are now
-        self.free = np.arange(n - 1, -1, -1, dtype=np.int64)  # a stack: free slots on top
-        self.n_free = n
         self.calls = 0
         self.routes = Routes.of(layout)
         self.itinerary = Itinerary(n, self.routes)
@@ -244,17 +229,17 @@ class GPTPolicy:
         state = option_state(zone_crowd(obs.occupancy, self.area), obs.queue_wait_s)
         self.call_of[idx, visit % MEMORY] = self.keep_state(state)
 
-        lengths = self.lengths[slots]
+        lengths = self.kv.lengths[slots]
         width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
-        past = self.past[slots, :, :, :, :width].astype(np.float32, copy=False)
+        past = self.kv.past[slots, :, :, :, :width].astype(np.float32, copy=False)
         profile = None if self.profile is None else self.profile[idx]
         seen = self.seen_in_context(idx, visit, lengths + 1)
         shows = self.shows_at(idx, obs.now_s)
         logits, hidden, new_kv = self.decode(
             stacked, state.astype(np.int64), past, lengths, profile, seen, shows
         )
-        self.past[slots, :, :, :, lengths] = new_kv
-        self.lengths[slots] = lengths + 1
+        self.kv.past[slots, :, :, :, lengths] = new_kv
+        self.kv.lengths[slots] = lengths + 1
 
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
         probs = self.probabilities(logits, choices)
@@ -274,7 +259,7 @@ class GPTPolicy:
         self.goal_prob[idx] = np.where(keep, self.goal_prob[idx], probs[rows, place])
         self.goal_wait[idx] = wait_level(obs.queue_wait_s)[place]
         self.chosen[idx, visit % MEMORY] = place
-        self.release(idx[self.is_exit[place]])
+        self.kv.release(idx[self.is_exit[place]])  # heading out: no more decisions
         return place, stay
 
     def think_again_at_doors(
@@ -366,7 +351,7 @@ class GPTPolicy:
 
     def has_slot(self, idx: np.ndarray) -> np.ndarray:
         """Avatars with a cache, or none yet because they have not decided yet."""
-        return (self.slot[idx] >= 0) | (self.count[idx] == 0)
+        return self.kv.holds(idx) | (self.count[idx] == 0)
 
     def nearest_exit(self, zone: np.ndarray, choices: np.ndarray) -> np.ndarray:
         """The closest exit open to each avatar (-1 where none is)."""
@@ -409,35 +394,30 @@ class GPTPolicy:
     def slots_for(self, idx: np.ndarray, visit: np.ndarray) -> np.ndarray:
         """Each avatar's cache slot (new avatars get one). An avatar deciding again about
         the same visit (refused at a full zone) has that visit's token taken back."""
-        missing = idx[self.slot[idx] < 0]
+        missing = idx[~self.kv.holds(idx)]
         if len(missing):
-            fresh = self.free[self.n_free - len(missing) : self.n_free][::-1].copy()
-            self.n_free -= len(missing)
-            self.slot[missing] = fresh
-            self.avatar_in[fresh] = missing
-            self.lengths[fresh] = 0
-            self.past[fresh] = 0  # first touch of this memory
+            self.kv.take(missing)
             self.window_start[missing] = self.count[missing]
-        slots = self.slot[idx]
+        slots = self.kv.slot[idx]
         again = self.count[idx] > visit
         if again.any():
             self.count[idx[again]] -= 1
-            self.lengths[slots[again]] -= 1
+            self.kv.lengths[slots[again]] -= 1
         return slots
 
     def rewindow(self, idx: np.ndarray, slots: np.ndarray) -> None:
         """Caches that are full, or (every ``TIDY_EVERY`` calls, for all avatars at once)
         nearly full, keep their last ``keep`` visits, re-encoded from position 0."""
         self.calls += 1
-        full = self.lengths[slots] >= self.window
+        full = self.kv.lengths[slots] >= self.window
         who = idx[full]
         if self.calls % TIDY_EVERY == 0:  # one batched pass instead of one per step
-            nearly = np.flatnonzero(self.lengths >= self.window - TIDY_MARGIN)
-            who = np.union1d(who, self.avatar_in[nearly])
+            nearly = np.flatnonzero(self.kv.lengths >= self.window - TIDY_MARGIN)
+            who = np.union1d(who, self.kv.avatar_in[nearly])
         who = who[who >= 0]
         if len(who) == 0:
             return
-        where = torch.from_numpy(self.slot[who])
+        where = torch.from_numpy(self.kv.slot[who])
         positions = (self.count[who, None] - self.keep + np.arange(self.keep)) % MEMORY
         recent = self.tokens[who[:, None], positions].astype(np.int64)  # (b, keep, F)
         tokens = {f: torch.from_numpy(recent[:, :, i]) for i, f in enumerate(FEATURES)}
@@ -447,8 +427,8 @@ class GPTPolicy:
         with torch.no_grad():
             past = self.model(tokens, options, mask_illegal=False).past
         kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, keep, S)
-        self.cache[where, :, :, :, : self.keep] = kv.to(self.cache.dtype)
-        self.lengths[self.slot[who]] = self.keep
+        self.kv.cache[where, :, :, :, : self.keep] = kv.to(self.kv.cache.dtype)
+        self.kv.lengths[self.kv.slot[who]] = self.keep
         self.window_start[who] = self.count[who] - self.keep
 
     def keep_state(self, state: np.ndarray) -> int:
@@ -465,18 +445,6 @@ class GPTPolicy:
         self.tokens[idx, visit % MEMORY] = token
         self.decided_at[idx, visit % MEMORY] = now
         self.count[idx] = visit + 1
-
-    def release(self, idx: np.ndarray) -> None:
-        """Avatars heading out give their cache slots back."""
-        idx = idx[self.slot[idx] >= 0]
-        if len(idx) == 0:
-            return
-        freed = self.slot[idx]
-        self.free[self.n_free : self.n_free + len(freed)] = freed
-        self.n_free += len(freed)
-        self.avatar_in[freed] = -1
-        self.lengths[freed] = 0
-        self.slot[idx] = -1
 
     # ------------------------------------------------------------------ explain
     def explain(self, avatar: int, visit: int | None = None) -> Explanation:

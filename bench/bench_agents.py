@@ -144,7 +144,7 @@ def bench_decisions(batch: int, rounds: int, single_rounds: int) -> dict[str, An
 
     config = policy.model.config
     n = sum(p.numel() for name, p in policy.model.named_parameters() if "emb" not in name)
-    context = float(policy.lengths[policy.slot[walk_ids]].mean())
+    context = float(policy.kv.lengths[policy.kv.slot[walk_ids]].mean())
     flops = (
         2 * n + 4 * config.n_layer * config.n_embd * context + 2 * config.n_embd * len(layout.zones)
     )
