@@ -8,17 +8,17 @@ deciders (``llm.decoder``) and in PyTorch for more.
 
 Each avatar's context is kept incrementally, in arrays: a key/value cache slot per avatar
 inside the venue (``agents.context_cache``: float32, or float16 at 100,000 avatars;
-``block_size`` tokens), so a decision costs one token whatever the avatar's history. When a slot is full, its last
-``block_size / 2`` visits are re-encoded into the start of the slot, exactly as training
-cut long trajectories into half-overlapping windows. The tokens are built by
-``llm.features.visit_features``, the same function that reads the training logs, so an
-avatar sees live what the model saw in training, including the crowd level and queue wait
-of every zone it could go to.
+``block_size`` tokens), so a decision costs one token whatever the avatar's history.
+When a slot is full, its last ``block_size / 2`` visits are re-encoded into the start of
+the slot, exactly as training cut long trajectories into half-overlapping windows. The
+tokens are built by ``llm.features.visit_features``, the same function that reads the
+training logs, so an avatar sees live what the model saw in training, including the crowd
+level and queue wait of every zone it could go to.
 
 Draws come from a counter-based hash of (seed, avatar, visit), so a run is reproducible
 whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
-attention weights of every layer and head (``agents.explain``); nothing is captured for it unless asked,
-beyond the visit tokens and the zones' states the policy keeps anyway.
+attention weights of every layer and head (``agents.explain``); nothing is captured for
+it unless asked, beyond the visit tokens and the zones' states the policy keeps anyway.
 """
 
 from __future__ import annotations

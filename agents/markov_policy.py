@@ -19,7 +19,7 @@ from agents.policy import Decision, Layout, Observation
 from agents.routing import Itinerary, Routes
 from agents.sampling import choose, dwell_seconds, uniforms
 from llm import checkpoint
-from llm.data import check_zones, encode, read_logs
+from llm.data import read_sequences
 from llm.markov import MarkovBaseline
 from llm.vocab import ZoneVocab
 
@@ -40,9 +40,7 @@ class MarkovPolicy:
         cls, logs: Sequence[str | os.PathLike[str]], vocab: ZoneVocab, order: int = 2
     ) -> MarkovPolicy:
         """Fit the chain on every trajectory of ``logs`` (zones must be the vocabulary's)."""
-        frame = read_logs(logs)
-        check_zones(frame, vocab, ", ".join(map(str, logs)), vocab.source)
-        return cls(MarkovBaseline(encode(frame, vocab), vocab, order=order), vocab)
+        return cls(MarkovBaseline(read_sequences(logs, vocab), vocab, order=order), vocab)
 
     def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
         checkpoint.check_vocab(self.vocab, layout.vocabulary(), "Markov chain")

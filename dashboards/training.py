@@ -46,7 +46,7 @@ def train_model(
     return out_dir / MODEL_FILE, summary
 
 
-def evaluate_model(
+def score_checkpoint(
     path: Path,
     logs: Sequence[Path],
     columns: Columns,

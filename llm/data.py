@@ -565,6 +565,20 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = 
     )
 
 
+def read_sequences(
+    logs: Sequence[str | os.PathLike[str]],
+    vocab: ZoneVocab,
+    columns: Columns = Columns(),
+    programme: Programme | None = None,
+) -> Sequences:
+    """Logs to tokens, the one way: read (``read_logs``), refuse zones the vocabulary lacks
+    (``check_zones``), encode (``encode``). Used wherever a model or a baseline meets logs
+    with a vocabulary already fixed: evaluation, the Markov avatars."""
+    frame = read_logs(logs, columns)
+    check_zones(frame, vocab, ", ".join(map(str, logs)), vocab.source)
+    return encode(frame, vocab, programme)
+
+
 def with_gates(frame: pd.DataFrame, vocab: ZoneVocab) -> pd.DataFrame:
     """A log of places only (photos, scans at attractions), read on a venue with gates:
     every trajectory that does not begin at an entrance is given a visit to one just before

@@ -46,9 +46,7 @@ from llm.data import (
     LogError,
     Sequences,
     blocks,
-    check_zones,
-    encode,
-    read_logs,
+    read_sequences,
     split,
     visitor_digests,
 )
@@ -425,11 +423,9 @@ def evaluate_checkpoint(
     trained_format = Columns.from_json(stored) if stored else Columns()
     columns = columns or trained_format
     where = ", ".join(map(str, logs))
-    frame = read_logs(logs, columns)
-    check_zones(frame, ckpt.vocab, where, ckpt.vocab.source)
     stored_programme = ckpt.training.get("programme")
     programme = Programme.from_json(stored_programme) if stored_programme else None
-    seqs = encode(frame, ckpt.vocab, programme)
+    seqs = read_sequences(logs, ckpt.vocab, columns, programme)
     seen = ckpt.trained_on(visitor_digests(seqs.visitors))
     test = seqs.take(np.flatnonzero(~seen))
     if len(test) == 0:
@@ -440,11 +436,11 @@ def evaluate_checkpoint(
     fitted_on = "training visitors of the model's training logs"
     fit = None
     if baseline_logs:
-        fit_seqs = encode(read_logs(baseline_logs, columns), ckpt.vocab, programme)
+        fit_seqs = read_sequences(baseline_logs, ckpt.vocab, columns, programme)
         scored = np.isin(visitor_digests(fit_seqs.visitors), visitor_digests(test.visitors))
         fit, fitted_on = fit_seqs.take(np.flatnonzero(~scored)), "the baseline logs"
     elif ckpt.training.get("logs") and all(Path(p).is_file() for p in ckpt.training["logs"]):
-        fit_seqs = encode(read_logs(ckpt.training["logs"], trained_format), ckpt.vocab, programme)
+        fit_seqs = read_sequences(ckpt.training["logs"], ckpt.vocab, trained_format, programme)
         train_part = ckpt.visitors.get("train", np.empty(0, np.int64))
         fit = fit_seqs.take(np.flatnonzero(np.isin(visitor_digests(fit_seqs.visitors), train_part)))
     if fit is None or len(fit) == 0:

@@ -25,7 +25,7 @@ import streamlit as st
 
 from dashboards import charts, state
 from dashboards.models import load_checkpoint
-from dashboards.training import evaluate_model, evaluation_frame, log_summary, train_model
+from dashboards.training import evaluation_frame, log_summary, score_checkpoint, train_model
 from dashboards.uploads import (
     LOG_TYPES,
     MAX_UPLOAD_MB,
@@ -231,7 +231,7 @@ def run_training(path: Path, name: str, columns: Columns, form: dict[str, Any]) 
                 on_eval=on_eval,
             )
             status.update(label="Evaluating against the Markov baselines...")
-            evaluation = evaluate_model(model_path, [path], columns, seed=cfg.seed)
+            evaluation = score_checkpoint(model_path, [path], columns, seed=cfg.seed)
         except (LogError, CheckpointError, OptionError, ValueError) as exc:
             status.update(label="Training failed", state="error")
             st.error(f"Training failed: {named(str(exc), path, name)}")
