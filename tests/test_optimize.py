@@ -19,14 +19,8 @@ import pytest
 
 from tests.helpers import bar_venue
 from twin import Levers, Scenario, cli, load_venue
-from twin.optimize import (
-    OBJECTIVE_NAMES,
-    SearchError,
-    SearchSpace,
-    create_study,
-    optimize,
-    staff_of,
-)
+from twin.optimize import OBJECTIVE_NAMES, create_study, optimize
+from twin.search import SearchError, SearchSpace, staff_of
 from twin.study_results import pareto_front, trials_frame, write_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -23,8 +23,9 @@ import streamlit as st
 from dashboards import state
 from llm.checkpoint import CheckpointError
 from twin import Levers, Scenario, ScenarioError, VenueError
-from twin.optimize import OBJECTIVE_NAMES, SearchSpace, optimize
+from twin.optimize import OBJECTIVE_NAMES, optimize
 from twin.scenario import POLICIES
+from twin.search import SearchSpace
 from twin.study_results import (
     balanced,
     best_per_objective,
