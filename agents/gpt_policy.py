@@ -52,7 +52,7 @@ from llm.features import (
 #: the window) are re-encoded in one batch, so that few calls need a pass of their own.
 TIDY_EVERY, TIDY_MARGIN = 4, 6
 #: Up to this many deciders, a model step runs in NumPy (``llm.decoder``), beyond it in
-#: PyTorch: measured 316 against 438 us at 38 deciders, 1.15 against 1.00 ms at 200.
+#: PyTorch, whose per-call overhead then pays (``bench/bench_agents.py`` measures both).
 NUMPY_BATCH = 128
 _ZONE_DRAW, _DWELL_DRAW, _DOOR_DRAW = 1, 2, 4
 #: A stay ends with the show when the show ends within this many dwell buckets of the one
@@ -302,7 +302,7 @@ class GPTPolicy:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One model step for the deciders: NumPy's decoder for a few dozen (one thread:
         OpenBLAS and OpenMP threads would only spin against each other on such small
-        matrices; a run took 7x longer), PyTorch's ``decode_step`` from ``NUMPY_BATCH``
+        matrices), PyTorch's ``decode_step`` from ``NUMPY_BATCH``
         on, where its threads pay. The same numbers either way (tests)."""
         if len(lengths) <= NUMPY_BATCH:
             with self.threads.limit(limits=1):

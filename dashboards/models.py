@@ -13,10 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from agents.gpt_policy import GPTPolicy
+from agents.policy import Policy
 from llm import checkpoint
 from twin import Scenario
-from twin.catalog import model_for
+from twin.model import make_policy
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -42,12 +42,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> checkpoint.Checkpoint:
     return _load(file_sha256(path), str(path))
 
 
-def gpt_policy(scenario: Scenario) -> GPTPolicy | None:
-    """GPT avatars for ``scenario`` from the cached checkpoint; None for the other policies
-    or when there is no model (the twin then chooses, or says why it cannot)."""
-    if scenario.policy != "gpt":
-        return None
-    path = model_for(scenario.model, scenario.load_venue().name)
-    if path is None:
-        return None
-    return GPTPolicy(load_checkpoint(path), temperature=scenario.temperature)
+def policy_for(scenario: Scenario) -> Policy:
+    """The scenario's policy as the twin makes it (``twin.model.make_policy``), with the
+    checkpoint loaded once per file content (``load_checkpoint``)."""
+    return make_policy(scenario, scenario.load_venue(), load=load_checkpoint)

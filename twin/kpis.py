@@ -40,9 +40,9 @@ class Totals:
         self.n_zones = n_zones
 
     def account(self, crowd: Crowd, dt: float) -> None:
+        """Add one step of ``dt`` seconds to the totals (it changes nothing of the run)."""
         density = crowd.density()
         levels = crowd_level(density)
-        crowd.satisfaction.tick(levels, dt)
         crowded = levels >= CROWDED_LEVEL
         self.person_minutes_los_ef += float(crowd.occupancy[crowded].sum()) * dt / 60.0
         z = int(np.argmax(density))

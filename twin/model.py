@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +32,8 @@ from agents.explain import Explanation
 from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from agents.needs import declared_profiles
+from llm import checkpoint
+from llm.features import crowd_level
 from llm.fileio import atomic_path
 from llm.logschema import visits_frame
 from twin import kpis as kpi
@@ -42,9 +46,14 @@ from twin.venue import Venue
 Stepping = Literal["arrays", "agents"]
 
 
-def make_policy(scenario: Scenario, venue: Venue) -> Policy:
+def make_policy(
+    scenario: Scenario,
+    venue: Venue,
+    load: Callable[[str | os.PathLike[str]], checkpoint.Checkpoint] = checkpoint.load,
+) -> Policy:
     """The policy the scenario names: GPT avatars with the scenario's (or the venue's
-    shipped) model, a Markov chain fitted on logs, the scripted visitor, or random walks."""
+    shipped) model, a Markov chain fitted on logs, the scripted visitor, or random walks.
+    ``load`` reads a checkpoint (a dashboard passes its cached loader)."""
     name = scenario.policy
     if name == "scripted":
         return ScriptedPolicy()
@@ -57,7 +66,7 @@ def make_policy(scenario: Scenario, venue: Venue) -> Policy:
                 f"policy gpt: no model for venue {venue.name!r}; train one "
                 "(venuetwin train LOGS --venue ...) and set model = 'DIR/model.safetensors'"
             )
-        return GPTPolicy(path, temperature=scenario.temperature)
+        return GPTPolicy(load(path), temperature=scenario.temperature)
     if name == "markov":
         return MarkovPolicy.from_logs(
             scenario.markov_logs or scripted_logs(scenario), venue.vocabulary()
@@ -195,6 +204,7 @@ class VenueModel(mesa.Model):
             self.agents.shuffle_do("step")
             self.sync_agents()
         self.time_s = t_end
+        self.crowd.satisfaction.tick(crowd_level(self.crowd.density()), self.scenario.step_s)
         self.totals.account(self.crowd, self.scenario.step_s)
         self.datacollector.collect(self)  # every step, as mesa.batch_run expects
         if self.steps % self.record_every == 0:

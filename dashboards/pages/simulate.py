@@ -262,7 +262,7 @@ def run(scenario: Scenario) -> VenueModel | None:
     """Build the model and step it to closing time in chunks, with a progress bar."""
     try:
         with st.status("Preparing the avatars...", expanded=False) as status:
-            model = VenueModel(scenario, policy=models.gpt_policy(scenario))
+            model = VenueModel(scenario, policy=models.policy_for(scenario))
             status.update(
                 label=f"{model.venue.name}: {scenario.avatars:,} {model.policy.name} avatars",
                 state="complete",
