@@ -46,6 +46,7 @@ from llm import checkpoint
 from llm.data import (
     Columns,
     LogError,
+    Sequences,
     blocks,
     check_zones,
     encode,
@@ -239,65 +240,16 @@ def train(
     cfg = cfg or TrainConfig()
     rank, world_size = world()
     out = Path(out_dir)
-    frame = read_logs(logs, columns)
-    where = ", ".join(map(str, logs))
-    try:
-        part = visitor_parts(frame["visitor"], cfg.fractions, cfg.seed)
-    except LogError as exc:
-        raise LogError(f"{where}: {exc}") from None
-    learnt_from = frame[part < 2]  # what training sees: never the test visitors
-    if vocab is None:
-        vocab = ZoneVocab.from_log(learnt_from)
-    else:
-        check_zones(frame, vocab, where, vocab.source)
-        vocab = with_observed_moves(vocab, learnt_from)
-    seqs = encode(frame, vocab, programme)
-    train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
-    if not cfg.test_fraction:
-        test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
-    visitors = {
-        name: visitor_digests(np.unique(np.asarray(frame["visitor"][part == p], dtype=str)))
-        for p, name in enumerate(checkpoint.SPLIT_PARTS)
-    }
-
-    torch.manual_seed(cfg.seed)  # the initial weights
-    source = checkpoint.load(init) if init else None
-    # A model takes visitors' declared profiles when its logs state them.
-    n_profile = profile_size(len(vocab)) if seqs.has_profiles else 0
-    n_show_states = N_SHOW_STATES if seqs.shows is not None else 0
-    if source is not None:
-        model = checkpoint.transfer(
-            source, vocab, profiles=bool(n_profile), shows=bool(n_show_states)
-        )
-    else:
-        model = GPT(
-            GPTConfig(
-                n_zones=len(vocab),
-                n_profile=n_profile,
-                n_show_states=n_show_states,
-                **(model_config or {}),
-            )
-        )
-    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
-    if cfg.move_prior:
-        model.set_move_prior(torch.from_numpy(MarkovBaseline(train_seqs, vocab, order=1).table))
+    data = prepare(logs, columns, vocab, cfg, programme)
+    vocab, train_seqs, val_seqs, test_seqs = data.vocab, data.train, data.val, data.test
+    model = build_model(data, cfg, init, model_config)
     device = training_device()
     model.to(device)
     block = model.config.block_size
     train_data, val_data = blocks(train_seqs, block), blocks(val_seqs, block)
     n_windows = len(train_data["length"])
     steps = total_steps(n_windows, cfg)
-
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.95),
-    )
+    optimizer = make_optimizer(model, cfg)
     loop = {"step": 0, "best_val": math.inf, "stale": 0, "rows": [], "tokens": 0}
     state_path = out / STATE_FILE
     if resume and state_path.exists():
@@ -340,27 +292,8 @@ def train(
     while loop["step"] < steps and loop["stale"] < cfg.patience:
         step = loop["step"]
         lr = lr_at(step, cfg, steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(cfg.seed * 7_919 + step * 104_729 + rank)  # dropout noise of this step
-        optimizer.zero_grad(set_to_none=True)
-        micro_batches = [batch_indices(step, m, n_windows, cfg) for m in range(cfg.grad_accum)]
-        # Every target of the global batch weighs the same, however it is split into
-        # micro-batches and processes (DDP averages the processes' gradients).
-        targets = sum(int((train_data["next_zone"][i] >= 0).sum()) for i in micro_batches)
-        scale = world_size / max(targets, 1)
-        step_loss = 0.0
-        for micro, idx in enumerate(micro_batches):
-            batch = take(train_data, idx[rank::world_size], device)
-            loop["tokens"] += int(batch["length"].sum()) * world_size
-            sync = micro == cfg.grad_accum - 1
-            with net.no_sync() if (ddp and not sync) else contextlib.nullcontext():
-                zone_loss, dwell_loss = net(batch)
-                loss = (zone_loss + cfg.dwell_weight * dwell_loss) * scale
-                loss.backward()
-            step_loss += float(zone_loss.detach()) * scale / world_size
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        step_loss, tokens = train_step(net, optimizer, train_data, step, lr, cfg, device)
+        loop["tokens"] += tokens
         loop["step"] = step + 1
         bar.update()
         bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lr:.1e}")
@@ -385,7 +318,7 @@ def train(
                         model,
                         vocab,
                         {**summary_base, "step": loop["step"], **val},
-                        visitors,
+                        data.visitors,
                     )
             else:
                 loop["stale"] += 1
@@ -414,6 +347,138 @@ def train(
     if rank == 0:
         write_text_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+@dataclass
+class Prepared:
+    """What training learns from: the vocabulary and the token sequences, split by visitor."""
+
+    vocab: ZoneVocab
+    train: Sequences
+    val: Sequences
+    test: Sequences
+    visitors: dict[str, np.ndarray]  # digests of each part's visitors, for the checkpoint
+    has_profiles: bool
+    has_shows: bool
+
+
+def prepare(
+    logs: Sequence[str | os.PathLike[str]],
+    columns: Columns,
+    vocab: ZoneVocab | None,
+    cfg: TrainConfig,
+    programme: Programme | None,
+) -> Prepared:
+    """Logs -> tokens: read, split by visitor (``cfg.fractions``, ``cfg.seed``), the
+    vocabulary from the training and validation visitors (or the venue's, with the moves
+    they show), encode, cut into the parts."""
+    frame = read_logs(logs, columns)
+    where = ", ".join(map(str, logs))
+    try:
+        part = visitor_parts(frame["visitor"], cfg.fractions, cfg.seed)
+    except LogError as exc:
+        raise LogError(f"{where}: {exc}") from None
+    learnt_from = frame[part < 2]  # what training sees: never the test visitors
+    if vocab is None:
+        vocab = ZoneVocab.from_log(learnt_from)
+    else:
+        check_zones(frame, vocab, where, vocab.source)
+        vocab = with_observed_moves(vocab, learnt_from)
+    seqs = encode(frame, vocab, programme)
+    train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
+    if not cfg.test_fraction:
+        test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
+    visitors = {
+        name: visitor_digests(np.unique(np.asarray(frame["visitor"][part == p], dtype=str)))
+        for p, name in enumerate(checkpoint.SPLIT_PARTS)
+    }
+    return Prepared(
+        vocab, train_seqs, val_seqs, test_seqs, visitors, seqs.has_profiles, seqs.shows is not None
+    )
+
+
+def build_model(
+    data: Prepared, cfg: TrainConfig, init: str | None, model_config: dict[str, Any] | None
+) -> GPT:
+    """A new GPT (seeded by ``cfg.seed``), or ``init``'s weights moved to this vocabulary;
+    its vocabulary set and its move prior counted from the training visits."""
+    vocab = data.vocab
+    torch.manual_seed(cfg.seed)  # the initial weights
+    source = checkpoint.load(init) if init else None
+    # A model takes visitors' declared profiles when its logs state them.
+    n_profile = profile_size(len(vocab)) if data.has_profiles else 0
+    n_show_states = N_SHOW_STATES if data.has_shows else 0
+    if source is not None:
+        model = checkpoint.transfer(
+            source, vocab, profiles=bool(n_profile), shows=bool(n_show_states)
+        )
+    else:
+        model = GPT(
+            GPTConfig(
+                n_zones=len(vocab),
+                n_profile=n_profile,
+                n_show_states=n_show_states,
+                **(model_config or {}),
+            )
+        )
+    model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
+    if cfg.move_prior:
+        model.set_move_prior(torch.from_numpy(MarkovBaseline(data.train, vocab, order=1).table))
+    return model
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, with weight decay on the matrices but embeddings."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+
+
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_data: dict[str, torch.Tensor],
+    step: int,
+    lr: float,
+    cfg: TrainConfig,
+    device: torch.device,
+) -> tuple[float, int]:
+    """One optimiser step over ``cfg.grad_accum`` micro-batches, this process's share of
+    each (``net``: ``LossOf`` the model, wrapped in DDP when several processes train).
+    Returns the step's next-zone loss and the tokens all processes read."""
+    rank, world_size = world()
+    ddp = isinstance(net, torch.nn.parallel.DistributedDataParallel)
+    n_windows = len(train_data["length"])
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(cfg.seed * 7_919 + step * 104_729 + rank)  # dropout noise of this step
+    optimizer.zero_grad(set_to_none=True)
+    micro_batches = [batch_indices(step, m, n_windows, cfg) for m in range(cfg.grad_accum)]
+    # Every target of the global batch weighs the same, however it is split into
+    # micro-batches and processes (DDP averages the processes' gradients).
+    targets = sum(int((train_data["next_zone"][i] >= 0).sum()) for i in micro_batches)
+    scale = world_size / max(targets, 1)
+    step_loss, tokens = 0.0, 0
+    for micro, idx in enumerate(micro_batches):
+        batch = take(train_data, idx[rank::world_size], device)
+        tokens += int(batch["length"].sum()) * world_size
+        sync = micro == cfg.grad_accum - 1
+        with net.no_sync() if (ddp and not sync) else contextlib.nullcontext():
+            zone_loss, dwell_loss = net(batch)
+            loss = (zone_loss + cfg.dwell_weight * dwell_loss) * scale
+            loss.backward()
+        step_loss += float(zone_loss.detach()) * scale / world_size
+    model = net.module if ddp else net
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return step_loss, tokens
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
