@@ -19,6 +19,10 @@ Draws come from a counter-based hash of (seed, avatar, visit), so a run is repro
 whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
 attention weights of every layer and head (``agents.explain``); nothing is captured for
 it unless asked, beyond the visit tokens and the zones' states the policy keeps anyway.
+
+Its length: the live decision of a GPT avatar (context tokens, re-windowing, the model
+step, door re-reads, stays); its cache slots are ``agents.context_cache`` and its
+explanations ``agents.explain``.
 """
 
 from __future__ import annotations

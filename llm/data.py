@@ -14,6 +14,10 @@ plus, for every visit, what it could see of every zone at its choice (the moment
 visitor chose where to go next): the crowd level and the queue wait a newcomer would have.
 ``split`` divides visitors (never visits) into train/validation/test, and ``blocks``
 packs trajectories into fixed-length tensors.
+
+Its length: the log contract's two sides, reading rows into visits and encoding visits
+into tokens, stay in one file because the causality rule (``llm.causal``) binds them: what
+a row vouches for when read is what a choice may see when encoded.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ to the popularity).
 All predictors share ``predict(seqs) -> (log_probs, dwell_pred)`` and ``sample(seqs, which,
 max_len, seed)``; ``GPTPredictor`` wraps a ``llm.model.GPT`` in the same interface.
 ``evaluate`` runs them all and ``format_table`` prints the result.
+
+Its length: every metric, BLEU, the GPT predictor and ``evaluate_checkpoint`` (which
+visitors are scored, which fit the baselines) read together, as one report is made.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ pre-layer-norm residual connections (``CausalSelfAttention``, ``MLP``, ``Block``
 after nanoGPT). The fast path is ``F.scaled_dot_product_attention``; ``need_weights=True``
 takes the plain path that also returns every layer's ``(batch, heads, T, T)`` weights.
 A key/value cache (``past``) makes a live decision cost one token, whatever the history.
+
+Its length: the whole model in one readable file, as nanoGPT keeps it: config, the block
+(``block_step``, defined once), embeddings, heads, the cached decode step and the loss.
 """
 
 from __future__ import annotations

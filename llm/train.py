@@ -14,6 +14,10 @@ noise of step ``s`` are functions of ``(seed, s)`` alone.
 
 With ``torchrun`` every process holds a replica; each takes its share of every global
 batch and DDP averages the gradients (gloo on CPU, nccl on GPU), so replicas stay equal.
+
+Its length: ``train`` and its phases (``prepare``, ``build_model``, ``make_optimizer``,
+``train_step``), resumable state, and the command-line options that ``venuetwin train``
+and ``torchrun -m llm.train`` share.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ reference, build a ``venue from-pois`` of a real place, list the built-in ``venu
 
 Bad input (a malformed venue or scenario, an out-of-range option) prints one line naming
 the file and the field, exits with status 2, and writes nothing.
+
+Its length: every command of ``venuetwin`` in one place, a parser and a short function
+each, so the command line's contract (one-line errors, status 2) is held in one ``main``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Event times are exact (continuous); a step only decides which events are handled
 per step for all due avatars (arrays), or once per avatar (Mesa's agent-by-agent stepping).
 Service zones are FIFO multi-server queues: a visitor's start of service is fixed when it
 joins (the earliest free server, never before those ahead of it), so waits are exact.
+
+Its length: the crowd's event loop over arrays (arrive, enter, queue, decide, pass doors,
+walk), which must be read in order.
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ a theme) and logs visits (ticket scans, Wi-Fi pings, photos) gets an ordinary ve
 
 Everything that was inferred or defaulted is listed in ``Built.summary`` (printed by the
 command line), so the user knows what to edit.
+
+Its length: one command's inference (places, kinds, streets, gates, service times, crowd),
+each step a function with its defaults at the top, so a user editing the result reads one
+file.
 """
 
 from __future__ import annotations

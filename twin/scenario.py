@@ -30,6 +30,9 @@ A ``Scenario`` is a typed config, built in Python or read from a TOML file::
 
 Unknown keys and out-of-range values are refused with a message naming the file and key;
 ``check(venue)`` also refuses zones the venue lacks.
+
+Its length: the scenario file's schema, with its one validator of types, ranges and levers
+(``Levers.zones_for``), and the default programme.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ from its visitors' needs.
 Every statistic of a run is computed from its visit log (``visit_stats``) by one function,
 for the twin, the scripted reference and a real log alike; queue waits, crowd risk and
 satisfaction of runs come from the run's KPIs (``twin.kpis.summarise``).
+
+Its length: the fidelity report, statistics, comparisons, interventions and the log
+reference, read together because every figure must be computed the same way for twin,
+scripted reference and log.
 """
 
 from __future__ import annotations

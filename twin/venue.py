@@ -6,6 +6,9 @@ persons, ``servers`` and a mean ``service_s`` where the zone serves (gates, bars
 restrooms, shops), and ``x``/``y`` in metres for drawing. Edges are passages with a
 ``length`` and a ``width`` in metres. ``Venue`` validates all of this once and exposes the
 arrays that the simulation engine and the policies work on.
+
+Its length: the venue format and its one validator, which names the zone or edge at fault
+for every way a graph can be unusable.
 """
 
 from __future__ import annotations
