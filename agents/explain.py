@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from llm.features import DWELL_EDGES_S, FEATURES, FRUIN_LABELS, N_CROWD, TOD_BUCKET_S, WAIT_LABELS
+from llm.features import DWELL_EDGES_S, FEATURES, N_CROWD, TOD_BUCKET_S, WAIT_LABELS
+from llm.zones import FRUIN_LABELS
 
 #: Visits remembered per avatar for explanations (the cache itself holds block_size).
 MEMORY = 128

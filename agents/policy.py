@@ -30,7 +30,7 @@ class Layout:
 
     zones: tuple[str, ...]
     kinds: tuple[str, ...]
-    kind_ids: np.ndarray  # (Z,) index into llm.features.ZONE_KINDS
+    kind_ids: np.ndarray  # (Z,) index into llm.zones.ZONE_KINDS
     adjacency: np.ndarray  # (Z, Z) bool: one legal move from u to v
     distance: np.ndarray  # (Z, Z) shortest walking distance, metres (inf: unreachable)
     next_hop: np.ndarray  # (Z, Z) first zone on a shortest path from u to t

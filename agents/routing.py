@@ -1,7 +1,7 @@
 """Walking to a chosen place: routes through passages, and where each avatar is heading.
 
 The learnt policies (GPT and Markov) choose the next *place*, as their training tokens do:
-corridors are walked through, not visited (``llm.features.PASSAGE_KINDS``). So heading for
+corridors are walked through, not visited (``llm.zones.PASSAGE_KINDS``). So heading for
 the café at the far end of the hall is one choice made where the visitor stands, with every
 queue in view, not several hops that must each keep to it. The twin moves avatars one zone
 at a time, so between two places an avatar crosses passages without asking the model:

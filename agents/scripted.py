@@ -24,7 +24,7 @@ from agents.policy import (
     Observation,
     sample_rows,
 )
-from llm.features import CROWDED_LEVEL
+from llm.zones import CROWDED_LEVEL
 
 #: Fruin level (0 = A) from which a zone counts as too crowded to head for (4 = E).
 #: Interest below which an attraction is not worth a visit.

@@ -41,7 +41,7 @@ from bench_gpt import matmul_rate  # noqa: E402
 from agents.gpt_policy import GPTPolicy  # noqa: E402
 from agents.needs import Needs  # noqa: E402
 from agents.policy import Observation  # noqa: E402
-from llm.features import crowd_level  # noqa: E402
+from llm.zones import crowd_level  # noqa: E402
 from twin import Scenario, load_venue  # noqa: E402
 from twin.catalog import shipped_model_path  # noqa: E402
 from twin.model import build_layout  # noqa: E402

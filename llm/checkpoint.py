@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from llm import features
+from llm import features, zones
 from llm.features import profile_size
 from llm.fileio import atomic_path
 from llm.model import GPT, GPTConfig
@@ -48,8 +48,8 @@ class CheckpointError(ValueError):
 def feature_spec() -> dict[str, Any]:
     """The feature buckets of this code; a checkpoint must have been trained with them."""
     return {
-        "zone_kinds": list(features.ZONE_KINDS),
-        "fruin_bounds": list(features.FRUIN_BOUNDS),
+        "zone_kinds": list(zones.ZONE_KINDS),
+        "fruin_bounds": list(zones.FRUIN_BOUNDS),
         "tod_bucket_s": features.TOD_BUCKET_S,
         "n_tod": features.N_TOD,
         "stay_bucket_s": features.STAY_BUCKET_S,

@@ -513,7 +513,7 @@ class Sequences:
 
 def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = None) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
-    walked through, not visited: ``llm.features.PASSAGE_KINDS``), with what every zone
+    walked through, not visited: ``llm.zones.PASSAGE_KINDS``), with what every zone
     showed at each visit's choice (``llm.causal``). Crowds and queues count every row,
     passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``.
     With a ``programme``, every zone's show state at each choice (``show_states``): the

@@ -53,14 +53,7 @@ from llm.data import (
     split,
     visitor_digests,
 )
-from llm.features import (
-    DWELL_CENTRES_S,
-    FEATURES,
-    TOD_BUCKET_S,
-    Programme,
-    stay_bucket,
-    tod_bucket,
-)
+from llm.features import DWELL_CENTRES_S, FEATURES, TOD_BUCKET_S, Programme, stay_bucket, tod_bucket
 from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT
 from llm.targets import stop_zones, target_positions

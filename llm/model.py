@@ -19,7 +19,7 @@ Heads
   zone + kind embedding (tied with the input), plus a learned vector for what that
   candidate zone shows at that moment: its crowd level and its queue wait
   (``llm.features.option_state``). The next zone is the next *place*: corridors are
-  walked through, not visited (``llm.features.PASSAGE_KINDS``), so going to the far bar
+  walked through, not visited (``llm.zones.PASSAGE_KINDS``), so going to the far bar
   is one choice, not several hops that must each keep to it; places that cannot come next
   (``ZoneVocab.destinations``) are masked out.
   Because a zone is "its kind plus itself", a model trained on one venue fine-tunes on
@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm.features import FEATURES, N_CROWD, N_DWELL, N_OPTION, N_STAY, N_TOD, ZONE_KINDS
+from llm.features import FEATURES, N_CROWD, N_DWELL, N_OPTION, N_STAY, N_TOD
+from llm.zones import ZONE_KINDS
 
 #: A layer's cached keys and values, each (batch, heads, time, head_size).
 KV = tuple[torch.Tensor, torch.Tensor]

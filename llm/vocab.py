@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from llm.features import FRUIN_BOUNDS, KIND_INDEX, PASSAGE_KINDS, ZONE_KINDS, passage_moves
+from llm.zones import FRUIN_BOUNDS, KIND_INDEX, PASSAGE_KINDS, ZONE_KINDS, passage_moves
 
 #: The zone of a log vocabulary that stands for every zone it has not seen.
 UNKNOWN_ZONE = "<unseen>"
@@ -78,7 +78,7 @@ class ZoneVocab:
 
     @property
     def passage(self) -> np.ndarray:
-        """(Z,) bool: zones walked through, not visited (``llm.features.PASSAGE_KINDS``)."""
+        """(Z,) bool: zones walked through, not visited (``llm.zones.PASSAGE_KINDS``)."""
         return np.array([k in PASSAGE_KINDS for k in self.kinds], dtype=bool)
 
     @property

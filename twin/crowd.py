@@ -31,7 +31,8 @@ from agents.avatar import Phase
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation, Policy
 from agents.sampling import choose, uniforms
-from llm.features import crowd_level, queue_wait
+from llm.features import queue_wait
+from llm.zones import crowd_level
 from twin import physics
 from twin.satisfaction import Satisfaction
 

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from llm.data import Columns, detect_separator, read_logs
-from llm.features import ZONE_KINDS
+from llm.zones import ZONE_KINDS
 from twin.scenario import Scenario
 from twin.venue import Venue
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llm.features import CROWDED_LEVEL, FRUIN_LABELS, crowd_level
+from llm.zones import CROWDED_LEVEL, FRUIN_LABELS, crowd_level
 from twin.crowd import Crowd
 
 if TYPE_CHECKING:

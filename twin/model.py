@@ -33,9 +33,9 @@ from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from agents.needs import declared_profiles
 from llm import checkpoint
-from llm.features import crowd_level
 from llm.fileio import atomic_path
 from llm.logschema import visits_frame
+from llm.zones import crowd_level
 from twin import kpis as kpi
 from twin.arrivals import draw_arrivals
 from twin.catalog import model_for

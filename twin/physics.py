@@ -3,7 +3,7 @@
 - Walking speed follows Weidmann's fundamental diagram.
 - A door or corridor passes at most ``Js * width`` persons per second.
 - Service zones are FIFO multi-server queues (``erlang_c_wait`` is the M/M/c check).
-- Crowding is reported as Fruin level of service (``llm.features.crowd_level``).
+- Crowding is reported as Fruin level of service (``llm.zones.crowd_level``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 
 from agents.needs import ATTRACTION_KINDS, Needs
 from agents.policy import Layout
-from llm.features import CROWDED_LEVEL
+from llm.zones import CROWDED_LEVEL
 
 WAIT_COST_PER_MIN = 0.05
 CROWD_COST_PER_MIN = 0.02

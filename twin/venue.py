@@ -1,7 +1,7 @@
 """The venue: a graph of zones joined by doors and corridors, loaded from and saved as JSON.
 
 A venue is a networkx graph in node-link JSON. Nodes are zones with a ``kind`` (one of
-``llm.features.ZONE_KINDS``), an ``area`` in square metres, a hard ``capacity`` in
+``llm.zones.ZONE_KINDS``), an ``area`` in square metres, a hard ``capacity`` in
 persons, ``servers`` and a mean ``service_s`` where the zone serves (gates, bars,
 restrooms, shops), and ``x``/``y`` in metres for drawing. Edges are passages with a
 ``length`` and a ``width`` in metres. ``Venue`` validates all of this once and exposes the
@@ -24,9 +24,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from llm.features import KIND_INDEX, ZONE_KINDS
 from llm.fileio import write_text_atomic
 from llm.vocab import ZoneVocab
+from llm.zones import KIND_INDEX, ZONE_KINDS
 
 #: Kinds of zone that serve visitors through a FIFO multi-server queue.
 SERVICE_KINDS: frozenset[str] = frozenset({"entrance", "bar", "restroom", "shop"})
