@@ -47,6 +47,17 @@ def write_scenario(tmp_path: Path, search: dict, avatars: int = 300, **extra) ->
 BAR_SEARCH = {"servers": {"bar": [1, 8]}, "staff_budget": BUDGET}
 
 
+def heartbeats(db: Path) -> int:
+    """How many trials have recorded a heartbeat (0 until the study is made)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return int(con.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def trial_states(db: Path) -> list[str]:
     """The trials' states straight from the SQLite file ([] until the study is made)."""
     if not db.exists():
@@ -148,7 +159,8 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path: Path) -> None:
         while time.monotonic() < deadline:  # read the file, not through a second storage
             time.sleep(0.2)
             states = trial_states(out / "study.db")
-            if states.count("COMPLETE") >= 1 and states[-1:] == ["RUNNING"]:
+            beating = heartbeats(out / "study.db") >= len(states)  # the running one too
+            if states.count("COMPLETE") >= 1 and states[-1:] == ["RUNNING"] and beating:
                 break
         else:
             pytest.fail("the worker never got going")

@@ -61,6 +61,11 @@ class Objective:
     run: Callable[[Scenario], dict[str, float]] = score
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        beat = getattr(trial.storage, "record_heartbeat", None)
+        if beat is not None and trial.storage.get_heartbeat_interval():
+            # The first heartbeat at once, not when Optuna's thread first runs: a worker
+            # killed before it would leave a trial that no heartbeat ever makes stale.
+            beat(trial._trial_id)
         params = self.space.suggest(trial, len(self.scenario.arrival_profile))
         scenario = self.space.apply(self.scenario, params)
         staff = staff_of(scenario, scenario.load_venue())
