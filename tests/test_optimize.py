@@ -47,13 +47,18 @@ def write_scenario(tmp_path: Path, search: dict, avatars: int = 300, **extra) ->
 BAR_SEARCH = {"servers": {"bar": [1, 8]}, "staff_budget": BUDGET}
 
 
-def heartbeats(db: Path) -> int:
-    """How many trials have recorded a heartbeat (0 until the study is made)."""
+def going(db: Path) -> int:
+    """How many trials have drawn their levers and recorded a heartbeat since (the
+    ``Objective`` beats right after drawing): 0 until the study is made."""
     if not db.exists():
         return 0
+    query = (
+        "SELECT COUNT(DISTINCT p.trial_id) FROM trial_params p JOIN trial_heartbeats h "
+        "ON h.trial_id = p.trial_id"
+    )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return int(con.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()[0])
+            return int(con.execute(query).fetchone()[0])
     except sqlite3.Error:
         return 0
 
@@ -159,7 +164,7 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path: Path) -> None:
         while time.monotonic() < deadline:  # read the file, not through a second storage
             time.sleep(0.2)
             states = trial_states(out / "study.db")
-            beating = heartbeats(out / "study.db") >= len(states)  # the running one too
+            beating = going(out / "study.db") >= len(states)  # the running one too
             if states.count("COMPLETE") >= 1 and states[-1:] == ["RUNNING"] and beating:
                 break
         else:

@@ -61,12 +61,13 @@ class Objective:
     run: Callable[[Scenario], dict[str, float]] = score
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        params = self.space.suggest(trial, len(self.scenario.arrival_profile))
         beat = getattr(trial.storage, "record_heartbeat", None)
         if beat is not None and trial.storage.get_heartbeat_interval():
-            # The first heartbeat at once, not when Optuna's thread first runs: a worker
-            # killed before it would leave a trial that no heartbeat ever makes stale.
+            # The first heartbeat as soon as the levers are drawn, not when Optuna's thread
+            # first runs: a worker killed before that would leave a trial that no
+            # heartbeat ever makes stale, and its retry would have no levers to repeat.
             beat(trial._trial_id)
-        params = self.space.suggest(trial, len(self.scenario.arrival_profile))
         scenario = self.space.apply(self.scenario, params)
         staff = staff_of(scenario, scenario.load_venue())
         budget = self.space.staff_budget
