@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llm import checkpoint  # noqa: E402
-from llm.data import blocks, encode, read_logs, split  # noqa: E402
+from llm.data import blocks, encode, split  # noqa: E402
 from llm.evaluate import evaluate, format_table  # noqa: E402
+from llm.logs import read_logs  # noqa: E402
 from llm.model import GPT, GPTConfig  # noqa: E402
 from llm.train import LossOf, TrainConfig, take, train  # noqa: E402
 from twin import Scenario, VenueModel, load_venue  # noqa: E402

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_real import split_users  # noqa: E402
 
-from llm.data import Columns, read_logs  # noqa: E402
+from llm.logs import Columns, read_logs  # noqa: E402
 from llm.train import TrainConfig, train  # noqa: E402
 from twin.from_pois import build_venue  # noqa: E402
 from twin.scenario import Scenario  # noqa: E402

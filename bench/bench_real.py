@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llm import checkpoint  # noqa: E402
-from llm.data import Columns, visitor_parts  # noqa: E402
+from llm.data import visitor_parts  # noqa: E402
 from llm.evaluate import METRICS, evaluate_checkpoint, format_table  # noqa: E402
+from llm.logs import Columns  # noqa: E402
 from llm.train import TrainConfig, train  # noqa: E402
 
 CITIES = {

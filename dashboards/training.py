@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from dashboards.models import load_checkpoint
-from llm.data import Columns
 from llm.evaluate import BASELINES, evaluate_checkpoint
+from llm.logs import Columns
 from llm.train import MODEL_FILE, TrainConfig, train
 from twin import Venue
 

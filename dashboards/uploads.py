@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from llm.data import Columns, LogError, detect_separator
+from llm.logs import Columns, LogError, detect_separator
 
 #: The largest upload accepted, in megabytes (also ``server.maxUploadSize``).
 MAX_UPLOAD_MB = 50

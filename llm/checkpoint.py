@@ -3,7 +3,7 @@
 A checkpoint is a safetensors file (tensors only: nothing is ever unpickled) whose
 metadata key ``venuetwin`` holds JSON: the format version, the model config, the zone
 vocabulary (names, kinds, areas, legal moves), the feature buckets the model was trained
-with, and a training summary (with how its logs were read: ``llm.data.Columns``). Beside
+with, and a training summary (with how its logs were read: ``llm.logs.Columns``). Beside
 the weights, tensors ``split.train``, ``split.validation`` and ``split.test`` hold digests
 of the visitors of each part of its training logs (``llm.data.visitor_digests``: never
 their ids), so that ``evaluate`` scores a model only on visitors it was not trained on.

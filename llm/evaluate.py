@@ -44,16 +44,9 @@ import torch.nn.functional as F
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
 from llm.checkpoint import Checkpoint
-from llm.data import (
-    Columns,
-    LogError,
-    Sequences,
-    blocks,
-    read_sequences,
-    split,
-    visitor_digests,
-)
+from llm.data import Sequences, blocks, read_sequences, split, visitor_digests
 from llm.features import DWELL_CENTRES_S, FEATURES, TOD_BUCKET_S, Programme, stay_bucket, tod_bucket
+from llm.logs import Columns, LogError
 from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT
 from llm.targets import stop_zones, target_positions

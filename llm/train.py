@@ -47,20 +47,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from llm import checkpoint
-from llm.data import (
-    Columns,
-    LogError,
-    Sequences,
-    blocks,
-    check_zones,
-    encode,
-    read_logs,
-    split,
-    visitor_digests,
-    visitor_parts,
-)
+from llm.data import Sequences, blocks, encode, split, visitor_digests, visitor_parts
 from llm.features import N_SHOW_STATES, Programme, profile_size, read_programme
 from llm.fileio import atomic_path, write_text_atomic
+from llm.logs import Columns, LogError, check_zones, read_logs
 from llm.markov import MarkovBaseline
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
@@ -562,7 +552,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_log_format_arguments(p: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """How to read logs (``llm.data.Columns``), shared by train and evaluate. Without
+    """How to read logs (``llm.logs.Columns``), shared by train and evaluate. Without
     ``defaults`` the options default to None: evaluate then reads the checkpoint's."""
     p.add_argument(
         "--id-col",

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from llm import checkpoint
-from llm.data import Columns, encode, read_logs
+from llm.data import encode
 from llm.evaluate import evaluate_checkpoint
 from llm.features import FEATURES, N_CROWD, option_state, wait_level
+from llm.logs import Columns, read_logs
 from llm.train import TrainConfig, train
 from llm.vocab import ZoneVocab
 

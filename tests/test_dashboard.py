@@ -19,7 +19,7 @@ from agents.explain import Explanation
 from dashboards import cards, charts, exports, uploads
 from dashboards.explain import decisions, gpt_avatars
 from dashboards.state import WORKDIR_ENV
-from llm.data import Columns, LogError
+from llm.logs import Columns, LogError
 from twin import Levers, Scenario, VenueModel, load_venue
 from twin.catalog import shipped_model_path
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import twin
-from llm.data import Sequences, encode, read_logs, split
+from llm.data import Sequences, encode, split
 from llm.evaluate import (
     BASELINES,
     METRICS,
@@ -20,6 +20,7 @@ from llm.evaluate import (
     format_table,
     next_move_metrics,
 )
+from llm.logs import read_logs
 from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT, GPTConfig
 from llm.targets import target_positions

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm.data import Columns, encode, read_logs
+from llm.data import encode
+from llm.logs import Columns, read_logs
 from twin import cli
 from twin.from_pois import PoiColumns, PoiError, build_venue, corner, kind_of_theme
 from twin.model import VenueModel

@@ -123,7 +123,8 @@ def test_a_model_for_another_venue_is_refused() -> None:
 
 def test_tokens_are_the_training_features() -> None:
     """What an avatar sees live is what the log reader computes from the twin's log."""
-    from llm.data import encode, read_logs
+    from llm.data import encode
+    from llm.logs import read_logs
 
     model = run(avatars=150)
     path = "/tmp/venuetwin-test-live-tokens.parquet"
@@ -149,8 +150,9 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     """The crowd level and queue wait every zone shows at a decision, live, are what
     ``encode`` derives from the twin's own log (bars and a gate short of staff, so that
     queues form)."""
-    from llm.data import encode, read_logs
+    from llm.data import encode
     from llm.features import N_CROWD
+    from llm.logs import read_logs
     from twin import Levers
 
     short = Levers(servers={"hall_bar": 1, "foyer_bar": 1, "gate_main": 2})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm.data import Columns, LogError, blocks, check_zones, encode, read_logs, split
+from llm.data import blocks, encode, split
 from llm.features import (
     N_CROWD,
     dwell_bucket,
@@ -18,6 +18,7 @@ from llm.features import (
     wait_level,
     zone_crowd,
 )
+from llm.logs import Columns, LogError, check_zones, read_logs
 from llm.logschema import write_visits
 from llm.vocab import UNKNOWN_ZONE, ZoneVocab
 from twin import Levers, Scenario, VenueModel, load_venue

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from llm import checkpoint
-from llm.data import Columns, LogError, encode, read_logs, visitor_digests
+from llm.data import encode, visitor_digests
 from llm.evaluate import evaluate_checkpoint
+from llm.logs import Columns, LogError, read_logs
 from llm.vocab import UNKNOWN_ZONE
 from twin import cli
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from llm import checkpoint
-from llm.data import read_logs
 from llm.features import profile_size
+from llm.logs import read_logs
 from llm.model import GPT, GPTConfig
 from twin import Scenario, VenueModel, load_venue
 from twin.cli import main

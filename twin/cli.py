@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from llm.checkpoint import CheckpointError
-from llm.data import LogError
 from llm.fileio import OutputPathError
+from llm.logs import LogError
 from llm.train import OptionError
 from twin.from_pois import PoiError
 from twin.scenario import POLICIES, Scenario, ScenarioError
@@ -362,9 +362,9 @@ def evaluate_model(args: argparse.Namespace) -> int:
     import json
 
     from llm import checkpoint
-    from llm.data import Columns
     from llm.evaluate import evaluate_checkpoint, format_table
     from llm.fileio import write_text_atomic
+    from llm.logs import Columns
     from llm.train import columns_from_args
 
     ckpt = checkpoint.load(args.checkpoint)

@@ -49,7 +49,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from llm.data import Columns, detect_separator, read_logs
+from llm.logs import Columns, detect_separator, read_logs
 from llm.zones import ZONE_KINDS
 from twin.scenario import Scenario
 from twin.venue import Venue

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llm.data import Columns, read_logs
+from llm.logs import Columns, read_logs
 from twin.scenario import Levers, Scenario, ScenarioError
 from twin.venue import STAFFED_KINDS, Venue, load_venue
 
@@ -552,7 +552,7 @@ def _levers_dict(levers: Levers) -> dict[str, Any]:
 
 def crowd_of_log(frame: pd.DataFrame, venue: Venue, source: str) -> tuple[dict, dict]:
     """The scenario a log shows (visitors per day, opening, length, arrival profile) and
-    its statistics on the zones it shares with ``venue``. ``frame``: ``llm.data.read_logs``."""
+    its statistics on the zones it shares with ``venue``. ``frame``: ``llm.logs.read_logs``."""
     zones = sorted(set(frame["zone"]) & set(venue.zones))
     if not zones:
         raise ScenarioError(

@@ -28,7 +28,7 @@ from dashboards import cards, charts, exports, models, state
 from dashboards.uploads import UploadError, named, store
 from dashboards.venues import venue_label, venue_of
 from llm.checkpoint import CheckpointError, check_vocab
-from llm.data import LogError
+from llm.logs import LogError
 from twin import Levers, Scenario, ScenarioError, Venue, VenueError, VenueModel
 from twin.catalog import model_for
 from twin.scenario import POLICIES

@@ -2,7 +2,7 @@
 
 Logs come from an upload (CSV or Parquet, at most ``uploads.MAX_UPLOAD_MB``) or from the
 last simulation; their columns are mapped to avatar id, time and zone, with an optional
-session column and time zone (``llm.data.Columns``).
+session column and time zone (``llm.logs.Columns``).
 Training fine-tunes a venue's shipped model (or the selected one, or starts from scratch)
 with ``llm.train.train``, drawing the loss at every evaluation, then scores the new model
 against Markov and popularity baselines (``llm.evaluate``). A checkpoint can also be
@@ -37,8 +37,8 @@ from dashboards.uploads import (
 )
 from dashboards.venues import builtin_venue, venue_for_zones
 from llm.checkpoint import CheckpointError
-from llm.data import Columns, LogError, read_logs
 from llm.evaluate import format_table
+from llm.logs import Columns, LogError, read_logs
 from llm.train import OptionError, TrainConfig
 from twin.catalog import shipped_model_path
 from twin.venue import BUILTIN_VENUES

@@ -21,7 +21,7 @@ import streamlit as st
 from dashboards import state, uploads
 from dashboards.venues import venue_label
 from llm.checkpoint import CheckpointError
-from llm.data import Columns, LogError
+from llm.logs import Columns, LogError
 from twin import Scenario, ScenarioError, VenueError
 from twin.validate import validate
 from twin.validate_report import figures, intervention_rows, table
