@@ -159,30 +159,22 @@ def bench_city(
             scenario = Scenario(shows=[])
             if policy == "markov":
                 scenario = scenario.replace(markov_logs=[str(markov_log)])
-            report = validate(
-                str(venue_file),
-                model=model,
-                policy=policy,
-                scenario=scenario,
-                avatars=avatars,
-                seeds=seeds,
-                first_seed=100 * seed,
-                reference=[str(test_log)],
-                columns=columns,
-                with_interventions=False,
-            )
-            # The same twin against the visitors it learned from (their day, their crowd).
-            learned = validate(
-                str(venue_file),
-                model=model,
-                policy=policy,
-                scenario=scenario,
-                avatars=avatars,
-                seeds=seeds,
-                first_seed=100 * seed,
-                reference=[str(train_log)],
-                columns=columns,
-                with_interventions=False,
+            # Against the held-out visitors, and the same twin against the visitors it
+            # learned from (their day, their crowd).
+            report, learned = (
+                validate(
+                    str(venue_file),
+                    model=model,
+                    policy=policy,
+                    scenario=scenario,
+                    avatars=avatars,
+                    seeds=seeds,
+                    first_seed=100 * seed,
+                    reference=[str(log)],
+                    columns=columns,
+                    with_interventions=False,
+                )
+                for log in (test_log, train_log)
             )
             per_seed[policy].append(
                 {

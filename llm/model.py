@@ -96,7 +96,9 @@ class BlockOps(Protocol):
         ...
 
 
-def block_step(x: Any, weights: Mapping[str, Any], attend: Callable[[Any], Any], ops: Any) -> Any:
+def block_step(
+    x: Any, weights: Mapping[str, Any], attend: Callable[[Any], Any], ops: BlockOps
+) -> Any:
     """The arithmetic of one Transformer block, defined once: pre-layer-norm causal
     self-attention, then a GELU MLP, each added back to the residual stream.
 

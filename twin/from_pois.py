@@ -270,7 +270,8 @@ def read_pois(path: str | Path, columns: PoiColumns, log_zone_col: str) -> pd.Da
         scale = 60.0 if columns.duration_unit == "min" else 1.0
         unit = "duration (minutes)" if scale == 60.0 else "duration (seconds)"
         if given.any():
-            values = numbers_where(raw[duration_col], given.to_numpy())
+            text = raw[duration_col].astype(str).str.strip()
+            values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
             bad = given.to_numpy() & (~np.isfinite(values) | (values <= 0) | (values > 86400))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
@@ -283,11 +284,6 @@ def read_pois(path: str | Path, columns: PoiColumns, log_zone_col: str) -> pd.Da
     else:
         frame["duration_s"] = np.nan
     return frame
-
-
-def numbers_where(column: pd.Series, given: np.ndarray) -> np.ndarray:
-    values = pd.to_numeric(column.astype(str).str.strip(), errors="coerce").to_numpy(np.float64)
-    return np.where(given, values, np.nan)
 
 
 def project(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -578,17 +574,15 @@ def _gates(
             how = f"where {share[joined].sum():.0%} of the trajectories {verb}"
         name = kind if kind not in graph else f"{kind}:gate"
         xy = np.array([[graph.nodes[p]["x"], graph.nodes[p]["y"]] for p in joined])
+        gate = {"servers": SERVERS[kind], "service_s": SERVICE_S[kind]} if kind in SERVERS else {}
         graph.add_node(
             name,
             kind=kind,
             area=AREA_M2[kind],
-            servers=SERVERS[ENTRANCE],
-            service_s=SERVICE_S[ENTRANCE],
             x=round(float(xy[:, 0].mean()), 1),
             y=round(float(xy[:, 1].mean()) + (15.0 if kind == EXIT else 0.0), 1),
+            **gate,
         )
-        if kind == EXIT:
-            del graph.nodes[name]["servers"], graph.nodes[name]["service_s"]
         for p in joined:
             graph.add_edge(name, corner(p), length=ACCESS_LENGTH_M, width=ACCESS_WIDTH_M)
         lines.append(
@@ -601,8 +595,8 @@ def _gates(
 def _stated_stays(places: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each place's stays the visits state (positive dwell), in seconds."""
     dwell = pd.to_numeric(places["dwell_s"], errors="coerce")
-    positive = places[dwell > 0]
-    return {z: g.to_numpy(np.float64) for z, g in dwell[dwell > 0].groupby(positive["zone"])}
+    positive = dwell > 0
+    return {z: g.to_numpy(np.float64) for z, g in dwell[positive].groupby(places["zone"][positive])}
 
 
 def _scenario(
@@ -612,14 +606,10 @@ def _scenario(
     from twin.validate import crowd_of_log
 
     changes, _ = crowd_of_log(frame, venue, log_names)
-    stay = frame.groupby("trajectory").apply(
-        lambda g: (
-            (g["timestamp"].max() - g["timestamp"].min()).total_seconds()
-            + float(g["dwell_s"].iloc[-1])
-        ),
-        include_groups=False,
-    )
-    visits = frame.groupby("trajectory").size()
+    trips = frame.groupby("trajectory")
+    span = (trips["timestamp"].max() - trips["timestamp"].min()).dt.total_seconds()
+    stay = span + trips["dwell_s"].last()  # from the first visit to the end of the last
+    visits = trips.size()
     scenario = Scenario(
         name=f"{venue.name} as its log shows it",
         venue=venue_path or venue,
