@@ -39,7 +39,6 @@ from agents.explain import MEMORY, Explanation, explain_decision
 from agents.needs import Needs, declared_profiles
 from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
 from agents.routing import Itinerary, Routes
-from agents.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 from llm import checkpoint
 from llm.decoder import Decoder
 from llm.features import (
@@ -51,6 +50,7 @@ from llm.features import (
     wait_level,
     zone_crowd,
 )
+from llm.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 
 #: Every this many decision calls, all nearly full caches (within TIDY_MARGIN tokens of
 #: the window) are re-encoded in one batch, so that few calls need a pass of their own.

@@ -17,10 +17,10 @@ import numpy as np
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation
 from agents.routing import Itinerary, Routes
-from agents.sampling import choose, dwell_seconds, uniforms
 from llm import checkpoint
 from llm.data import read_sequences
 from llm.markov import MarkovBaseline
+from llm.sampling import choose, dwell_seconds, uniforms
 from llm.vocab import ZoneVocab
 
 _ZONE_DRAW, _DWELL_DRAW = 11, 12

@@ -59,7 +59,7 @@ def present_at(start_s: np.ndarray, present_s: np.ndarray, when_s: np.ndarray) -
 def last_served_before(start_s: np.ndarray, served_s: np.ndarray, when_s: np.ndarray) -> np.ndarray:
     """(len(when_s),) the latest start of service (``served_s``) among the visits begun
     strictly before each moment ``when_s`` (-inf where none; to the millisecond): the wait
-    a newcomer would have is from then (``llm.features.queue_wait``)."""
+    a newcomer would have is from then (``llm.zones.queue_wait``)."""
     start = millis(start_s)
     order = np.argsort(start, kind="stable")
     latest = np.r_[-np.inf, np.maximum.accumulate(np.asarray(served_s, np.float64)[order])]

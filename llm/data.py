@@ -27,13 +27,13 @@ from llm.features import (
     dwell_bucket,
     option_state,
     profile_vectors,
-    queue_wait,
     show_states,
     visit_features,
     zone_crowd,
 )
 from llm.logs import Columns, LogError, _seconds, check_zones, read_logs
 from llm.vocab import ZoneVocab
+from llm.zones import queue_wait
 
 
 # ============================================================================ encoding

@@ -120,14 +120,6 @@ def wait_level(wait_s: np.ndarray | float) -> np.ndarray:
     )
 
 
-def queue_wait(last_service_start_s: np.ndarray, now_s: np.ndarray | float) -> np.ndarray:
-    """Seconds a visitor joining each zone's queue now would wait, as a venue's wait sign
-    shows it: until the last visitor who joined is served (0 where nobody waits). From a log
-    that is the latest ``timestamp + wait_s`` of the zone's visits begun by ``now_s``; live,
-    the latest start of service the zone has handed out."""
-    return np.maximum(np.asarray(last_service_start_s, dtype=np.float64) - now_s, 0.0)
-
-
 def option_state(crowd: np.ndarray, wait_s: np.ndarray) -> np.ndarray:
     """What the model sees of a candidate zone: one index for (crowd level, wait level)."""
     return (np.asarray(crowd, dtype=np.int64) + N_CROWD * wait_level(wait_s)).astype(np.int8)

@@ -1,8 +1,9 @@
-"""What a zone is, to every layer: its kinds, passages, and Fruin levels of service.
+"""What a zone is, to every layer: its kinds, passages, Fruin levels and queue wait.
 
 A neutral vocabulary: the venue (``twin.venue``) is built from these kinds and the twin
-measures crowds in these levels; the model (``llm``) embeds the kinds and sees the
-levels. Defined here, below both, once; nothing here knows a venue or a model.
+measures crowds in these levels and queues as a wait sign shows them; the model
+(``llm``) embeds the kinds and sees the levels and waits. Defined here, below both, once;
+nothing here knows a venue or a model.
 """
 
 from __future__ import annotations
@@ -52,3 +53,11 @@ def passage_moves(legal: np.ndarray, passage: np.ndarray) -> np.ndarray:
     for k in np.flatnonzero(passage):  # Warshall's closure, through passages only
         reach |= reach[:, [k]] & reach[[k], :]
     return reach & ~np.asarray(passage, dtype=bool)[None, :]
+
+
+def queue_wait(last_service_start_s: np.ndarray, now_s: np.ndarray | float) -> np.ndarray:
+    """Seconds a visitor joining each zone's queue now would wait, as a venue's wait sign
+    shows it: until the last visitor who joined is served (0 where nobody waits). From a log
+    that is the latest ``timestamp + wait_s`` of the zone's visits begun by ``now_s``; live,
+    the latest start of service the zone has handed out."""
+    return np.maximum(np.asarray(last_service_start_s, dtype=np.float64) - now_s, 0.0)

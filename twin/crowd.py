@@ -30,9 +30,8 @@ import numpy as np
 from agents.avatar import Phase
 from agents.needs import Needs
 from agents.policy import Decision, Layout, Observation, Policy
-from agents.sampling import choose, uniforms
-from llm.features import queue_wait
-from llm.zones import crowd_level
+from llm.sampling import choose, uniforms
+from llm.zones import crowd_level, queue_wait
 from twin import physics
 from twin.satisfaction import Satisfaction
 
