@@ -32,9 +32,7 @@ from datetime import datetime
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
 
-from agents.context_cache import ContextCache
 from agents.explain import MEMORY, Explanation, explain_decision
 from agents.needs import Needs, declared_profiles
 from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
@@ -55,9 +53,6 @@ from llm.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 #: Every this many decision calls, all nearly full caches (within TIDY_MARGIN tokens of
 #: the window) are re-encoded in one batch, so that few calls need a pass of their own.
 TIDY_EVERY, TIDY_MARGIN = 4, 6
-#: Up to this many deciders, a model step runs in NumPy (``llm.decoder``), beyond it in
-#: PyTorch, whose per-call overhead then pays (``bench/bench_agents.py`` measures both).
-NUMPY_BATCH = 128
 _ZONE_DRAW, _DWELL_DRAW, _DOOR_DRAW = 1, 2, 4
 #: A stay ends with the show when the show ends within this many dwell buckets of the one
 #: drawn: the model knows the time of day to five minutes, so it cannot pin the bucket.
@@ -96,7 +91,6 @@ class GPTPolicy:
             raise ValueError(f"window must be between 2 and the model's {block} visits")
         self.window_size = window or block
         self.model = self.ckpt.model.eval()
-        self.threads = ThreadpoolController()  # see decode()
 
     # ------------------------------------------------------------------ set-up
     def bind(self, layout: Layout, needs: Needs, rng: np.random.Generator) -> None:
@@ -120,9 +114,9 @@ class GPTPolicy:
         self.context_of = np.zeros((n, MEMORY), dtype=np.int8)  # visits in context - 1
         self.last_probs: np.ndarray | None = None  # the latest call's probabilities
         self.last_avatars: np.ndarray | None = None  # ... and whose they were
-        heads, size = config.n_head, config.n_embd // config.n_head
-        self.kv = ContextCache(n, config.n_layer, heads, self.window, size, self.cache_dtype)
-        self.decoder = Decoder(self.model)  # the model's weights as they are now
+        #: The model's live decoding (its weights as they are now) and each avatar's cache.
+        self.decoder = Decoder(self.model, n, self.window, self.cache_dtype)
+        self.kv = self.decoder.cache
         self.calls = 0
         self.routes = Routes.of(layout)
         self.itinerary = Itinerary(n, self.routes)
@@ -233,17 +227,12 @@ class GPTPolicy:
         state = option_state(zone_crowd(obs.occupancy, self.area), obs.queue_wait_s)
         self.call_of[idx, visit % MEMORY] = self.keep_state(state)
 
-        lengths = self.kv.lengths[slots]
-        width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
-        past = self.kv.past[slots, :, :, :, :width].astype(np.float32, copy=False)
         profile = None if self.profile is None else self.profile[idx]
-        seen = self.seen_in_context(idx, visit, lengths + 1)
+        seen = self.seen_in_context(idx, visit, self.kv.lengths[slots] + 1)
         shows = self.shows_at(idx, obs.now_s)
-        logits, hidden, new_kv = self.decode(
-            stacked, state.astype(np.int64), past, lengths, profile, seen, shows
+        logits, hidden = self.decoder.step(
+            slots, stacked, state.astype(np.int64), profile, seen, shows
         )
-        self.kv.past[slots, :, :, :, lengths] = new_kv
-        self.kv.lengths[slots] = lengths + 1
 
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
         probs = self.probabilities(logits, choices)
@@ -252,8 +241,7 @@ class GPTPolicy:
         place = np.where(choices.any(axis=1), place, obs.zone)  # nowhere open: stays on
         keep, place = self.think_again_at_doors(obs, probs, visit, place)
         next_show = None if shows is None else shows[np.arange(len(idx)), place]
-        with self.threads.limit(limits=1):
-            dwell_logits = self.decoder.dwell_logits(hidden, place, next_show)
+        dwell_logits = self.decoder.dwell_logits(hidden, place, next_show)
         dwell_probs = softmax_rows(dwell_logits.astype(np.float64) / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
@@ -293,40 +281,6 @@ class GPTPolicy:
             drawn = choose(others, uniforms(self.seed, idx[left], visit[left], _DOOR_DRAW + 1))
             place[left] = np.where(some, drawn, goal[left])
         return keep, place
-
-    def decode(
-        self,
-        tokens: np.ndarray,
-        state: np.ndarray,
-        past: np.ndarray,
-        lengths: np.ndarray,
-        profile: np.ndarray | None = None,
-        seen: np.ndarray | None = None,
-        shows: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One model step for the deciders: NumPy's decoder for a few dozen (one thread:
-        OpenBLAS and OpenMP threads would only spin against each other on such small
-        matrices), PyTorch's ``decode_step`` from ``NUMPY_BATCH``
-        on, where its threads pay. The same numbers either way (tests)."""
-        if len(lengths) <= NUMPY_BATCH:
-            with self.threads.limit(limits=1):
-                return self.decoder.step(tokens, state, past, lengths, profile, seen, shows)
-        b = len(lengths)
-        feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
-        if profile is not None:
-            feed["profile"] = torch.from_numpy(profile)
-        if seen is not None:
-            feed["seen"] = torch.from_numpy(seen)
-        if shows is not None:
-            feed["shows"] = torch.from_numpy(shows)
-        with torch.no_grad():
-            logits, hidden, new_kv, _ = self.model.decode_step(
-                feed,
-                torch.from_numpy(state).expand(b, -1),
-                torch.from_numpy(past),
-                torch.from_numpy(lengths),
-            )
-        return logits.numpy(), hidden.numpy(), new_kv.numpy()
 
     def shows_at(self, idx: np.ndarray, now_s: np.ndarray) -> np.ndarray | None:
         """(B, Z) show state of every zone for avatars ``idx`` choosing at ``now_s``
@@ -417,22 +371,17 @@ class GPTPolicy:
         who = idx[full]
         if self.calls % TIDY_EVERY == 0:  # one batched pass instead of one per step
             nearly = np.flatnonzero(self.kv.lengths >= self.window - TIDY_MARGIN)
-            who = np.union1d(who, self.kv.avatar_in[nearly])
+            who = np.union1d(who, self.kv.owner[nearly])
         who = who[who >= 0]
         if len(who) == 0:
             return
-        where = torch.from_numpy(self.kv.slot[who])
         positions = (self.count[who, None] - self.keep + np.arange(self.keep)) % MEMORY
         recent = self.tokens[who[:, None], positions].astype(np.int64)  # (b, keep, F)
         tokens = {f: torch.from_numpy(recent[:, :, i]) for i, f in enumerate(FEATURES)}
         if self.profile is not None:
             tokens["profile"] = torch.from_numpy(self.profile[who])
         options = torch.from_numpy(self.states[self.call_of[who[:, None], positions]])
-        with torch.no_grad():
-            past = self.model(tokens, options, mask_illegal=False).past
-        kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, keep, S)
-        self.kv.cache[where, :, :, :, : self.keep] = kv.to(self.kv.cache.dtype)
-        self.kv.lengths[self.kv.slot[who]] = self.keep
+        self.decoder.reencode(self.kv.slot[who], tokens, options)
         self.window_start[who] = self.count[who] - self.keep
 
     def keep_state(self, state: np.ndarray) -> int:

@@ -1,24 +1,102 @@
-"""The live decoder: one new token for each of a few dozen cached sequences, in NumPy.
+"""The live decoder: a key/value cache slot per sequence, and one new token for each.
 
-A live step of the twin asks the GPT about the few dozen avatars whose visit ends in it.
-At that size the cost of ``GPT.decode_step`` is the number of tensor operations (some 50,
-each 5-15 us of PyTorch dispatch), not their arithmetic; the same operations on NumPy
-arrays cost a few microseconds each. ``Decoder`` holds float32 copies of a GPT's weights
-(taken once: call ``refresh`` after the weights change) and runs the model's one definition
-of a block (``llm.model.block_step``) with NumPy operations (it is its own ``BlockOps``):
-only the attention over the cache is written here. The tests hold it to
-``GPT.decode_step``'s numbers.
+A live step of the twin asks the GPT about the avatars whose visit ends in it: one new
+token each, which attends to the keys and values of its sequence's earlier tokens, kept
+here, so a decision costs one token whatever the history.
+
+- ``ContextCache``: the keys and values, a slot per sequence (an avatar, live).
+- ``Decoder.step``: the new tokens of some sequences through the model, their keys and
+  values written to their slots. Up to ``NUMPY_BATCH`` sequences in NumPy, on one thread
+  (``numpy_step``): at a few dozen, the cost of ``GPT.decode_step`` is the number of tensor
+  operations (some 50, each 5-15 us of PyTorch dispatch), not their arithmetic, and the
+  same operations on NumPy arrays cost a few microseconds each; OpenBLAS and OpenMP threads
+  would only spin against each other on such small matrices. Beyond, PyTorch's
+  ``decode_step``, whose threads then pay (``bench/bench_agents.py`` measures both).
+  The NumPy step runs the model's one definition of a block (``llm.model.block_step``,
+  with ``NUMPY_OPS`` and ``cached_attention``) on float32 copies of the weights, taken
+  when the decoder is made; the tests hold it to ``GPT.decode_step``'s numbers.
+- ``Decoder.reencode``: whole windows of tokens into slots, one forward pass.
+
+It knows slots and tokens, not avatars or visits: which tokens a sequence holds, and when
+it is re-encoded, is the policy's (``agents.gpt_policy``).
 """
 
 from __future__ import annotations
 
-import math
+from functools import partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from threadpoolctl import ThreadpoolController
 
-from llm.model import GPT, block_step
+from llm.features import FEATURES
+from llm.model import GPT, NUMPY_OPS, block_step, cached_attention
+
+#: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
+FLOAT32_CACHE_BYTES = 1 << 30
+#: Up to this many sequences, a step runs in NumPy, beyond it in PyTorch.
+NUMPY_BATCH = 128
+
+
+class ContextCache:
+    """Slots of ``(layers, 2, heads, window, head_size)`` keys and values, one per
+    sequence that may need one.
+
+    One slot per sequence is reserved but not touched (the operating system backs only the
+    slots in use with memory, and freed slots are reused first, so the resident size follows
+    the sequences being decoded and nothing is ever copied to grow). ``cache`` (torch) and
+    ``past`` (NumPy) are the same memory; ``slot[sequence]`` is its slot (-1: none),
+    ``owner[slot]`` the slot's sequence (-1: free), ``lengths[slot]`` its valid tokens."""
+
+    def __init__(
+        self,
+        sequences: int,
+        layers: int,
+        heads: int,
+        window: int,
+        head_size: int,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        shape = (layers, 2, heads, window, head_size)
+        per_sequence = 4 * int(np.prod(shape))
+        if dtype is None:
+            fits = sequences * per_sequence <= FLOAT32_CACHE_BYTES
+            dtype = torch.float32 if fits else torch.float16
+        self.window = window
+        self.cache = torch.empty((sequences, *shape), dtype=dtype)
+        self.past = self.cache.numpy()  # the same memory, as NumPy for the decoder
+        self.slot = np.full(sequences, -1, dtype=np.int64)
+        self.owner = np.full(sequences, -1, dtype=np.int64)
+        self.lengths = np.zeros(sequences, dtype=np.int64)
+        self.free = np.arange(sequences - 1, -1, -1, dtype=np.int64)  # a stack: free on top
+        self.n_free = sequences
+
+    def holds(self, sequences: np.ndarray) -> np.ndarray:
+        """(B,) bool: the sequences that have a slot."""
+        return self.slot[sequences] >= 0
+
+    def take(self, sequences: np.ndarray) -> np.ndarray:
+        """Give each of ``sequences`` (none holding a slot) a fresh, zeroed, empty slot;
+        returns the slots."""
+        fresh = self.free[self.n_free - len(sequences) : self.n_free][::-1].copy()
+        self.n_free -= len(sequences)
+        self.slot[sequences] = fresh
+        self.owner[fresh] = sequences
+        self.lengths[fresh] = 0
+        self.past[fresh] = 0  # first touch of this memory
+        return fresh
+
+    def release(self, sequences: np.ndarray) -> None:
+        """The sequences (avatars heading out) give their slots back, if they hold one."""
+        sequences = sequences[self.slot[sequences] >= 0]
+        if len(sequences) == 0:
+            return
+        freed = self.slot[sequences]
+        self.free[self.n_free : self.n_free + len(freed)] = freed
+        self.n_free += len(freed)
+        self.owner[freed] = -1
+        self.lengths[freed] = 0
+        self.slot[sequences] = -1
 
 
 def _tensor(t: torch.Tensor) -> torch.Tensor:
@@ -30,19 +108,36 @@ def _array(t: torch.Tensor) -> np.ndarray:
 
 
 class Decoder:
-    """``GPT.decode_step`` for one venue state shared by the whole batch, in NumPy."""
+    """A GPT's live decoding: its cache of ``sequences`` slots of ``window`` tokens, and
+    ``GPT.decode_step`` for the tokens of one venue state shared by the whole batch."""
 
-    def __init__(self, model: GPT) -> None:
+    def __init__(
+        self,
+        model: GPT,
+        sequences: int = 0,
+        window: int | None = None,
+        cache_dtype: torch.dtype | None = None,
+    ) -> None:
         self.model = model
-        self.refresh()
+        c = model.config
+        self.cache = ContextCache(
+            sequences,
+            c.n_layer,
+            c.n_head,
+            window or c.block_size,
+            c.n_embd // c.n_head,
+            cache_dtype,
+        )
+        self.threads = ThreadpoolController()
+        self.copy_weights()
 
     @torch.no_grad()
-    def refresh(self) -> None:
-        """Copy the model's weights (again)."""
+    def copy_weights(self) -> None:
+        """Take float32 NumPy copies of the model's weights as they are now."""
         model, c = self.model, self.model.config
         table, starts = model.token_table()
         self.token_table, self.starts = _array(table), starts.numpy().astype(np.int64)
-        self.block_size, self.n_head, self.eps = c.block_size, c.n_head, 1e-5
+        self.block_size, self.n_head = c.block_size, c.n_head
         self.venue_table = _array(model.venue_state.weight).reshape(c.n_zones, c.n_options, -1)
         self.zones = np.arange(c.n_zones)
         # Each block's weights by role (``llm.model.block_step``): layer norms as float32
@@ -70,24 +165,89 @@ class Decoder:
             self.profile_table = _array(model.profile_emb.weight)
             self.interest_gain = _array(model.interest_gain)[model.zone_kind.numpy()]
 
-    # ------------------------------------------------------------------ BlockOps in NumPy
-    def norm(self, x: np.ndarray, weight_bias: tuple[torch.Tensor, ...]) -> np.ndarray:
-        """One fused PyTorch call: cheaper than NumPy's five."""
-        weight, bias = weight_bias
-        return F.layer_norm(torch.from_numpy(x), weight.shape, weight, bias, self.eps).numpy()
-
-    def linear(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        return x @ weights[0] + weights[1]
-
-    def gelu(self, x: np.ndarray) -> np.ndarray:
-        return F.gelu(torch.from_numpy(x)).numpy()  # exact GELU; NumPy has no fast erf
-
-    def residual(
-        self, x: np.ndarray, y: np.ndarray, weights: tuple[np.ndarray, np.ndarray]
-    ) -> np.ndarray:
-        return x + y @ weights[0] + weights[1]
-
+    # ------------------------------------------------------------------ with the cache
     def step(
+        self,
+        slots: np.ndarray,
+        tokens: np.ndarray,
+        options: np.ndarray,
+        profile: np.ndarray | None = None,
+        seen: np.ndarray | None = None,
+        shows: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One new token in each of ``slots`` (B,): ``tokens`` (B, features) in
+        ``FEATURES`` order, ``options`` (Z,) every zone's option state, and the rest as
+        ``numpy_step`` takes them. Its keys and values are added to the slot; returns the
+        zone logits (B, Z) and hidden states (B, C). The same numbers either way (tests)."""
+        lengths = self.cache.lengths[slots]
+        width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
+        past = self.cache.past[slots, :, :, :, :width].astype(np.float32, copy=False)
+        if len(lengths) <= NUMPY_BATCH:
+            with self.threads.limit(limits=1):
+                logits, hidden, new_kv = self.numpy_step(
+                    tokens, options, past, lengths, profile, seen, shows
+                )
+        else:
+            logits, hidden, new_kv = self.torch_step(
+                tokens, options, past, lengths, profile, seen, shows
+            )
+        self.cache.past[slots, :, :, :, lengths] = new_kv
+        self.cache.lengths[slots] = lengths + 1
+        return logits, hidden
+
+    @torch.no_grad()
+    def reencode(
+        self, slots: np.ndarray, tokens: dict[str, torch.Tensor], options: torch.Tensor
+    ) -> None:
+        """Replace the contents of ``slots`` (b,) with the keys and values of ``tokens``
+        (each (b, T), as ``GPT.forward`` takes them, ``options`` (b, T, Z)), from position
+        0: one forward pass."""
+        past = self.model(tokens, options, mask_illegal=False).past
+        kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, T, S)
+        width = kv.shape[4]
+        self.cache.cache[torch.from_numpy(slots), :, :, :, :width] = kv.to(self.cache.cache.dtype)
+        self.cache.lengths[slots] = width
+
+    def dwell_logits(
+        self, hidden: np.ndarray, next_zone: np.ndarray, next_show: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(B, dwell buckets) for the stay at ``next_zone`` (B,), as ``GPT.dwell_logits``."""
+        with self.threads.limit(limits=1):
+            x = hidden + self.zone_table[next_zone]
+            if next_show is not None and self.model.config.n_show_states:
+                x = x + self.show_table[next_show]
+            return x @ self.dwell_weight + self.dwell_bias
+
+    # ------------------------------------------------------------------ one step
+    def torch_step(
+        self,
+        tokens: np.ndarray,
+        options: np.ndarray,
+        past: np.ndarray,
+        lengths: np.ndarray,
+        profile: np.ndarray | None = None,
+        seen: np.ndarray | None = None,
+        shows: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``numpy_step`` by PyTorch's ``GPT.decode_step``."""
+        b = len(lengths)
+        feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
+        if profile is not None:
+            feed["profile"] = torch.from_numpy(profile)
+        if seen is not None:
+            feed["seen"] = torch.from_numpy(seen)
+        if shows is not None:
+            feed["shows"] = torch.from_numpy(shows)
+        with torch.no_grad():
+            logits, hidden, new_kv, _ = self.model.decode_step(
+                feed,
+                torch.from_numpy(options).expand(b, -1),
+                torch.from_numpy(past),
+                torch.from_numpy(lengths),
+            )
+        return logits.numpy(), hidden.numpy(), new_kv.numpy()
+
+    def numpy_step(
         self,
         tokens: np.ndarray,
         options: np.ndarray,
@@ -116,24 +276,11 @@ class Decoder:
             declared = profile.astype(np.float32)
             count = np.maximum(declared.sum(axis=1, keepdims=True), 1.0)
             x += (declared @ self.profile_table) / count
-        visible = np.arange(past.shape[4])[None, None, :] <= lengths[:, None, None]  # (B,1,W)
-        scale = 1.0 / math.sqrt(past.shape[-1])
-        new_kv = []
+        new_kv: list[np.ndarray] = []
         for layer, block in enumerate(self.blocks):
-
-            def attend(qkv: np.ndarray, layer: int = layer) -> np.ndarray:
-                qkv = qkv.reshape(b, 3, self.n_head, -1)
-                new_kv.append(qkv[:, 1:])
-                past[rows, layer, :, :, lengths] = qkv[:, 1:]
-                keys, values = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
-                scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0] * scale  # (B, heads, W)
-                scores = np.where(visible, scores, -np.inf)
-                weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-                weights /= weights.sum(axis=-1, keepdims=True)
-                return np.matmul(weights[:, :, None, :], values)[:, :, 0, :].reshape(b, -1)
-
-            x = block_step(x, block, attend, self)
-        hidden = self.norm(x, self.ln_f)
+            attend = partial(cached_attention, past=past, layer=layer, lengths=lengths, out=new_kv)
+            x = block_step(x, block, attend, NUMPY_OPS)
+        hidden = NUMPY_OPS.norm(x, self.ln_f)
         logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         if declared is not None:
@@ -145,12 +292,3 @@ class Decoder:
         else:
             logits += seen * self.seen_gain
         return logits, hidden, np.stack(new_kv, axis=1)
-
-    def dwell_logits(
-        self, hidden: np.ndarray, next_zone: np.ndarray, next_show: np.ndarray | None = None
-    ) -> np.ndarray:
-        """(B, dwell buckets) for the stay at ``next_zone`` (B,), as ``GPT.dwell_logits``."""
-        x = hidden + self.zone_table[next_zone]
-        if next_show is not None and self.model.config.n_show_states:
-            x = x + self.show_table[next_show]
-        return x @ self.dwell_weight + self.dwell_bias

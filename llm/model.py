@@ -34,7 +34,8 @@ takes the plain path that also returns every layer's ``(batch, heads, T, T)`` we
 A key/value cache (``past``) makes a live decision cost one token, whatever the history.
 
 Its length: the whole model in one readable file, as nanoGPT keeps it: config, the block
-(``block_step``, defined once), embeddings, heads, the cached decode step and the loss.
+(``block_step``, defined once, with its PyTorch and NumPy operations), embeddings, heads,
+the cached decode step and the loss.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,7 +88,7 @@ class GPTConfig:
 # ============================================================================ the block
 class BlockOps(Protocol):
     """The array operations a block is computed with: PyTorch's for training and the
-    cached decode step (``TorchOps``), NumPy's for the live decoder (``llm.decoder``)."""
+    cached decode step (``TorchOps``), NumPy's for the live decoder (``NumpyOps``)."""
 
     def norm(self, x: Any, weights: Any) -> Any: ...
     def linear(self, x: Any, weights: Any) -> Any: ...
@@ -103,8 +105,9 @@ def block_step(
     self-attention, then a GELU MLP, each added back to the residual stream.
 
     Training and explaining (``Block.forward``), the cached decode step
-    (``GPT.decode_step``) and the NumPy live decoder (``llm.decoder.Decoder``) all run this
-    function, each with its own array operations (``ops``: ``BlockOps``) and its own
+    (``GPT.decode_step``) and the NumPy live decoder (``llm.decoder.Decoder``, with
+    ``NUMPY_OPS`` and ``cached_attention``) all run this function, each with its own array
+    operations (``ops``: ``BlockOps``) and its own
     attention over its own keys and values (``attend``: the normed stream's query, key and
     value projection -> the heads' mixed values, before the output projection).
     ``weights`` maps the roles ``ln_1, qkv, proj, ln_2, fc, out`` to what ``ops`` takes."""
@@ -136,6 +139,55 @@ class TorchOps:
 
 #: The operations of inference: no dropout.
 EVAL_OPS = TorchOps()
+
+
+class NumpyOps:
+    """``BlockOps`` on NumPy float32 arrays, for the live decoder (``llm.decoder``):
+    linear maps as ``(input, output)`` arrays and a bias; layer norm and GELU as one fused
+    PyTorch call each on float32 tensors (cheaper than NumPy's five operations; NumPy has
+    no fast erf for the exact GELU)."""
+
+    eps = 1e-5
+
+    def norm(self, x: np.ndarray, weight_bias: tuple[torch.Tensor, ...]) -> np.ndarray:
+        weight, bias = weight_bias
+        return F.layer_norm(torch.from_numpy(x), weight.shape, weight, bias, self.eps).numpy()
+
+    def linear(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return x @ weights[0] + weights[1]
+
+    def gelu(self, x: np.ndarray) -> np.ndarray:
+        return F.gelu(torch.from_numpy(x)).numpy()
+
+    def residual(
+        self, x: np.ndarray, y: np.ndarray, weights: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        return x + y @ weights[0] + weights[1]
+
+
+NUMPY_OPS = NumpyOps()
+
+
+def cached_attention(
+    qkv: np.ndarray, past: np.ndarray, layer: int, lengths: np.ndarray, out: list[np.ndarray]
+) -> np.ndarray:
+    """The attention of one new token per sequence over its cached keys and values, in
+    NumPy (``llm.decoder``): ``qkv`` (B, 3C) the new tokens' projections; ``past`` (B,
+    layers, 2, heads, W, size) float32, valid below ``lengths`` (B,), gets the new keys and
+    values of ``layer`` at position ``lengths`` (also appended to ``out``). Returns the
+    heads' mixed values (B, C)."""
+    b, heads = len(lengths), past.shape[3]
+    qkv = qkv.reshape(b, 3, heads, -1)
+    out.append(qkv[:, 1:])
+    past[np.arange(b), layer, :, :, lengths] = qkv[:, 1:]
+    keys, values = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
+    scale = 1.0 / math.sqrt(past.shape[-1])
+    scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0] * scale  # (B, heads, W)
+    visible = np.arange(past.shape[4])[None, None, :] <= lengths[:, None, None]  # (B,1,W)
+    scores = np.where(visible, scores, -np.inf)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return np.matmul(weights[:, :, None, :], values)[:, :, 0, :].reshape(b, -1)
 
 
 class CausalSelfAttention(nn.Module):

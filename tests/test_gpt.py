@@ -145,6 +145,38 @@ def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights):
 
 
 @torch.no_grad()
+def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would():
+    """``Decoder.reencode`` puts a window of tokens into cache slots (one forward pass);
+    ``Decoder.step`` then adds one token per slot, in NumPy for a few sequences and in
+    PyTorch for many: the logits are those of a forward pass over the whole sequence, and
+    each slot holds one more token."""
+    import numpy as np
+
+    from llm import decoder as live
+    from llm.features import FEATURES
+
+    model = tiny(dropout=0.0)
+    c = model.config
+    for b in (3, live.NUMPY_BATCH + 2):
+        tokens, _ = random_tokens(c, b=b, t=7, seed=b)
+        venue = torch.randint(
+            0, c.n_options, (c.n_zones,), generator=torch.Generator().manual_seed(b)
+        )
+        options = venue.expand(b, 7, -1)
+        whole = model(tokens, options, mask_illegal=False).zone_logits[:, -1].numpy()
+        decoder = live.Decoder(model, sequences=b + 4, window=10)
+        slots = decoder.cache.take(np.arange(4, b + 4))
+        decoder.reencode(slots, {f: t[:, :6] for f, t in tokens.items()}, options[:, :6])
+        assert (decoder.cache.lengths[slots] == 6).all()
+        last = np.stack([tokens[f][:, 6].numpy() for f in FEATURES], axis=1)
+        logits, _ = decoder.step(slots, last, venue.numpy())
+        np.testing.assert_allclose(logits, whole, atol=3e-5)
+        assert (decoder.cache.lengths[slots] == 7).all()
+        decoder.cache.release(np.arange(4, 6))
+        assert not decoder.cache.holds(np.arange(4, 6)).any() and decoder.cache.n_free == 6
+
+
+@torch.no_grad()
 def test_the_numpy_decoder_gives_decode_step_numbers():
     """The live path (``llm.decoder.Decoder``, NumPy) computes what ``decode_step`` does:
     logits, hidden states, new keys/values, the cache written at each length, the dwell
@@ -166,7 +198,7 @@ def test_the_numpy_decoder_gives_decode_step_numbers():
     decoder = Decoder(model)
     past = cache.numpy().copy()
     stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
-    got = decoder.step(stacked, venue.numpy(), past, lengths.numpy())
+    got = decoder.numpy_step(stacked, venue.numpy(), past, lengths.numpy())
     for mine, theirs in zip(got, (logits, hidden, kv), strict=True):
         np.testing.assert_allclose(mine, theirs.numpy(), atol=2e-5)
     rows = np.arange(5)
@@ -180,12 +212,12 @@ def test_the_numpy_decoder_gives_decode_step_numbers():
     with torch.no_grad():  # weights that change need a refresh, and get one
         model.zone_emb.weight.add_(1.0)
     assert not np.allclose(
-        decoder.step(stacked, venue.numpy(), past.copy(), lengths.numpy())[0],
+        decoder.numpy_step(stacked, venue.numpy(), past.copy(), lengths.numpy())[0],
         model.decode_step(new, venue.expand(5, -1), cache.clone(), lengths)[0],
     )
-    decoder.refresh()
+    decoder.copy_weights()
     np.testing.assert_allclose(
-        decoder.step(stacked, venue.numpy(), cache.numpy().copy(), lengths.numpy())[0],
+        decoder.numpy_step(stacked, venue.numpy(), cache.numpy().copy(), lengths.numpy())[0],
         model.decode_step(new, venue.expand(5, -1), cache.clone(), lengths)[0].numpy(),
         atol=2e-5,
     )
@@ -384,7 +416,7 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     venue = options[0, 5]
     logits, _, _, _ = model.decode_step(new, venue.expand(3, -1), cache.clone(), lengths)
     stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
-    got, _, _ = Decoder(model).step(
+    got, _, _ = Decoder(model).numpy_step(
         stacked,
         venue.numpy(),
         cache.numpy().copy(),

@@ -250,10 +250,8 @@ def test_at_the_door_a_place_is_kept_as_often_as_the_model_would_choose_it_now()
 
 @pytest.mark.parametrize("deciders", [12, 300])
 def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: int) -> None:
-    """``GPTPolicy.decode`` runs few deciders in NumPy, many in PyTorch: same numbers, with
+    """The live decoder runs few deciders in NumPy, many in PyTorch: same numbers, with
     the deciders' profiles and the places in their contexts."""
-    from agents.gpt_policy import NUMPY_BATCH
-
     model = VenueModel(Scenario(venue="expo", avatars=10, hours=1.0, seed=1))
     policy: GPTPolicy = model.policy
     config = policy.model.config
@@ -266,9 +264,8 @@ def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: i
     lengths = rng.integers(0, 20, deciders)
     profile = rng.integers(0, 2, (deciders, config.n_profile)).astype(np.uint8)
     seen = rng.integers(0, 2, (deciders, config.n_zones)).astype(np.uint8)
-    got = policy.decode(tokens, state, past.copy(), lengths, profile, seen)
-    numpy_path = policy.decoder.step(tokens, state, past.copy(), lengths, profile, seen)
+    got = policy.decoder.torch_step(tokens, state, past.copy(), lengths, profile, seen)
+    numpy_path = policy.decoder.numpy_step(tokens, state, past.copy(), lengths, profile, seen)
     assert config.n_profile  # the shipped model takes profiles
-    assert (deciders > NUMPY_BATCH) == (deciders == 300)
     for a, b in zip(got, numpy_path, strict=True):
         np.testing.assert_allclose(a, b, atol=3e-5)
