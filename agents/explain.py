@@ -65,7 +65,7 @@ def explain_decision(policy: Any, avatar: int, visit: int | None = None) -> Expl
     with torch.no_grad():
         out = policy.model(feed, options, need_weights=True, mask_illegal=False)
     last_zone = int(tokens[-1, 0])
-    places = policy.routes.hop[last_zone][None, :] >= 0
+    places = policy.layout.place_hop[last_zone][None, :] >= 0
     probs = policy.probabilities(out.zone_logits[:, -1].numpy(), places)[0]
     names = policy.layout.zones
     order = np.argsort(-probs)

@@ -1,28 +1,27 @@
 """GPT-driven avatars: every avatar that decides in a step goes through one batched step
 of the trained GPT.
 
-An avatar chooses its next *place* where a visit to a place ends, and walks there through
-corridors without asking the model (``agents.routing``); at the door of a place whose
-queue has grown since, it thinks again. A model step runs in NumPy for a few dozen
-deciders (``llm.decoder``) and in PyTorch for more.
+An avatar chooses its next *place* where a visit to a place ends (``chooses = "place"``:
+the twin walks it there through corridors without asking the model, ``twin.crowd.Walks``);
+at the door of a place whose queue has grown since, it thinks again.
 
-Each avatar's context is kept incrementally, in arrays: a key/value cache slot per avatar
-inside the venue (``agents.context_cache``: float32, or float16 at 100,000 avatars;
-``block_size`` tokens), so a decision costs one token whatever the avatar's history.
-When a slot is full, its last ``block_size / 2`` visits are re-encoded into the start of
-the slot, exactly as training cut long trajectories into half-overlapping windows. The
-tokens are built by ``llm.features.visit_features``, the same function that reads the
-training logs, so an avatar sees live what the model saw in training, including the crowd
-level and queue wait of every zone it could go to.
+Each avatar's context is kept incrementally: a key/value cache slot per avatar inside the
+venue (``llm.decoder``: float32, or float16 at 100,000 avatars; ``block_size`` tokens), so
+a decision costs one token whatever the avatar's history. When a slot is full, its last
+``block_size / 2`` visits are re-encoded into the start of the slot, exactly as training
+cut long trajectories into half-overlapping windows. The tokens are built by
+``llm.features.visit_features``, the same function that reads the training logs, so an
+avatar sees live what the model saw in training, including the crowd level and queue wait
+of every zone it could go to.
 
-Draws come from a counter-based hash of (seed, avatar, visit), so a run is reproducible
-whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past decision with the
-attention weights of every layer and head (``agents.explain``); nothing is captured for
-it unless asked, beyond the visit tokens and the zones' states the policy keeps anyway.
+Draws come from a counter-based hash of (seed, avatar, visit) (``llm.sampling``), so a run
+is reproducible whatever the batch sizes. ``explain(avatar, visit)`` recomputes a past
+decision with the attention weights of every layer and head (``agents.explain``); nothing
+is captured for it unless asked, beyond the visit tokens and the zones' states the policy
+keeps anyway.
 
-Its length: the live decision of a GPT avatar (context tokens, re-windowing, the model
-step, door re-reads, stays); its cache slots are ``agents.context_cache`` and its
-explanations ``agents.explain``.
+Its length: one avatar's live decision, read in one place: its context tokens and their
+re-windowing, the door re-reads, the places that turned it away, and its stay.
 """
 
 from __future__ import annotations
@@ -36,17 +35,16 @@ import torch
 from agents.explain import MEMORY, Explanation, explain_decision
 from agents.needs import Needs, declared_profiles
 from agents.policy import PLANNING_SPEED, TRANSIT_DWELL_S, Decision, Layout, Observation
-from agents.routing import Itinerary, Routes
 from llm import checkpoint
 from llm.decoder import Decoder
 from llm.features import (
     FEATURES,
     option_state,
     profile_vectors,
+    show_end_after,
     show_states,
     visit_features,
     wait_level,
-    zone_crowd,
 )
 from llm.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 
@@ -68,6 +66,7 @@ class GPTPolicy:
     """Avatars that decide with a trained GPT checkpoint."""
 
     name = "gpt"
+    chooses = "place"  # as its training tokens do; the twin walks avatars there
     # The model learnt stays from the start of service: a log's dwell less its stated
     # queue wait (``llm.data.Sequences.next_dwell``); the twin adds the queue it has now.
     dwell_from = "service_start"
@@ -98,7 +97,7 @@ class GPTPolicy:
         config = self.model.config
         self.layout = layout
         self.seed = int(rng.integers(2**62))
-        self.kind_ids, self.area = self.ckpt.vocab.kind_ids, layout.area
+        self.kind_ids, self.n_zones = self.ckpt.vocab.kind_ids, layout.n_zones
         self.is_exit = np.array(layout.kinds) == "exit"
         self.window, self.keep = self.window_size, self.window_size // 2
         n = len(needs.arrived_s)
@@ -118,8 +117,8 @@ class GPTPolicy:
         self.decoder = Decoder(self.model, n, self.window, self.cache_dtype)
         self.kv = self.decoder.cache
         self.calls = 0
-        self.routes = Routes.of(layout)
-        self.itinerary = Itinerary(n, self.routes)
+        #: The visit (the twin's count) of each avatar's latest place taken in as a token.
+        self.place_visit = np.full(n, -1, dtype=np.int64)
         #: The probability of each avatar's place when chosen, and its queue's wait level.
         self.goal_prob = np.ones(n)
         self.goal_wait = np.zeros(n, dtype=np.int64)
@@ -140,113 +139,118 @@ class GPTPolicy:
 
     # ------------------------------------------------------------------ decide
     def decide(self, obs: Observation) -> Decision:
-        """Avatars walking through a passage to the place they chose step on; the others
-        choose their next place in one batched step of the model."""
-        walking = self.itinerary.on_the_way(obs) & ~self.at_a_longer_queue(obs)
-        next_zone, dwell, deciding = self.itinerary.walk_on(obs, walking)
+        """Avatars on their way to the place they chose walk on (the twin walks them); the
+        others, and those at the door of a place whose queue has grown, choose their next
+        place and stay in one batched step of the model."""
+        walking = obs.walking & ~self.at_a_longer_queue(obs)
+        place = np.where(walking, obs.goal, -1)
+        stay = np.where(walking, obs.goal_stay_s, TRANSIT_DWELL_S)
+        deciding = np.flatnonzero(~walking)
         if len(deciding):
-            next_zone[deciding], dwell[deciding] = self.choose_places(obs.rows(deciding))
-        return Decision(next_zone=next_zone, dwell_s=dwell)
+            place[deciding], stay[deciding] = self.choose_places(obs, deciding)
+        return Decision(next_zone=place, dwell_s=stay)
 
     def at_a_longer_queue(self, obs: Observation) -> np.ndarray:
         """(B,) bool: avatars one step from their place whose queue has grown (a higher
         wait level) since they chose it. As a visitor at the door, they think again."""
-        door = self.itinerary.at_door(obs.avatar, obs.zone)
+        door = self.at_door(obs.zone, obs.goal)
         if not door.any():
             return door
-        goal = self.itinerary.goal[obs.avatar]
         level = wait_level(obs.queue_wait_s)
-        door[door] &= level[goal[door]] > self.goal_wait[obs.avatar[door]]
+        door[door] &= level[obs.goal[door]] > self.goal_wait[obs.avatar[door]]
         return door & self.has_slot(obs.avatar)
 
-    def choose_places(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
-        """Each deciding avatar's next place (and its first step there) and stay.
+    def at_door(self, zone: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """(B,) bool: avatars in a passage one step from their place ``goal``."""
+        next_to = self.layout.place_hop[zone, np.maximum(goal, 0)] == goal
+        return (goal >= 0) & next_to & self.layout.passage[zone]
+
+    def choose_places(self, obs: Observation, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The next place (-1: none open, stay on) and stay of the avatars in rows ``r``.
 
         At a place, the visit ending there becomes the avatar's newest token. An avatar
         asked again about the same visit (a full zone refused it), at the place or on the
         way in a passage, has that token taken back and read again with the venue as it
         is now, and chooses among the places still open to it."""
-        idx = obs.avatar
+        idx = obs.avatar[r]
         out = ~self.has_slot(idx)  # heading out already: no model, the nearest exit
-        choices = self.routes.open_places(obs.zone, obs.legal)
-        choices = self.not_turned_away(obs, choices)
-        next_zone, dwell = obs.zone.astype(np.int64), np.full(len(obs), TRANSIT_DWELL_S)
+        choices = self.not_turned_away(obs, r, obs.places[r])
+        place, stay = np.full(len(r), -1), np.full(len(r), TRANSIT_DWELL_S)
         if out.any():
             o = np.flatnonzero(out)
-            exit_ = self.nearest_exit(obs.zone[o], choices[o])
-            go = exit_ >= 0
-            next_zone[o[go]], dwell[o[go]] = self.itinerary.head_for(
-                idx[o[go]], obs.zone[o[go]], exit_[go], np.zeros(int(go.sum()))
-            )
+            place[o] = self.nearest_exit(obs.zone[r[o]], choices[o])
+            stay[o] = 0.0
         think = np.flatnonzero(~out)
         if len(think):
-            place, stay = self.think(obs.rows(think), choices[think])
+            chosen, stays = self.think(obs, r[think], choices[think])
             go = choices[think].any(axis=1)  # nowhere open: stay on, and ask again
-            think, place, stay = think[go], place[go], stay[go]
-            next_zone[think], dwell[think] = self.itinerary.head_for(
-                idx[think], obs.zone[think], place, stay
-            )
-        return next_zone, dwell
+            place[think[go]], stay[think[go]] = chosen[go], stays[go]
+        return place, stay
 
-    def not_turned_away(self, obs: Observation, choices: np.ndarray) -> np.ndarray:
+    def not_turned_away(self, obs: Observation, r: np.ndarray, choices: np.ndarray) -> np.ndarray:
         """An avatar asked again about its visit at the door of its place, which refused it
         (full), remembers that place as turned away (a full corridor on the way does not
         count); the places that turned it away are left out of its choices (unless nothing
         else is open)."""
-        idx, rows = obs.avatar, np.arange(len(obs))
-        goal = self.itinerary.goal[idx]
-        again = ~self.itinerary.is_new(obs) & (goal >= 0) & (goal != obs.zone)
-        at_door = self.routes.hop[obs.zone, np.maximum(goal, 0)] == goal
-        refused = again & at_door & ~choices[rows, np.maximum(goal, 0)]
+        idx, zone, goal = obs.avatar[r], obs.zone[r], obs.goal[r]
+        again = ~self.is_new(idx, zone, obs.visits[r]) & (goal >= 0) & (goal != zone)
+        at_door = self.layout.place_hop[zone, np.maximum(goal, 0)] == goal
+        refused = again & at_door & ~choices[np.arange(len(r)), np.maximum(goal, 0)]
         self.turned_away[idx[refused], goal[refused]] = True
         kept = choices & ~self.turned_away[idx]
         return np.where(kept.any(axis=1, keepdims=True), kept, choices)
 
-    def think(self, obs: Observation, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def is_new(self, idx: np.ndarray, zone: np.ndarray, visits: np.ndarray) -> np.ndarray:
+        """(B,) bool: avatars at a place whose visit there is new (not one the policy is
+        asked about again after a full zone refused it)."""
+        return ~self.layout.passage[zone] & (self.place_visit[idx] != visits - 1)
+
+    def think(
+        self, obs: Observation, r: np.ndarray, choices: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One batched step of the model: the next place and the stay there, per avatar."""
-        idx = obs.avatar
-        at_place = ~self.routes.passage[obs.zone]
-        new = self.itinerary.arrived(obs)
+        idx, zone, now = obs.avatar[r], obs.zone[r], obs.now_s[r]
+        new = self.is_new(idx, zone, obs.visits[r])
+        self.place_visit[idx[new]] = obs.visits[r][new] - 1
         visit = np.where(new, self.count[idx], self.count[idx] - 1)  # token index
+        entered = obs.entered_s[r]
         token = visit_features(
-            obs.zone,
+            zone,
             self.kind_ids,
-            self.area,
-            seconds_of_day(self.layout.opening, obs.entered_s),
-            obs.entered_s - obs.arrived_s,
-            obs.entry_occupancy,
-            obs.now_s - obs.entered_s,
+            seconds_of_day(self.layout.opening, entered),
+            entered - obs.arrived_s[r],
+            obs.entry_crowd[r],
+            now - entered,
         )
-        kept = np.flatnonzero(~at_place)  # in a passage: its place's token, read again
+        kept = np.flatnonzero(self.layout.passage[zone])  # its place's token, read again
         for i, f in enumerate(FEATURES):
             token[f][kept] = self.tokens[idx[kept], visit[kept] % MEMORY, i]
         slots = self.slots_for(idx, visit)
         self.rewindow(idx, slots)
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
-        self.remember(idx, visit, stacked, obs.now_s)
-        state = option_state(zone_crowd(obs.occupancy, self.area), obs.queue_wait_s)
+        self.remember(idx, visit, stacked, now)
+        state = option_state(obs.crowd, obs.queue_wait_s)
         self.call_of[idx, visit % MEMORY] = self.keep_state(state)
 
         profile = None if self.profile is None else self.profile[idx]
         seen = self.seen_in_context(idx, visit, self.kv.lengths[slots] + 1)
-        shows = self.shows_at(idx, obs.now_s)
+        shows = self.shows_at(idx, now)
         logits, hidden = self.decoder.step(
             slots, stacked, state.astype(np.int64), profile, seen, shows
         )
-
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
         probs = self.probabilities(logits, choices)
         self.last_probs, self.last_avatars = probs, idx
         place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
-        place = np.where(choices.any(axis=1), place, obs.zone)  # nowhere open: stays on
-        keep, place = self.think_again_at_doors(obs, probs, visit, place)
+        place = np.where(choices.any(axis=1), place, zone)  # nowhere open: stays on
+        keep, place = self.think_again_at_doors(idx, zone, obs.goal[r], probs, visit, place)
         next_show = None if shows is None else shows[np.arange(len(idx)), place]
         dwell_logits = self.decoder.dwell_logits(hidden, place, next_show)
         dwell_probs = softmax_rows(dwell_logits.astype(np.float64) / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
-        stay = self.until_show_ends(obs, place, bucket, stay)
-        stay = np.where(keep, self.itinerary.stay_s[idx], stay)
+        stay = self.until_show_ends(zone, now, place, bucket, stay)
+        stay = np.where(keep, obs.goal_stay_s[r], stay)
         rows = np.arange(len(idx))
         self.goal_prob[idx] = np.where(keep, self.goal_prob[idx], probs[rows, place])
         self.goal_wait[idx] = wait_level(obs.queue_wait_s)[place]
@@ -255,16 +259,20 @@ class GPTPolicy:
         return place, stay
 
     def think_again_at_doors(
-        self, obs: Observation, probs: np.ndarray, visit: np.ndarray, place: np.ndarray
+        self,
+        idx: np.ndarray,
+        zone: np.ndarray,
+        goal: np.ndarray,
+        probs: np.ndarray,
+        visit: np.ndarray,
+        place: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Avatars at the door of their place (in a passage, the place one step on) keep it
         with the chance ``min(1, p_now / p_then)`` of its probability now, seeing the queue
         as it is, over when they chose it; the others draw another place. So the place is
         kept about as often as the model would choose it now. Returns which kept their
         place (and their stay), and every avatar's place."""
-        idx = obs.avatar
-        goal = self.itinerary.goal[idx]
-        door = self.itinerary.at_door(idx, obs.zone)
+        door = self.at_door(zone, goal)
         keep = np.zeros(len(idx), dtype=bool)
         if not door.any():
             return keep, place
@@ -293,7 +301,7 @@ class GPTPolicy:
             np.asarray(self.programme.start_s),
             np.asarray(self.programme.end_s),
             self.show_wanted[idx],
-            self.layout.n_zones,
+            self.n_zones,
         )
 
     def seen_in_context(self, idx: np.ndarray, visit: np.ndarray, span: np.ndarray) -> np.ndarray:
@@ -303,7 +311,7 @@ class GPTPolicy:
         rows = (visit[:, None] - span[:, None] + 1 + positions) % MEMORY
         zones = self.tokens[idx[:, None], rows, 0].astype(np.int64)
         valid = positions[None, :] < span[:, None]
-        seen = np.zeros((len(idx), self.layout.n_zones), dtype=np.uint8)
+        seen = np.zeros((len(idx), self.n_zones), dtype=np.uint8)
         seen[np.nonzero(valid)[0], zones[valid]] = 1
         return seen
 
@@ -313,24 +321,29 @@ class GPTPolicy:
 
     def nearest_exit(self, zone: np.ndarray, choices: np.ndarray) -> np.ndarray:
         """The closest exit open to each avatar (-1 where none is)."""
-        far = np.where(choices & self.is_exit[None, :], self.routes.distance[zone], np.inf)
+        far = np.where(choices & self.is_exit[None, :], self.layout.place_distance[zone], np.inf)
         best = far.argmin(axis=1)
         return np.where(np.isfinite(far[np.arange(len(zone)), best]), best, -1)
 
     def until_show_ends(
-        self, obs: Observation, next_zone: np.ndarray, bucket: np.ndarray, dwell: np.ndarray
+        self,
+        zone: np.ndarray,
+        now: np.ndarray,
+        place: np.ndarray,
+        bucket: np.ndarray,
+        dwell: np.ndarray,
     ) -> np.ndarray:
         """A stay at a stage whose dwell bucket (or one within ``SHOW_END_REACH`` of it)
         holds the end of the show on there (or about to begin) lasts until the show ends:
         the model chose how long to stay, in buckets; the programme says when. So the
         audience leaves together, as visitors do, and the bars by the stage see the rush."""
         lay = self.layout
-        staged = np.flatnonzero(np.isin(next_zone, lay.show_stage))
+        staged = np.flatnonzero(np.isin(place, lay.show_stage))
         if len(staged) == 0:
             return dwell
-        zone, stage = obs.zone[staged], next_zone[staged]
-        entry = obs.now_s[staged] + self.routes.distance[zone, stage] / PLANNING_SPEED
-        remaining = lay.show_end_after(stage, entry) - entry
+        here, stage = zone[staged], place[staged]
+        entry = now[staged] + lay.place_distance[here, stage] / PLANNING_SPEED
+        remaining = show_end_after(lay.show_stage, lay.show_end_s, stage, entry) - entry
         lower, _ = dwell_bounds(bucket[staged] - SHOW_END_REACH)
         _, upper = dwell_bounds(bucket[staged] + SHOW_END_REACH)
         ends_within = (remaining >= lower) & (remaining <= upper)

@@ -3,6 +3,12 @@
 A policy decides for a *batch* of avatars at once (every avatar whose visit ends in this
 step): ``decide(obs) -> Decision``. Everything in an ``Observation`` is an array over
 those avatars, so a policy costs one call per step, never one per avatar.
+
+A policy chooses either the next *zone*, one move at a time (``chooses = "zone"``, the
+default: the scripted visitors plan their own routes), or the next *place*, as the
+learnt policies' training tokens do (``chooses = "place"``): then the twin walks the
+avatar there through the passages between (``twin.crowd.Walks``), and asks its policy
+again only at the place, or at the door of a place whose queue has grown (``walking``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class Layout:
     next_hop: np.ndarray  # (Z, Z) first zone on a shortest path from u to t
     capacity: np.ndarray  # (Z,) hard capacity, persons
     area: np.ndarray  # (Z,) square metres
+    passage: np.ndarray  # (Z,) bool: zones walked through, not visited (no place)
+    place_distance: np.ndarray  # (Z, Z) metres of the walk to each place via passages only
+    place_hop: np.ndarray  # (Z, Z) first zone of that walk (-1 where none)
     show_stage: np.ndarray  # (S,) zone index of each show's stage
     show_start_s: np.ndarray  # (S,) seconds after opening
     show_end_s: np.ndarray  # (S,)
@@ -50,14 +59,6 @@ class Layout:
 
     def of_kind(self, *kinds: str) -> np.ndarray:
         return np.array([i for i, k in enumerate(self.kinds) if k in kinds], dtype=np.int64)
-
-    def show_end_after(self, zone: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """End of the earliest show at each ``zone`` that is still on (or to come) at time
-        ``t`` (inf where none)."""
-        on = (self.show_stage[None, :] == np.asarray(zone)[:, None]) & (
-            self.show_end_s[None, :] > np.asarray(t)[:, None]
-        )
-        return np.where(on, self.show_end_s[None, :], np.inf).min(axis=1, initial=np.inf)
 
     @property
     def opening_clock_s(self) -> float:
@@ -90,13 +91,18 @@ class Observation:
     now_s: np.ndarray  # (B,) time of each decision, seconds after opening
     entered_s: np.ndarray  # (B,) when each avatar entered its zone
     arrived_s: np.ndarray  # (B,) when each avatar arrived at the venue
-    entry_occupancy: np.ndarray  # (B,) persons in the zone when the avatar entered it
+    entry_crowd: np.ndarray  # (B,) Fruin level of the zone when the avatar entered it
     visits: np.ndarray  # (B,) zones entered so far, the current one included
     legal: np.ndarray  # (B, Z) bool: zones each avatar may move to now
     history: np.ndarray  # (B, H) previous zones, most recent last, -1 where none
     occupancy: np.ndarray  # (Z,) persons in each zone now
     crowd: np.ndarray  # (Z,) Fruin level 0 (A) .. 5 (F) of each zone now
     queue_wait_s: np.ndarray  # (Z,) seconds a visitor joining each zone's queue now waits
+    # For a policy that chooses places (the twin walks its avatars there):
+    places: np.ndarray  # (B, Z) bool: places each avatar can head for now (first step open)
+    goal: np.ndarray  # (B,) the place each avatar is heading for (-1: none)
+    goal_stay_s: np.ndarray  # (B,) the stay it planned there
+    walking: np.ndarray  # (B,) bool: on its way in a passage, the next step open
 
     def __len__(self) -> int:
         return len(self.avatar)
@@ -109,13 +115,17 @@ class Observation:
             now_s=self.now_s[which],
             entered_s=self.entered_s[which],
             arrived_s=self.arrived_s[which],
-            entry_occupancy=self.entry_occupancy[which],
+            entry_crowd=self.entry_crowd[which],
             visits=self.visits[which],
             legal=self.legal[which],
             history=self.history[which],
             occupancy=self.occupancy,
             crowd=self.crowd,
             queue_wait_s=self.queue_wait_s,
+            places=self.places[which],
+            goal=self.goal[which],
+            goal_stay_s=self.goal_stay_s[which],
+            walking=self.walking[which],
         )
 
 
@@ -130,6 +140,10 @@ class Decision:
     ``entry + dwell``; with ``"service_start"`` (learnt from logs that state their queue
     waits) the stay from the start of service, the queue left to the twin. Never before
     it has been served.
+
+    For a policy that chooses places, ``next_zone`` is the place (one of the avatar's
+    ``places``; its ``goal`` to walk on; -1 where none is open: it stays on and is asked
+    again) and ``dwell_s`` the stay there.
     """
 
     next_zone: np.ndarray  # (B,) int64
@@ -138,7 +152,10 @@ class Decision:
 
 @runtime_checkable
 class Policy(Protocol):
-    """Chooses the next zone for a batch of avatars."""
+    """Chooses the next zone (or place) for a batch of avatars.
+
+    Two optional attributes: ``chooses``, ``"zone"`` (the default: one move at a time) or
+    ``"place"`` (the twin walks there), and ``dwell_from`` (``Decision``)."""
 
     name: str
 

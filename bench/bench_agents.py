@@ -80,7 +80,10 @@ class Walk:
 
     def observation(self, now: float, which: np.ndarray) -> Observation:
         lay = self.layout
-        legal = lay.adjacency[self.zone[which]]
+        zone = self.zone[which]
+        legal = lay.adjacency[zone]
+        hop = lay.place_hop[zone]
+        places = np.take_along_axis(legal, np.maximum(hop, 0), axis=1) & (hop >= 0)
         history = np.full((len(which), 16), -1)
         history[:, -1] = self.zone[which]
         return Observation(
@@ -89,19 +92,22 @@ class Walk:
             now_s=np.full(len(which), now),
             entered_s=self.entered[which],
             arrived_s=np.zeros(len(which)),
-            entry_occupancy=self.occupancy[self.zone[which]] // 2 + 1,
+            entry_crowd=crowd_level((self.occupancy[zone] // 2 + 1) / lay.area[zone]),
             visits=self.visits[which],
             legal=legal,
             history=history,
             occupancy=self.occupancy,
             crowd=crowd_level(self.occupancy / lay.area),
             queue_wait_s=self.queue_wait_s,
+            places=places,
+            goal=np.full(len(which), -1),
+            goal_stay_s=np.zeros(len(which)),
+            walking=np.zeros(len(which), dtype=bool),  # at a place: each decides
         )
 
-    def goal(self, policy: GPTPolicy, which: np.ndarray) -> np.ndarray:
+    def goal(self, place: np.ndarray, which: np.ndarray) -> np.ndarray:
         """Where the walkers' avatars chose to go (their own zone where they stay on)."""
-        goal = policy.itinerary.goal[self.ids[which]]
-        return np.where(goal < 0, self.zone[which], goal)
+        return np.where(place < 0, self.zone[which], place)
 
     def advance(self, which: np.ndarray, next_zone: np.ndarray, now: float) -> None:
         out = which[np.isin(next_zone, self.layout.of_kind("exit"))]
@@ -124,9 +130,9 @@ def bench_decisions(batch: int, rounds: int, single_rounds: int) -> dict[str, An
         now = 60.0 * (r + 1)
         obs = walk.observation(now, avatars)
         t = time.perf_counter()
-        policy.decide(obs)
+        place = policy.decide(obs).next_zone
         times.append(time.perf_counter() - t)
-        walk.advance(avatars, walk.goal(policy, avatars), now)
+        walk.advance(avatars, walk.goal(place, avatars), now)
     walk_ids = walk.ids.copy()
     warm = times[3:]
     batched = batch / float(np.median(warm))
@@ -138,8 +144,8 @@ def bench_decisions(batch: int, rounds: int, single_rounds: int) -> dict[str, An
         now = 60.0 * (r + 1)
         for a in range(batch):
             which = np.array([a])
-            single.decide(walk.observation(now, which))
-            walk.advance(which, walk.goal(single, which), now)
+            place = single.decide(walk.observation(now, which)).next_zone
+            walk.advance(which, walk.goal(place, which), now)
     one_by_one = batch * single_rounds / (time.perf_counter() - start)
 
     config = policy.model.config

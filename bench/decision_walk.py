@@ -1,6 +1,7 @@
 """The walk of one live decision through the code: which files, reached from where.
 
-    python bench/decision_walk.py [--venue concert_hall] [--policy gpt] [--calls]
+    python bench/decision_walk.py [--venue concert_hall] [--policy gpt] [--avatars 300]
+                                  [--warm-steps 60] [--calls]
 
 Runs a small scenario, then traces (``sys.setprofile``) the next call of the crowd's
 ``ask_policy``: every call from one of the project's files into another. The files form
@@ -26,10 +27,14 @@ sys.path.insert(0, str(ROOT))
 from twin import Scenario, VenueModel  # noqa: E402
 
 
-def trace(venue: str, policy: str, warm_steps: int = 60) -> list[tuple[str, str, str]]:
+def trace(
+    venue: str, policy: str, avatars: int = 300, warm_steps: int = 60
+) -> list[tuple[str, str, str]]:
     """(caller file, callee file, callee function) of every cross-file call, in order,
-    during one ``ask_policy``; the first entry's caller is ``""``."""
-    model = VenueModel(Scenario(venue=venue, policy=policy, avatars=300, hours=1.0, seed=1))
+    during one ``ask_policy`` after ``warm_steps`` steps; the first entry's caller is
+    ``""``."""
+    scenario = Scenario(venue=venue, policy=policy, avatars=avatars, hours=1.0, seed=1)
+    model = VenueModel(scenario)
     for _ in range(warm_steps):
         model.step()
     root = str(ROOT) + "/"
@@ -86,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--venue", default="concert_hall")
     parser.add_argument("--policy", default="gpt")
+    parser.add_argument("--avatars", type=int, default=300)
+    parser.add_argument("--warm-steps", type=int, default=60)
     parser.add_argument("--calls", action="store_true", help="print every cross-file call")
     args = parser.parse_args(argv)
-    calls = trace(args.venue, args.policy)
+    calls = trace(args.venue, args.policy, args.avatars, args.warm_steps)
     order, returns = walk(calls)
     print(f"{len(order)} files, {len(returns)} returns to a file already reached from another")
     for level, name in order:

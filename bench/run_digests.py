@@ -29,7 +29,12 @@ RUNS = [
         ("festival", 1000, 1.0),
     )
     for policy in ("scripted", "gpt")
-] + [("concert_hall", "markov", 400, 1.0)]
+] + [
+    ("concert_hall", "markov", 400, 1.0),
+    # A crowded afternoon: large batches (the PyTorch step), full caches re-encoded, and
+    # avatars at the door of a café whose queue has grown, thinking again.
+    ("expo", "gpt", 10_000, 2.0),
+]
 
 
 def digest(venue: str, policy: str, avatars: int, hours: float, seed: int = 3) -> dict[str, str]:

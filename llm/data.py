@@ -114,10 +114,9 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = 
     features = visit_features(
         zone,
         vocab.kind_ids,
-        vocab.area,
         frame["seconds_of_day"].to_numpy(),
         frame["since_arrival_s"].to_numpy(),
-        frame["occupancy"].to_numpy(),
+        zone_crowd(frame["occupancy"].to_numpy(), vocab.area[zone]),
         decided,
     )
     options = _options_at_choices(frame, zone, vocab, decided)  # every visit counts

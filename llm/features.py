@@ -132,10 +132,9 @@ FEATURES: tuple[str, ...] = ("zone", "kind", "tod", "stay", "crowd", "dwell", "e
 def visit_features(
     zone: np.ndarray,
     kind_of_zone: np.ndarray,
-    area_of_zone: np.ndarray,
     seconds_of_day: np.ndarray,
     since_arrival_s: np.ndarray,
-    occupancy: np.ndarray,
+    crowd: np.ndarray,
     dwell_s: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """The model's inputs for visits (one token each): every categorical feature, as
@@ -143,9 +142,10 @@ def visit_features(
     ended: the moment the avatar chose where to go next (so the model knows how long a
     show on stage still runs, not only when the avatar came in).
 
-    ``zone`` indexes the vocabulary; ``kind_of_zone``/``area_of_zone`` are per-zone arrays
-    of the vocabulary; ``occupancy`` is the persons in the zone when the visit began; the
-    rest are per visit. Called on logs in training and on avatars live: one definition.
+    ``zone`` indexes the vocabulary; ``kind_of_zone`` is the vocabulary's per-zone array
+    of kinds; ``crowd`` is the Fruin level (``zone_crowd``) of the zone when the visit
+    began; the rest are per visit. Called on logs in training and on avatars live: one
+    definition.
     """
     zone = np.asarray(zone, dtype=np.int64)
     return {
@@ -153,7 +153,7 @@ def visit_features(
         "kind": np.asarray(kind_of_zone)[zone].astype(np.int64),
         "tod": tod_bucket(seconds_of_day),
         "stay": stay_bucket(since_arrival_s),
-        "crowd": zone_crowd(occupancy, np.asarray(area_of_zone)[zone]).astype(np.int64),
+        "crowd": np.asarray(crowd).astype(np.int64),
         "dwell": dwell_bucket(dwell_s),
         "end_tod": tod_bucket(np.asarray(seconds_of_day) + np.asarray(dwell_s)),
     }
@@ -264,6 +264,17 @@ class Programme:
     @classmethod
     def from_json(cls, data: dict) -> Programme:
         return cls(tuple(data["stages"]), tuple(data["start_s"]), tuple(data["end_s"]))
+
+
+def show_end_after(
+    show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """End of the earliest show (zones ``show_zone``, ends ``end_s``, each (S,)) at each
+    ``zone`` (B,) that is still on, or to come, at time ``t`` (B,) (inf where none)."""
+    on = (show_zone[None, :] == np.asarray(zone)[:, None]) & (
+        end_s[None, :] > np.asarray(t)[:, None]
+    )
+    return np.where(on, end_s[None, :], np.inf).min(axis=1, initial=np.inf)
 
 
 def show_states(

@@ -210,35 +210,19 @@ def test_markov_policy_is_a_baseline_policy() -> None:
 def test_at_the_door_a_place_is_kept_as_often_as_the_model_would_choose_it_now() -> None:
     """An avatar one step from the café it chose, whose queue has grown, keeps it with the
     chance min(1, p_now / p_then); the others draw another place by the model's odds."""
-    from agents.policy import Observation
-
     model = VenueModel(Scenario(venue="expo", avatars=4000, hours=1.0, seed=1))
     policy: GPTPolicy = model.policy
     at, n = model.venue.index, 4000
     idx = np.arange(n)
-    policy.itinerary.goal[idx] = at["cafe_west"]
     policy.goal_prob[idx] = 0.4  # when they chose it
     probs = np.zeros((n, len(at)))
     probs[: n // 2, at["cafe_west"]] = 0.1  # now: a quarter as likely for half of them
     probs[n // 2 :, at["cafe_west"]] = 0.6  # more likely for the others
     probs[:, at["cafe_east"]] = 0.3
     probs[:, at["talk_stage"]] = 0.1
-    zeros = np.zeros(n)
-    obs = Observation(
-        avatar=idx,
-        zone=np.full(n, at["back_aisle_west"]),
-        now_s=zeros,
-        entered_s=zeros,
-        arrived_s=zeros,
-        entry_occupancy=zeros,
-        visits=np.ones(n, dtype=np.int64),
-        legal=np.ones((n, len(at)), dtype=bool),
-        history=np.full((n, 1), -1),
-        occupancy=np.zeros(len(at)),
-        crowd=np.zeros(len(at), dtype=np.int8),
-        queue_wait_s=np.zeros(len(at)),
-    )
-    keep, place = policy.think_again_at_doors(obs, probs, np.zeros(n, dtype=np.int64), -idx)
+    zone, goal = np.full(n, at["back_aisle_west"]), np.full(n, at["cafe_west"])
+    visit = np.zeros(n, dtype=np.int64)
+    keep, place = policy.think_again_at_doors(idx, zone, goal, probs, visit, -idx)
     assert keep[n // 2 :].all() and (place[n // 2 :] == at["cafe_west"]).all()
     first = slice(0, n // 2)
     assert keep[first].mean() == pytest.approx(0.25, abs=0.04)

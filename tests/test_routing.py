@@ -1,12 +1,13 @@
-"""Routes between places: walks through corridors only, the same moves the model chooses."""
+"""Walks between places: through corridors only, the same moves the model chooses; the
+twin walks a place-choosing avatar there and stays as planned."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agents.routing import Itinerary, Routes
 from twin import Scenario, VenueModel
+from twin.crowd import Walks
 from twin.venue import BUILTIN_VENUES
 
 
@@ -14,34 +15,51 @@ from twin.venue import BUILTIN_VENUES
 def test_routes_reach_the_models_destinations_through_passages_only(venue: str) -> None:
     model = VenueModel(Scenario(venue=venue, avatars=10, hours=1.0, policy="scripted"))
     layout, vocab = model.layout, model.venue.vocabulary()
-    routes = Routes.of(layout)
-    np.testing.assert_array_equal(np.isfinite(routes.distance), vocab.destinations)
-    for u, v in zip(*np.nonzero(np.isfinite(routes.distance)), strict=True):
+    distance, hop = model.venue.place_routes
+    np.testing.assert_array_equal(np.isfinite(distance), vocab.destinations)
+    np.testing.assert_array_equal(layout.place_hop, hop)
+    for u, v in zip(*np.nonzero(np.isfinite(distance)), strict=True):
         walk, here = [int(u)], int(u)
         while here != v or len(walk) == 1:
-            here = int(routes.hop[here, v])
+            here = int(hop[here, v])
             assert layout.adjacency[walk[-1], here]
             walk.append(here)
             assert len(walk) <= layout.n_zones + 1
-        assert routes.passage[walk[1:-1]].all()  # nothing visited on the way
+        assert layout.passage[walk[1:-1]].all()  # nothing visited on the way
         # No shorter walk than the venue's own shortest path when that one is all passages.
-        assert routes.distance[u, v] >= layout.distance[u, v] - 1e-9
+        assert distance[u, v] >= layout.distance[u, v] - 1e-9
 
 
-def test_an_itinerary_walks_to_the_place_and_stays_as_planned() -> None:
+def test_the_twin_walks_an_avatar_to_its_place_and_it_stays_as_planned() -> None:
+    """An avatar that chose the café from a booth walks the aisles without its policy
+    (``walking``, the next step open), passing each in a moment, and gets the planned stay
+    on the step into the café; a full aisle on the way stops the walk (the policy is asked
+    again), and with nowhere open it stays on, still heading for its place."""
     model = VenueModel(Scenario(venue="expo", avatars=10, hours=1.0, policy="scripted"))
     layout = model.layout
     at = {z: i for i, z in enumerate(layout.zones)}
-    routes = Routes.of(layout)
-    trip = Itinerary(3, routes)
-    avatar = np.array([1])
-    step, dwell = trip.head_for(
+    walks = Walks(3, layout)
+    avatar, legal = np.array([1]), layout.adjacency
+    step = walks.head_for(
         avatar, np.array([at["booth_b2"]]), np.array([at["cafe_west"]]), np.array([600.0])
     )
-    walked = [layout.zones[int(step[0])]]
-    while int(step[0]) != at["cafe_west"]:
-        assert dwell[0] == pytest.approx(3.0)  # passing through
-        step, dwell = trip.walk(avatar, step)
-        walked.append(layout.zones[int(step[0])])
+    walked = [layout.zones[int(step.next_zone[0])]]
+    while int(step.next_zone[0]) != at["cafe_west"]:
+        assert step.dwell_s[0] == pytest.approx(3.0)  # passing through
+        zone = step.next_zone
+        places, walking = walks.view(avatar, zone, legal[zone])
+        assert walking[0] and places[0, at["cafe_west"]]
+        step = walks.head_for(avatar, zone, walks.goal[avatar], walks.stay_s[avatar])
+        walked.append(layout.zones[int(step.next_zone[0])])
     assert walked == ["aisle_b", "back_aisle_center", "back_aisle_west", "cafe_west"]
-    assert dwell[0] == 600.0  # the planned stay, on the step into the café
+    assert step.dwell_s[0] == 600.0  # the planned stay, on the step into the café
+
+    zone = np.array([at["back_aisle_center"]])
+    full = legal[zone].copy()
+    full[0, at["back_aisle_west"]] = False  # the next aisle is full
+    walks.goal[avatar] = at["cafe_west"]
+    _, walking = walks.view(avatar, zone, full)
+    assert not walking[0]
+    stay = walks.head_for(avatar, zone, np.array([-1]), np.array([600.0]))
+    assert stay.next_zone[0] == zone[0] and stay.dwell_s[0] == pytest.approx(3.0)
+    assert walks.goal[avatar][0] == at["cafe_west"]  # nothing new chosen: still heading there

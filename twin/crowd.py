@@ -17,7 +17,8 @@ Service zones are FIFO multi-server queues: a visitor's start of service is fixe
 joins (the earliest free server, never before those ahead of it), so waits are exact.
 
 Its length: the crowd's event loop over arrays (arrive, enter, queue, decide, pass doors,
-walk), which must be read in order.
+walk), which must be read in order, and the walks of avatars whose policy chooses places
+(``Walks``), so that a decision is read in one file before its policy.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from agents.avatar import Phase
 from agents.needs import Needs
-from agents.policy import Decision, Layout, Observation, Policy
+from agents.policy import TRANSIT_DWELL_S, Decision, Layout, Observation, Policy
 from llm.sampling import choose, uniforms
 from llm.zones import crowd_level, queue_wait
 from twin import physics
@@ -58,6 +59,56 @@ class VisitLog:
         if not self.chunks:
             return tuple(np.empty(0) for _ in range(7))
         return tuple(np.concatenate(part) for part in zip(*self.chunks, strict=True))
+
+
+class Walks:
+    """Avatars of a policy that chooses places, walking there through passages.
+
+    The learnt policies choose the next *place*, as their training tokens do: corridors are
+    walked through, not visited (``llm.zones.PASSAGE_KINDS``). So heading for the café at
+    the far end of the hall is one choice made where the visitor stands, with every queue
+    in view, not several hops that must each keep to it. The twin moves avatars one zone at
+    a time, so between two places an avatar crosses passages on its own, by the venue's
+    walks between places (``Venue.place_routes``, in the ``Layout``): its policy is asked
+    again at the place, or on the way if it is refused or, at a door, thinks again."""
+
+    def __init__(self, n_avatars: int, layout: Layout) -> None:
+        self.hop, self.passage = layout.place_hop, layout.passage
+        self.goal = np.full(n_avatars, -1, dtype=np.int64)  # the place each is heading for
+        self.stay_s = np.zeros(n_avatars)  # and the stay it planned there
+
+    def view(
+        self, idx: np.ndarray, zone: np.ndarray, legal: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What the policy sees of avatars ``idx`` in ``zone`` with ``legal`` (B, Z) moves:
+        ``places`` (B, Z), those they can head for now (whose first step is open), and
+        ``walking`` (B,), those in a passage on their way whose next step is open."""
+        hop = self.hop[zone]
+        places = np.take_along_axis(legal, np.maximum(hop, 0), axis=1) & (hop >= 0)
+        goal = self.goal[idx]
+        step = hop[np.arange(len(idx)), np.maximum(goal, 0)]
+        walking = (goal >= 0) & self.passage[zone] & (step >= 0)
+        walking &= legal[np.arange(len(idx)), np.maximum(step, 0)]
+        return places, walking
+
+    def head_for(
+        self, idx: np.ndarray, zone: np.ndarray, place: np.ndarray, stay_s: np.ndarray
+    ) -> Decision:
+        """Avatars ``idx`` head for ``place`` (staying ``stay_s`` there): their next step
+        and its stay, the planned one on the step into the place, a passing one in a
+        passage. Where ``place`` is -1 (none open), or the avatar's own zone with no walk
+        back to it, it stays on."""
+        go = place >= 0
+        a, z, p = idx[go], zone[go], place[go]
+        self.goal[a], self.stay_s[a] = p, stay_s[go]
+        step = self.hop[z, p]
+        nowhere = step < 0
+        self.goal[a[nowhere]] = -1
+        next_zone = zone.astype(np.int64)
+        dwell = np.full(len(idx), TRANSIT_DWELL_S)
+        next_zone[go] = np.where(nowhere, z, step)
+        dwell[go] = np.where(nowhere | (step == p), stay_s[go], TRANSIT_DWELL_S)
+        return Decision(next_zone=next_zone, dwell_s=dwell)
 
 
 class Crowd:
@@ -89,6 +140,7 @@ class Crowd:
         self.patience_s = patience_s
         self.clearing_s = layout.closing_s - CLEARING_S
         self.dwell_from = getattr(policy, "dwell_from", "service_end")
+        self.walks = Walks(n, layout) if getattr(policy, "chooses", "zone") == "place" else None
         self.kinds = np.array(layout.kinds)
         self.is_exit = self.kinds == "exit"
         self.capacity = np.where(self.is_exit, np.iinfo(np.int64).max // 4, capacity)
@@ -350,21 +402,31 @@ class Crowd:
         dead_end = rows[~legal[rows].any(axis=1)]  # the full zone is the only way on: wait
         legal[dead_end, refused[dead_end]] = True
         occupancy = self.occupancy.copy()
+        area = self.layout.area
+        walks, places, walking = self.walks, legal, np.zeros(len(idx), dtype=bool)
+        if walks is not None:
+            places, walking = walks.view(idx, zone, legal)
         obs = Observation(
             avatar=idx,
             zone=zone,
             now_s=now,
             entered_s=self.entered_s[idx],
             arrived_s=self.needs.arrived_s[idx],
-            entry_occupancy=self.entry_occupancy[idx],
+            entry_crowd=crowd_level(self.entry_occupancy[idx] / area[zone]),
             visits=self.visits[idx],
             legal=legal,
             history=self.history(idx),
             occupancy=occupancy,
-            crowd=crowd_level(occupancy / self.layout.area),
+            crowd=crowd_level(occupancy / area),
             queue_wait_s=queue_wait(self.last_service_start, now.min()),
+            places=places,
+            goal=np.full(len(idx), -1) if walks is None else walks.goal[idx],
+            goal_stay_s=np.zeros(len(idx)) if walks is None else walks.stay_s[idx],
+            walking=walking,
         )
         decision = self.policy.decide(obs)
+        if walks is not None:  # a place each: the walk there
+            decision = walks.head_for(idx, zone, decision.next_zone, decision.dwell_s)
         nxt = np.asarray(decision.next_zone, dtype=np.int64)
         ok = (nxt == zone) | legal[np.arange(len(idx)), np.clip(nxt, 0, legal.shape[1] - 1)]
         ok &= (nxt >= 0) & (nxt < legal.shape[1])

@@ -7,8 +7,8 @@ restrooms, shops), and ``x``/``y`` in metres for drawing. Edges are passages wit
 ``length`` and a ``width`` in metres. ``Venue`` validates all of this once and exposes the
 arrays that the simulation engine and the policies work on.
 
-Its length: the venue format and its one validator, which names the zone or edge at fault
-for every way a graph can be unusable.
+Its length: the venue format, its walks (shortest paths, walks between places), and its
+one validator, which names the zone or edge at fault for every way a graph can be unusable.
 """
 
 from __future__ import annotations
@@ -199,6 +199,26 @@ class Venue:
             hop[u, reachable] = nbrs[best[reachable]]
             hop[u, u] = u
         return hop
+
+    @cached_property
+    def place_routes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Walks from every zone to every *place* through passages only (the moves
+        ``ZoneVocab.destinations`` allows a model): ``(distance, hop)``, each (Z, Z), the
+        walk's metres (inf where none; a passage is no goal) and its first zone (-1).
+        Floyd-Warshall over the legal moves, each as long as the shortest walk between its
+        two zones, with only passages allowed inside a walk."""
+        passage = self.vocabulary().passage
+        n = self.n_zones
+        distance = np.where(self.adjacency, self.distance, np.inf)
+        hop = np.where(np.isfinite(distance), np.arange(n)[None, :], -1)
+        for k in np.flatnonzero(passage):
+            through = distance[:, [k]] + distance[[k], :]
+            shorter = through < distance
+            distance = np.where(shorter, through, distance)
+            hop = np.where(shorter, hop[:, [k]], hop)
+        distance[:, passage] = np.inf
+        hop[:, passage] = -1
+        return distance, hop
 
     def vocabulary(self) -> ZoneVocab:
         """The venue's zones as a model vocabulary: names, kinds, areas, legal moves."""
