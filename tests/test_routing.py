@@ -63,3 +63,37 @@ def test_the_twin_walks_an_avatar_to_its_place_and_it_stays_as_planned() -> None
     stay = walks.head_for(avatar, zone, np.array([-1]), np.array([600.0]))
     assert stay.next_zone[0] == zone[0] and stay.dwell_s[0] == pytest.approx(3.0)
     assert walks.goal[avatar][0] == at["cafe_west"]  # nothing new chosen: still heading there
+
+
+class AnyOpenPlace:
+    """The README's example of a policy of one's own that chooses places: a place drawn
+    at random among those open, ten minutes there."""
+
+    name, chooses = "any_open_place", "place"
+
+    def bind(self, layout, needs, rng) -> None:  # noqa: ANN001
+        self.rng = rng
+
+    def decide(self, obs):  # noqa: ANN001, ANN201
+        from agents.policy import Decision, sample_rows
+
+        place = sample_rows(obs.places.astype(float), self.rng)  # -1 where none is open
+        place = np.where(obs.walking, obs.goal, place)  # those on their way walk on
+        return Decision(next_zone=place, dwell_s=np.full(len(place), 600.0))
+
+
+def test_a_policy_of_ones_own_chooses_places_and_the_twin_walks_its_avatars() -> None:
+    """A policy that answers places (``chooses = "place"``) is walked through corridors
+    by the twin: its avatars pass through corridors in moments, stay about ten minutes at
+    every place that serves nobody, and every move is legal (the twin checks each)."""
+    model = VenueModel(
+        Scenario(venue="expo", avatars=300, hours=2.0, seed=2), policy=AnyOpenPlace()
+    )
+    model.run()
+    visits = model.visits()
+    corridor = visits["zone_kind"] == "corridor"
+    plain = visits["zone_kind"].isin(["hall", "lounge"])  # no queue, no service
+    assert corridor.sum() > 100 and plain.sum() > 100
+    assert visits.loc[corridor, "dwell_s"].median() < 30  # walked through
+    assert visits.loc[plain, "dwell_s"].median() == pytest.approx(600.0, rel=0.05)
+    assert model.kpis()["left"] == 300
