@@ -3,7 +3,9 @@ of the trained GPT.
 
 An avatar chooses its next *place* where a visit to a place ends (``chooses = "place"``:
 the twin walks it there through corridors without asking the model, ``twin.crowd.Walks``);
-at the door of a place whose queue has grown since, it thinks again.
+at the door of a place whose queue has grown since, it thinks again: it chooses with the
+model's odds now, from the same draw as the first time (draws are keyed by the visit), so
+it changes its mind only as far as the odds have moved.
 
 Each avatar's context is kept incrementally: a key/value cache slot per avatar inside the
 venue (``llm.decoder``: float32, or float16 at 100,000 avatars; ``block_size`` tokens), so
@@ -19,9 +21,6 @@ is reproducible whatever the batch sizes. ``explain(avatar, visit)`` recomputes 
 decision with the attention weights of every layer and head (``agents.explain``); nothing
 is captured for it unless asked, beyond the visit tokens and the zones' states the policy
 keeps anyway.
-
-Its length: one avatar's live decision, read in one place: its context tokens and their
-re-windowing, the door re-reads, the places that turned it away, and its stay.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from llm.sampling import choose, dwell_bounds, dwell_seconds, uniforms
 #: Every this many decision calls, all nearly full caches (within TIDY_MARGIN tokens of
 #: the window) are re-encoded in one batch, so that few calls need a pass of their own.
 TIDY_EVERY, TIDY_MARGIN = 4, 6
-_ZONE_DRAW, _DWELL_DRAW, _DOOR_DRAW = 1, 2, 4
+_ZONE_DRAW, _DWELL_DRAW = 1, 2
 #: A stay ends with the show when the show ends within this many dwell buckets of the one
 #: drawn: the model knows the time of day to five minutes, so it cannot pin the bucket.
 SHOW_END_REACH = 1
@@ -119,8 +118,7 @@ class GPTPolicy:
         self.calls = 0
         #: The visit (the twin's count) of each avatar's latest place taken in as a token.
         self.place_visit = np.full(n, -1, dtype=np.int64)
-        #: The probability of each avatar's place when chosen, and its queue's wait level.
-        self.goal_prob = np.ones(n)
+        #: The wait level of each avatar's place when it chose it.
         self.goal_wait = np.zeros(n, dtype=np.int64)
         #: Places that turned each avatar away (full when it got there): not chosen again,
         #: as a visitor remembers being turned away (the scripted one gives them up too).
@@ -243,52 +241,16 @@ class GPTPolicy:
         self.last_probs, self.last_avatars = probs, idx
         place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         place = np.where(choices.any(axis=1), place, zone)  # nowhere open: stays on
-        keep, place = self.think_again_at_doors(idx, zone, obs.goal[r], probs, visit, place)
         next_show = None if shows is None else shows[np.arange(len(idx)), place]
         dwell_logits = self.decoder.dwell_logits(hidden, place, next_show)
         dwell_probs = softmax_rows(dwell_logits.astype(np.float64) / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
         stay = self.until_show_ends(zone, now, place, bucket, stay)
-        stay = np.where(keep, obs.goal_stay_s[r], stay)
-        rows = np.arange(len(idx))
-        self.goal_prob[idx] = np.where(keep, self.goal_prob[idx], probs[rows, place])
         self.goal_wait[idx] = wait_level(obs.queue_wait_s)[place]
         self.chosen[idx, visit % MEMORY] = place
         self.kv.release(idx[self.is_exit[place]])  # heading out: no more decisions
         return place, stay
-
-    def think_again_at_doors(
-        self,
-        idx: np.ndarray,
-        zone: np.ndarray,
-        goal: np.ndarray,
-        probs: np.ndarray,
-        visit: np.ndarray,
-        place: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Avatars at the door of their place (in a passage, the place one step on) keep it
-        with the chance ``min(1, p_now / p_then)`` of its probability now, seeing the queue
-        as it is, over when they chose it; the others draw another place. So the place is
-        kept about as often as the model would choose it now. Returns which kept their
-        place (and their stay), and every avatar's place."""
-        door = self.at_door(zone, goal)
-        keep = np.zeros(len(idx), dtype=bool)
-        if not door.any():
-            return keep, place
-        rows = np.flatnonzero(door)
-        now = probs[rows, goal[rows]]
-        chance = np.minimum(1.0, now / np.maximum(self.goal_prob[idx[rows]], 1e-12))
-        keep[rows] = uniforms(self.seed, idx[rows], visit[rows], _DOOR_DRAW) < chance
-        place = np.where(keep, goal, place)
-        left = rows[~keep[rows]]
-        if len(left):
-            others = probs[left].copy()
-            others[np.arange(len(left)), goal[left]] = 0.0
-            some = others.sum(axis=1) > 0
-            drawn = choose(others, uniforms(self.seed, idx[left], visit[left], _DOOR_DRAW + 1))
-            place[left] = np.where(some, drawn, goal[left])
-        return keep, place
 
     def shows_at(self, idx: np.ndarray, now_s: np.ndarray) -> np.ndarray | None:
         """(B, Z) show state of every zone for avatars ``idx`` choosing at ``now_s``

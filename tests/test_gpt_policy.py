@@ -207,29 +207,43 @@ def test_markov_policy_is_a_baseline_policy() -> None:
     assert (model.crowd.phase == IN_ZONE).sum() == 0
 
 
-def test_at_the_door_a_place_is_kept_as_often_as_the_model_would_choose_it_now() -> None:
-    """An avatar one step from the café it chose, whose queue has grown, keeps it with the
-    chance min(1, p_now / p_then); the others draw another place by the model's odds."""
-    model = VenueModel(Scenario(venue="expo", avatars=4000, hours=1.0, seed=1))
+def test_at_the_door_an_avatar_thinks_again_with_the_queue_as_it_is_now() -> None:
+    """An avatar one step from the café it chose, whose queue has grown since, chooses
+    again with the model's odds now, from the same draw as the first time (its draws are
+    keyed by its visit): so it changes its mind only as far as the odds have moved. With
+    the cafés' staff cut, some keep their café and some go elsewhere."""
+    from agents.gpt_policy import _ZONE_DRAW
+    from llm.sampling import choose, uniforms
+    from twin.scenario import Levers
+
+    cut = Levers(servers={"cafe_west": 6, "cafe_east": 6})
+    model = VenueModel(Scenario(venue="expo", avatars=6000, hours=2.0, seed=1, levers=cut))
     policy: GPTPolicy = model.policy
-    at, n = model.venue.index, 4000
-    idx = np.arange(n)
-    policy.goal_prob[idx] = 0.4  # when they chose it
-    probs = np.zeros((n, len(at)))
-    probs[: n // 2, at["cafe_west"]] = 0.1  # now: a quarter as likely for half of them
-    probs[n // 2 :, at["cafe_west"]] = 0.6  # more likely for the others
-    probs[:, at["cafe_east"]] = 0.3
-    probs[:, at["talk_stage"]] = 0.1
-    zone, goal = np.full(n, at["back_aisle_west"]), np.full(n, at["cafe_west"])
-    visit = np.zeros(n, dtype=np.int64)
-    keep, place = policy.think_again_at_doors(idx, zone, goal, probs, visit, -idx)
-    assert keep[n // 2 :].all() and (place[n // 2 :] == at["cafe_west"]).all()
-    first = slice(0, n // 2)
-    assert keep[first].mean() == pytest.approx(0.25, abs=0.04)
-    assert (place[first][keep[first]] == at["cafe_west"]).all()
-    left = place[first][~keep[first]]
-    assert not (left == at["cafe_west"]).any()  # the others go elsewhere, by the odds
-    assert (left == at["cafe_east"]).mean() == pytest.approx(0.75, abs=0.05)
+    kept, redrawn, asked = [], [], 0
+    decide = policy.decide
+
+    def watched(obs):  # noqa: ANN001, ANN202
+        nonlocal asked
+        door = policy.at_a_longer_queue(obs)
+        who, goal = obs.avatar[door], obs.goal[door]
+        visit = policy.count[who] - 1  # the visit they chose at (a passage is none)
+        decision = decide(obs)
+        if door.any():
+            asked += int(door.sum())
+            row = {a: i for i, a in enumerate(policy.last_avatars)}
+            probs = policy.last_probs[[row[a] for a in who]]
+            kept.extend(decision.next_zone[door] == goal)
+            redrawn.extend(
+                decision.next_zone[door]
+                == choose(probs, uniforms(policy.seed, who, visit, _ZONE_DRAW))
+            )
+        return decision
+
+    policy.decide = watched
+    model.run()
+    assert asked > 50
+    assert all(redrawn)  # the model's odds now, at the avatar's own draw
+    assert 0.2 < np.mean(kept) < 0.8, np.mean(kept)
 
 
 @pytest.mark.parametrize("deciders", [12, 300])
