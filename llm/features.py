@@ -147,7 +147,7 @@ def visit_features(
     began; the rest are per visit. Called on logs in training and on avatars live: one
     definition.
     """
-    zone = np.asarray(zone, dtype=np.int64)
+    zone = np.array(zone, dtype=np.int64)  # a copy: a token never aliases its caller's array
     return {
         "zone": zone,
         "kind": np.asarray(kind_of_zone)[zone].astype(np.int64),

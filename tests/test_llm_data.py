@@ -809,3 +809,17 @@ def test_encoded_choices_see_the_shows_their_visitor_booked(tmp_path):
     ]
     assert (seqs.shows[:, [0, 2]] == 0).all()
     assert blocks(seqs, 4)["shows"].shape == (2, 4, 3)
+
+
+def test_a_token_is_its_own_array_never_the_callers() -> None:
+    """The live policy writes into the tokens it builds (a visit read again keeps its old
+    token): that must never change the avatars' zones it built them from."""
+    from llm.features import visit_features
+
+    zone = np.array([3, 5, 7], dtype=np.int64)
+    token = visit_features(
+        zone, np.arange(10), np.full(3, 36_000.0), np.zeros(3), np.zeros(3), np.full(3, 60.0)
+    )
+    token["zone"][1] = 0
+    np.testing.assert_array_equal(zone, [3, 5, 7])
+    np.testing.assert_array_equal(token["kind"], [3, 5, 7])
