@@ -42,6 +42,9 @@ Usage::
 
     python bench/bench_twin.py [--sizes 1000 10000 100000] [--repeats 3] [--skip-agents]
                                [--agents-repeats 1] [--json FILE]
+
+Its length: one benchmark with its runner in fresh processes, its statistics (medians,
+spans, noise) and its report, kept together so that a figure can be traced to its code.
 """
 
 from __future__ import annotations
