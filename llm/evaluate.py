@@ -45,7 +45,7 @@ from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
 from llm.checkpoint import Checkpoint
 from llm.data import Sequences, blocks, read_sequences, split, visitor_digests
-from llm.features import DWELL_CENTRES_S, FEATURES, TOD_BUCKET_S, Programme, stay_bucket, tod_bucket
+from llm.features import DWELL_CENTRES_S, FEATURES, TOD_BUCKET_S, Programme, visit_features
 from llm.logs import Columns, LogError
 from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT
@@ -232,8 +232,6 @@ class GPTPredictor:
     ) -> list[np.ndarray]:
         device, z_count = self.device, len(self.vocab)
         generator = torch.Generator(device=device).manual_seed(seed)
-        kind_ids = torch.as_tensor(self.vocab.kind_ids, device=device)
-        typical = torch.as_tensor(self.typical, device=device)
         centres = np.asarray(DWELL_CENTRES_S, dtype=np.float64)
         first = seqs.offsets[which]
         b = len(which)
@@ -271,18 +269,13 @@ class GPTPredictor:
             )
             day_s, since_s = day_s + step_s, since_s + step_s
             dwell_np, zone_np = dwell.cpu().numpy()[:, 0], zone.cpu().numpy()[:, 0]
-            step_s = centres[dwell_np] + WALK_S
-            tokens = {
-                "zone": zone,
-                "kind": kind_ids[zone],
-                "tod": torch.as_tensor(tod_bucket(day_s), device=device).view(b, 1),
-                "stay": torch.as_tensor(stay_bucket(since_s), device=device).view(b, 1),
-                "crowd": typical[zone],
-                "dwell": dwell,
-                "end_tod": torch.as_tensor(
-                    tod_bucket(day_s + centres[dwell_np]), device=device
-                ).view(b, 1),
-            }
+            stay_s = centres[dwell_np]  # the sampled dwell bucket's typical seconds
+            step_s = stay_s + WALK_S
+            # The sampled visit as a token, by the function that reads logs and avatars.
+            visit = visit_features(
+                zone_np, self.vocab.kind_ids, day_s, since_s, self.typical[zone_np], stay_s
+            )
+            tokens = {f: torch.as_tensor(visit[f], device=device).view(b, 1) for f in FEATURES}
             if profile is not None:
                 tokens["profile"] = profile.to(device)
             seen = seen.scatter(1, zone, 1)
