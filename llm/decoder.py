@@ -7,11 +7,11 @@ here, so a decision costs one token whatever the history.
 - ``ContextCache``: the keys and values, a slot per sequence (an avatar, live).
 - ``Decoder.step``: the new tokens of some sequences through the model, their keys and
   values written to their slots. Up to ``NUMPY_BATCH`` sequences in NumPy, on one thread
-  (``numpy_step``): at a few dozen, the cost of ``GPT.decode_step`` is the number of tensor
-  operations (some 50, each 5-15 us of PyTorch dispatch), not their arithmetic, and the
-  same operations on NumPy arrays cost a few microseconds each; OpenBLAS and OpenMP threads
-  would only spin against each other on such small matrices. Beyond, PyTorch's
-  ``decode_step``, whose threads then pay (``bench/bench_agents.py`` measures both).
+  (``numpy_step``): at a few dozen, the cost of ``GPT.decode_step`` is the dispatch of its
+  some 50 tensor operations, not their arithmetic, and the same operations on NumPy arrays
+  dispatch several times faster; OpenBLAS and OpenMP threads would only spin against each
+  other on such small matrices. Beyond, PyTorch's ``decode_step``, whose threads then pay
+  (``bench/bench_agents.py`` measures both).
   The NumPy step runs the model's one definition of a block (``llm.model.block_step``,
   with ``NUMPY_OPS`` and ``cached_attention``) on float32 copies of the weights, taken
   when the decoder is made; the tests hold it to ``GPT.decode_step``'s numbers.
