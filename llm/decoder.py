@@ -6,16 +6,19 @@ here, so a decision costs one token whatever the history.
 
 - ``ContextCache``: the keys and values, a slot per sequence (an avatar, live).
 - ``Decoder.step``: the new tokens of some sequences through the model, their keys and
-  values written to their slots. Up to ``NUMPY_BATCH`` sequences in NumPy, on one thread
-  (``numpy_step``): at a few dozen, the cost of ``GPT.decode_step`` is the dispatch of its
-  some 50 tensor operations, not their arithmetic, and the same operations on NumPy arrays
-  dispatch several times faster; OpenBLAS and OpenMP threads would only spin against each
-  other on such small matrices. Beyond, PyTorch's ``decode_step``, whose threads then pay
-  (``bench/bench_agents.py`` measures both).
+  values written to their slots, in NumPy (``numpy_step``) on one thread. At a few dozen
+  sequences the cost of ``GPT.decode_step`` is the dispatch of its some 50 tensor
+  operations, not their arithmetic, and NumPy dispatches several times faster; at a
+  thousand, one NumPy thread still matches one PyTorch thread. More threads than one would
+  pay a little on a quiet machine and cost several times over on a busy one (another run, a
+  browser), where threads that wait on each other wait on the other process too; so the
+  live twin uses one core whatever the machine, without the user setting anything
+  (``one_thread``; ``bench/bench_agents.py`` and ``bench/README.md`` measure both).
   The NumPy step runs the model's one definition of a block (``llm.model.block_step``,
   with ``NUMPY_OPS`` and ``cached_attention``) on float32 copies of the weights, taken
   when the decoder is made; the tests hold it to ``GPT.decode_step``'s numbers.
-- ``Decoder.reencode``: whole windows of tokens into slots, one forward pass.
+- ``Decoder.reencode``: whole windows of tokens into slots, one forward pass (PyTorch, one
+  thread).
 
 It knows slots and tokens, not avatars or visits: which tokens a sequence holds, and when
 it is re-encoded, is the policy's (``agents.gpt_policy``).
@@ -23,6 +26,8 @@ it is re-encoded, is the policy's (``agents.gpt_policy``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -34,8 +39,19 @@ from llm.model import GPT, NUMPY_OPS, block_step, cached_attention
 
 #: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
 FLOAT32_CACHE_BYTES = 1 << 30
-#: Up to this many sequences, a step runs in NumPy, beyond it in PyTorch.
-NUMPY_BATCH = 128
+
+
+@contextmanager
+def one_thread(threads: ThreadpoolController) -> Iterator[None]:
+    """Run the block on one thread: NumPy's BLAS, OpenMP and PyTorch's intra-op pool,
+    restored after (the user's own settings are left as they were)."""
+    before = torch.get_num_threads()
+    with threads.limit(limits=1):
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 class ContextCache:
@@ -178,17 +194,12 @@ class Decoder:
         """One new token in each of ``slots`` (B,): ``tokens`` (B, features) in
         ``FEATURES`` order, ``options`` (Z,) every zone's option state, and the rest as
         ``numpy_step`` takes them. Its keys and values are added to the slot; returns the
-        zone logits (B, Z) and hidden states (B, C). The same numbers either way (tests)."""
+        zone logits (B, Z) and hidden states (B, C)."""
         lengths = self.cache.lengths[slots]
         width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
         past = self.cache.past[slots, :, :, :, :width].astype(np.float32, copy=False)
-        if len(lengths) <= NUMPY_BATCH:
-            with self.threads.limit(limits=1):
-                logits, hidden, new_kv = self.numpy_step(
-                    tokens, options, past, lengths, profile, seen, shows
-                )
-        else:
-            logits, hidden, new_kv = self.torch_step(
+        with one_thread(self.threads):
+            logits, hidden, new_kv = self.numpy_step(
                 tokens, options, past, lengths, profile, seen, shows
             )
         self.cache.past[slots, :, :, :, lengths] = new_kv
@@ -202,7 +213,8 @@ class Decoder:
         """Replace the contents of ``slots`` (b,) with the keys and values of ``tokens``
         (each (b, T), as ``GPT.forward`` takes them, ``options`` (b, T, Z)), from position
         0: one forward pass."""
-        past = self.model(tokens, options, mask_illegal=False).past
+        with one_thread(self.threads):
+            past = self.model(tokens, options, mask_illegal=False).past
         kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, T, S)
         width = kv.shape[4]
         self.cache.cache[torch.from_numpy(slots), :, :, :, :width] = kv.to(self.cache.cache.dtype)
@@ -212,7 +224,7 @@ class Decoder:
         self, hidden: np.ndarray, next_zone: np.ndarray, next_show: np.ndarray | None = None
     ) -> np.ndarray:
         """(B, dwell buckets) for the stay at ``next_zone`` (B,), as ``GPT.dwell_logits``."""
-        with self.threads.limit(limits=1):
+        with one_thread(self.threads):
             x = hidden + self.zone_table[next_zone]
             if next_show is not None and self.model.config.n_show_states:
                 x = x + self.show_table[next_show]
@@ -229,7 +241,8 @@ class Decoder:
         seen: np.ndarray | None = None,
         shows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``numpy_step`` by PyTorch's ``GPT.decode_step``."""
+        """``numpy_step`` by PyTorch's ``GPT.decode_step``: the reference the NumPy step is
+        held to (tests, ``bench/bench_agents.py``)."""
         b = len(lengths)
         feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
         if profile is not None:

@@ -147,9 +147,9 @@ def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights):
 @torch.no_grad()
 def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would():
     """``Decoder.reencode`` puts a window of tokens into cache slots (one forward pass);
-    ``Decoder.step`` then adds one token per slot, in NumPy for a few sequences and in
-    PyTorch for many: the logits are those of a forward pass over the whole sequence, and
-    each slot holds one more token."""
+    ``Decoder.step`` then adds one token per slot (NumPy, one thread), for a few sequences
+    and for many: the logits are those of a forward pass over the whole sequence, each slot
+    holds one more token, and the user's thread settings are left as they were."""
     import numpy as np
 
     from llm import decoder as live
@@ -157,7 +157,8 @@ def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would():
 
     model = tiny(dropout=0.0)
     c = model.config
-    for b in (3, live.NUMPY_BATCH + 2):
+    threads = torch.get_num_threads()
+    for b in (3, 300):
         tokens, _ = random_tokens(c, b=b, t=7, seed=b)
         venue = torch.randint(
             0, c.n_options, (c.n_zones,), generator=torch.Generator().manual_seed(b)
@@ -172,6 +173,7 @@ def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would():
         logits, _ = decoder.step(slots, last, venue.numpy())
         np.testing.assert_allclose(logits, whole, atol=3e-5)
         assert (decoder.cache.lengths[slots] == 7).all()
+        assert torch.get_num_threads() == threads
         decoder.cache.release(np.arange(4, 6))
         assert not decoder.cache.holds(np.arange(4, 6)).any() and decoder.cache.n_free == 6
 

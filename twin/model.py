@@ -26,6 +26,7 @@ from typing import Any, Literal
 import mesa
 import numpy as np
 import pandas as pd
+from threadpoolctl import ThreadpoolController
 
 from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
 from agents.explain import Explanation
@@ -33,6 +34,7 @@ from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from agents.needs import declared_profiles
 from llm import checkpoint
+from llm.decoder import one_thread
 from llm.fileio import atomic_path
 from llm.logschema import visits_frame
 from llm.zones import crowd_level
@@ -144,6 +146,7 @@ class VenueModel(mesa.Model):
         self.needs = Needs.draw(n, venue.kinds, self.layout.show_draw, self.rng)
         self.policy = policy or make_policy(scenario, venue)
         self.policy.bind(self.layout, self.needs, np.random.default_rng(self.rng.integers(2**63)))
+        self.threads = ThreadpoolController()  # for one_thread, in step
         self.crowd = Crowd(
             self.layout,
             arrival_s=arrival_s,
@@ -194,7 +197,13 @@ class VenueModel(mesa.Model):
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        """Advance the venue by one step of ``scenario.step_s`` seconds."""
+        """Advance the venue by one step of ``scenario.step_s`` seconds, on one thread
+        (``llm.decoder.one_thread``): a step's arrays are small, and threads would wait on
+        each other, and on every other process of a busy machine."""
+        with one_thread(self.threads):
+            self.advance()
+
+    def advance(self) -> None:
         t_end = self.time_s + self.scenario.step_s
         if self.stepping == "arrays":
             self.crowd.process(self.crowd.due(t_end), self.time_s, t_end)
