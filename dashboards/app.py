@@ -6,10 +6,10 @@ venue's levers), Train (fit avatar models on visit logs) and Validate (how close
 twin behaves like its reference). They share the last run, the
 scenario and the selected model through ``st.session_state`` (``dashboards/state.py``).
 
-The server runs torch on ``$VENUETWIN_TORCH_THREADS`` threads (default 1): the GPT's
-batches here are small, and torch threads that spin while the browser or other work holds
-a core slow a run down many times over (on 2 busy cores, 2,000 GPT avatars for 2 hours took
-1.8 s on one thread and 160 s on two).
+The server runs torch on ``$VENUETWIN_TORCH_THREADS`` threads (default 1), for what runs
+outside a simulation's steps (training, explanations): threads that spin while the browser
+or other work holds a core slow it down many times over. A simulation's steps run on one
+thread whatever this says (``VenueModel.step``, ``llm.decoder.one_thread``).
 """
 
 from __future__ import annotations
