@@ -291,14 +291,20 @@ def show_states(
     A zone with several shows shows the highest state."""
     now = np.round(np.asarray(now_s_of_day, dtype=np.float64), 3)[:, None]
     out = np.zeros((len(now), n_zones), dtype=np.int8)
-    for s in np.flatnonzero(np.asarray(show_zone) >= 0):
-        later = now[:, 0] < start_s[s] - SHOW_SOON_S
-        soon = (now[:, 0] >= start_s[s] - SHOW_SOON_S) & (now[:, 0] < start_s[s])
-        on = (now[:, 0] >= start_s[s]) & (now[:, 0] < end_s[s])
-        state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (wanted[:, s] & (soon | on))
-        state = np.where(wanted[:, s] & later, 3, state)
-        z = show_zone[s]
-        out[:, z] = np.maximum(out[:, z], state)
+    show_zone = np.asarray(show_zone)
+    shows = np.flatnonzero(show_zone >= 0)
+    if len(shows) == 0:
+        return out
+    shows = shows[np.argsort(show_zone[shows], kind="stable")]  # grouped by zone
+    start, end = np.asarray(start_s)[shows], np.asarray(end_s)[shows]
+    booked = np.asarray(wanted)[:, shows].astype(bool)  # (B, S)
+    later = now < start - SHOW_SOON_S
+    soon = (now >= start - SHOW_SOON_S) & (now < start)
+    on = (now >= start) & (now < end)
+    state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (booked & (soon | on))
+    state = np.where(booked & later, 3, state)
+    zones, first = np.unique(show_zone[shows], return_index=True)
+    out[:, zones] = np.maximum.reduceat(state, first, axis=1)  # a zone's highest state
     return out
 
 

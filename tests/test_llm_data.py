@@ -823,3 +823,28 @@ def test_a_token_is_its_own_array_never_the_callers() -> None:
     token["zone"][1] = 0
     np.testing.assert_array_equal(zone, [3, 5, 7])
     np.testing.assert_array_equal(token["kind"], [3, 5, 7])
+
+
+def test_show_states_are_each_zones_highest_over_its_shows() -> None:
+    """Every zone shows the highest state of its shows (a visitor choosing sees the booked
+    show about to begin on a stage over the unbooked one still on there); by a plain loop
+    over shows, on random programmes with shared stages and shows on no zone."""
+    from llm.features import SHOW_SOON_S, show_states
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        shows, zones, visitors = int(rng.integers(0, 8)), 12, int(rng.integers(1, 40))
+        zone = rng.integers(-1, zones, shows)
+        start = rng.uniform(0, 20_000, shows)
+        end = start + rng.uniform(600, 7_200, shows)
+        now = rng.uniform(0, 30_000, visitors)
+        wanted = rng.random((visitors, shows)) < 0.5
+        expected = np.zeros((visitors, zones), dtype=np.int8)
+        for s in np.flatnonzero(zone >= 0):
+            later, on = now < start[s] - SHOW_SOON_S, (now >= start[s]) & (now < end[s])
+            soon = (now >= start[s] - SHOW_SOON_S) & (now < start[s])
+            state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (wanted[:, s] & (soon | on))
+            state = np.where(wanted[:, s] & later, 3, state)
+            expected[:, zone[s]] = np.maximum(expected[:, zone[s]], state)
+        got = show_states(now, zone, start, end, wanted, zones)
+        np.testing.assert_array_equal(got, expected)
