@@ -107,27 +107,6 @@ class Observation:
     def __len__(self) -> int:
         return len(self.avatar)
 
-    def rows(self, which: np.ndarray) -> Observation:
-        """The observation of some of the avatars (the venue's arrays are shared)."""
-        return Observation(
-            avatar=self.avatar[which],
-            zone=self.zone[which],
-            now_s=self.now_s[which],
-            entered_s=self.entered_s[which],
-            arrived_s=self.arrived_s[which],
-            entry_crowd=self.entry_crowd[which],
-            visits=self.visits[which],
-            legal=self.legal[which],
-            history=self.history[which],
-            occupancy=self.occupancy,
-            crowd=self.crowd,
-            queue_wait_s=self.queue_wait_s,
-            places=self.places[which],
-            goal=self.goal[which],
-            goal_stay_s=self.goal_stay_s[which],
-            walking=self.walking[which],
-        )
-
 
 @dataclass
 class Decision:
