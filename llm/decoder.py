@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import torch
@@ -41,12 +41,18 @@ from llm.model import GPT, NUMPY_OPS, block_step, cached_attention
 FLOAT32_CACHE_BYTES = 1 << 30
 
 
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The thread pools of the libraries loaded (found once: a scan of the process)."""
+    return ThreadpoolController()
+
+
 @contextmanager
-def one_thread(threads: ThreadpoolController) -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run the block on one thread: NumPy's BLAS, OpenMP and PyTorch's intra-op pool,
     restored after (the user's own settings are left as they were)."""
     before = torch.get_num_threads()
-    with threads.limit(limits=1):
+    with _threadpools().limit(limits=1):
         torch.set_num_threads(1)
         try:
             yield
@@ -144,7 +150,6 @@ class Decoder:
             c.n_embd // c.n_head,
             cache_dtype,
         )
-        self.threads = ThreadpoolController()
         self.copy_weights()
 
     @torch.no_grad()
@@ -198,7 +203,7 @@ class Decoder:
         lengths = self.cache.lengths[slots]
         width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
         past = self.cache.past[slots, :, :, :, :width].astype(np.float32, copy=False)
-        with one_thread(self.threads):
+        with one_thread():
             logits, hidden, new_kv = self.numpy_step(
                 tokens, options, past, lengths, profile, seen, shows
             )
@@ -213,7 +218,7 @@ class Decoder:
         """Replace the contents of ``slots`` (b,) with the keys and values of ``tokens``
         (each (b, T), as ``GPT.forward`` takes them, ``options`` (b, T, Z)), from position
         0: one forward pass."""
-        with one_thread(self.threads):
+        with one_thread():
             past = self.model(tokens, options, mask_illegal=False).past
         kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, T, S)
         width = kv.shape[4]
@@ -224,7 +229,7 @@ class Decoder:
         self, hidden: np.ndarray, next_zone: np.ndarray, next_show: np.ndarray | None = None
     ) -> np.ndarray:
         """(B, dwell buckets) for the stay at ``next_zone`` (B,), as ``GPT.dwell_logits``."""
-        with one_thread(self.threads):
+        with one_thread():
             x = hidden + self.zone_table[next_zone]
             if next_show is not None and self.model.config.n_show_states:
                 x = x + self.show_table[next_show]

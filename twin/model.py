@@ -26,7 +26,6 @@ from typing import Any, Literal
 import mesa
 import numpy as np
 import pandas as pd
-from threadpoolctl import ThreadpoolController
 
 from agents import Avatar, Layout, Needs, Policy, RandomPolicy, ScriptedPolicy
 from agents.explain import Explanation
@@ -146,7 +145,6 @@ class VenueModel(mesa.Model):
         self.needs = Needs.draw(n, venue.kinds, self.layout.show_draw, self.rng)
         self.policy = policy or make_policy(scenario, venue)
         self.policy.bind(self.layout, self.needs, np.random.default_rng(self.rng.integers(2**63)))
-        self.threads = ThreadpoolController()  # for one_thread, in step
         self.crowd = Crowd(
             self.layout,
             arrival_s=arrival_s,
@@ -200,7 +198,7 @@ class VenueModel(mesa.Model):
         """Advance the venue by one step of ``scenario.step_s`` seconds, on one thread
         (``llm.decoder.one_thread``): a step's arrays are small, and threads would wait on
         each other, and on every other process of a busy machine."""
-        with one_thread(self.threads):
+        with one_thread():
             self.advance()
 
     def advance(self) -> None:
