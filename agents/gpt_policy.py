@@ -8,7 +8,8 @@ model's odds now, from the same draw as the first time (draws are keyed by the v
 it changes its mind only as far as the odds have moved.
 
 Each avatar's context is kept incrementally: a key/value cache slot per avatar inside the
-venue (``llm.decoder``: float32, or float16 at 100,000 avatars; ``block_size`` tokens), so
+venue (``llm.decoder``: float32, or float16 at 100,000 avatars; ``block_size`` tokens, held in
+pages of 8 as the context grows), so
 a decision costs one token whatever the avatar's history. When a slot is full, its last
 ``block_size / 2`` visits are re-encoded into the start of the slot, exactly as training
 cut long trajectories into half-overlapping windows. The tokens are built by

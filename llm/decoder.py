@@ -4,7 +4,8 @@ A live step of the twin asks the GPT about the avatars whose visit ends in it: o
 token each, which attends to the keys and values of its sequence's earlier tokens, kept
 here, so a decision costs one token whatever the history.
 
-- ``ContextCache``: the keys and values, a slot per sequence (an avatar, live).
+- ``ContextCache``: the keys and values, a slot per sequence (an avatar, live), in pages
+  taken as its context grows.
 - ``Decoder.step``: the new tokens of some sequences through the model, their keys and
   values written to their slots, in NumPy (``numpy_step``) on one thread. At a few dozen
   sequences the cost of ``GPT.decode_step`` is the dispatch of its some 50 tensor
@@ -39,6 +40,8 @@ from llm.model import GPT, NUMPY_OPS, block_step, cached_attention
 
 #: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
 FLOAT32_CACHE_BYTES = 1 << 30
+#: Tokens per page of a cache: a sequence holds whole pages, as many as its tokens need.
+PAGE_TOKENS = 8
 
 
 @cache
@@ -61,14 +64,21 @@ def one_thread() -> Iterator[None]:
 
 
 class ContextCache:
-    """Slots of ``(layers, 2, heads, window, head_size)`` keys and values, one per
-    sequence that may need one.
+    """Keys and values of ``(layers, 2, heads, window, head_size)`` per sequence, kept in
+    pages of ``page`` tokens.
 
-    One slot per sequence is reserved but not touched (the operating system backs only the
-    slots in use with memory, and freed slots are reused first, so the resident size follows
-    the sequences being decoded and nothing is ever copied to grow). ``cache`` (torch) and
-    ``past`` (NumPy) are the same memory; ``slot[sequence]`` is its slot (-1: none),
-    ``owner[slot]`` the slot's sequence (-1: free), ``lengths[slot]`` its valid tokens."""
+    A sequence that needs a cache takes a *slot*: a row of the page table, whose pages are
+    taken as its context grows (``reserve``) and given back when it is released or
+    re-encoded shorter (``fit``). Pages for every slot's whole window are reserved but not
+    touched (the operating system backs only the pages in use with memory, and freed pages
+    are reused first), so the resident size follows the tokens held, not the windows: at
+    the peak of a 100,000-avatar expo the avatars inside hold 4 tokens on average of the 32
+    their windows could (``bench/README.md``). ``slot[sequence]`` is a sequence's slot (-1:
+    none), ``owner[slot]`` the slot's sequence (-1: free), ``lengths[slot]`` its valid
+    tokens, ``table[slot]`` its pages; ``pages`` (torch) and ``past`` (NumPy) are the same
+    memory. A slot's column without a page points at the last page, which is never taken
+    and stays zero; positions past a sequence's length hold zeros or the finite numbers of
+    an earlier owner, which attention masks."""
 
     def __init__(
         self,
@@ -78,47 +88,115 @@ class ContextCache:
         window: int,
         head_size: int,
         dtype: torch.dtype | None = None,
+        page: int = PAGE_TOKENS,
     ) -> None:
-        shape = (layers, 2, heads, window, head_size)
-        per_sequence = 4 * int(np.prod(shape))
+        per_sequence = 4 * layers * 2 * heads * window * head_size
         if dtype is None:
             fits = sequences * per_sequence <= FLOAT32_CACHE_BYTES
             dtype = torch.float32 if fits else torch.float16
-        self.window = window
-        self.cache = torch.empty((sequences, *shape), dtype=dtype)
-        self.past = self.cache.numpy()  # the same memory, as NumPy for the decoder
+        self.window, self.page = window, page
+        per_slot = -(-window // page)
+        n_pages = sequences * per_slot
+        # Pages third: a batch's pages are gathered (``np.take``) straight into the
+        # (layers, 2, heads, batch, tokens, size) order its attention reads.
+        shape = (layers, 2, heads, n_pages + 1, page, head_size)
+        # np.zeros: zeroed by the operating system as it is first touched, not before.
+        self.past = np.zeros(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+        self.pages = torch.from_numpy(self.past)  # the same memory, for PyTorch
+        self.zero_page = n_pages
+        self.table = np.full((sequences, per_slot), self.zero_page, dtype=np.int64)
         self.slot = np.full(sequences, -1, dtype=np.int64)
         self.owner = np.full(sequences, -1, dtype=np.int64)
         self.lengths = np.zeros(sequences, dtype=np.int64)
         self.free = np.arange(sequences - 1, -1, -1, dtype=np.int64)  # a stack: free on top
         self.n_free = sequences
+        self.free_pages = np.arange(n_pages - 1, -1, -1, dtype=np.int64)  # a stack too
+        self.n_free_pages = n_pages
 
     def holds(self, sequences: np.ndarray) -> np.ndarray:
         """(B,) bool: the sequences that have a slot."""
         return self.slot[sequences] >= 0
 
     def take(self, sequences: np.ndarray) -> np.ndarray:
-        """Give each of ``sequences`` (none holding a slot) a fresh, zeroed, empty slot;
-        returns the slots."""
+        """Give each of ``sequences`` (none holding a slot) a fresh, empty slot; returns the
+        slots."""
         fresh = self.free[self.n_free - len(sequences) : self.n_free][::-1].copy()
         self.n_free -= len(sequences)
         self.slot[sequences] = fresh
         self.owner[fresh] = sequences
         self.lengths[fresh] = 0
-        self.past[fresh] = 0  # first touch of this memory
         return fresh
 
     def release(self, sequences: np.ndarray) -> None:
-        """The sequences (avatars heading out) give their slots back, if they hold one."""
+        """The sequences (avatars heading out) give their slots and pages back, if they hold
+        one."""
         sequences = sequences[self.slot[sequences] >= 0]
         if len(sequences) == 0:
             return
         freed = self.slot[sequences]
+        self.fit(freed, np.zeros(len(freed), dtype=np.int64))
         self.free[self.n_free : self.n_free + len(freed)] = freed
         self.n_free += len(freed)
         self.owner[freed] = -1
         self.lengths[freed] = 0
         self.slot[sequences] = -1
+
+    def _pop_pages(self, count: int) -> np.ndarray:
+        fresh = self.free_pages[self.n_free_pages - count : self.n_free_pages][::-1].copy()
+        self.n_free_pages -= count
+        return fresh
+
+    def fit(self, slots: np.ndarray, tokens: np.ndarray) -> None:
+        """Give ``slots`` (B,) pages for ``tokens`` (B,) tokens each, no more: pages are
+        taken or given back as needed."""
+        needed = -(-tokens // self.page)
+        held = self.table[slots] != self.zero_page  # (B, pages per slot)
+        want = np.arange(self.table.shape[1]) < needed[:, None]
+        give = held & ~want
+        if give.any():
+            freed = self.table[slots][give]
+            self.free_pages[self.n_free_pages : self.n_free_pages + len(freed)] = freed
+            self.n_free_pages += len(freed)
+            rows, cols = np.nonzero(give)
+            self.table[slots[rows], cols] = self.zero_page
+        grow = want & ~held
+        if grow.any():
+            rows, cols = np.nonzero(grow)
+            self.table[slots[rows], cols] = self._pop_pages(len(rows))
+
+    def reserve(self, slots: np.ndarray) -> None:
+        """A page for the next token of each of ``slots`` (B,), where it has none."""
+        column = self.lengths[slots] // self.page
+        short = np.flatnonzero(self.table[slots, column] == self.zero_page)
+        if len(short):
+            self.table[slots[short], column[short]] = self._pop_pages(len(short))
+
+    def gather(self, slots: np.ndarray, width: int) -> np.ndarray:
+        """The caches of ``slots`` (B,) as one float32 array (B, layers, 2, heads, W,
+        head_size), W the ``width`` rounded up to whole pages."""
+        n = -(-width // self.page)
+        pages = np.take(self.past, self.table[slots, :n], axis=3)  # (L, 2, H, B, n, page, S)
+        layers, two, heads, b, _, page, size = pages.shape
+        pages = pages.reshape(layers, two, heads, b, n * page, size).astype(np.float32, copy=False)
+        return pages.transpose(3, 0, 1, 2, 4, 5)
+
+    def refill(self, slots: np.ndarray, kv: np.ndarray) -> None:
+        """Replace the contents of ``slots`` with ``kv`` (B, layers, 2, heads, T, size), T
+        tokens from position 0."""
+        tokens = kv.shape[4]
+        self.fit(slots, np.full(len(slots), tokens))
+        for column, start in enumerate(range(0, tokens, self.page)):
+            part = kv[:, :, :, :, start : start + self.page].transpose(1, 2, 3, 0, 4, 5)
+            self.past[:, :, :, self.table[slots, column], : part.shape[4]] = part
+        self.lengths[slots] = tokens
+
+    def append(self, slots: np.ndarray, kv: np.ndarray) -> None:
+        """One token's ``kv`` (B, layers, 2, heads, size) at each slot's length (its page
+        reserved), and the lengths one longer."""
+        lengths = self.lengths[slots]
+        page = self.table[slots, lengths // self.page]
+        self.past[:, :, :, page, lengths % self.page] = kv.transpose(1, 2, 3, 0, 4)
+        self.lengths[slots] = lengths + 1
 
 
 def _tensor(t: torch.Tensor) -> torch.Tensor:
@@ -201,14 +279,13 @@ class Decoder:
         ``numpy_step`` takes them. Its keys and values are added to the slot; returns the
         zone logits (B, Z) and hidden states (B, C)."""
         lengths = self.cache.lengths[slots]
-        width = int(lengths.max()) + 1  # the cache up to the longest context, as float32
-        past = self.cache.past[slots, :, :, :, :width].astype(np.float32, copy=False)
+        self.cache.reserve(slots)
+        past = self.cache.gather(slots, int(lengths.max()) + 1)  # up to the longest, float32
         with one_thread():
             logits, hidden, new_kv = self.numpy_step(
                 tokens, options, past, lengths, profile, seen, shows
             )
-        self.cache.past[slots, :, :, :, lengths] = new_kv
-        self.cache.lengths[slots] = lengths + 1
+        self.cache.append(slots, new_kv)
         return logits, hidden
 
     @torch.no_grad()
@@ -221,9 +298,7 @@ class Decoder:
         with one_thread():
             past = self.model(tokens, options, mask_illegal=False).past
         kv = torch.stack([torch.stack(layer, 1) for layer in past], 1)  # (b, L, 2, H, T, S)
-        width = kv.shape[4]
-        self.cache.cache[torch.from_numpy(slots), :, :, :, :width] = kv.to(self.cache.cache.dtype)
-        self.cache.lengths[slots] = width
+        self.cache.refill(slots, kv.numpy())
 
     def dwell_logits(
         self, hidden: np.ndarray, next_zone: np.ndarray, next_show: np.ndarray | None = None

@@ -178,6 +178,37 @@ def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would():
         assert not decoder.cache.holds(np.arange(4, 6)).any() and decoder.cache.n_free == 6
 
 
+def test_a_cache_holds_pages_for_the_tokens_it_holds_not_for_its_window():
+    """Memory follows the tokens held: a sequence takes a page of 8 tokens as its context
+    grows into it, gives pages back when re-encoded shorter or released, and a batch is
+    gathered in page order, zeros where a sequence has no page yet."""
+    import numpy as np
+
+    from llm.decoder import ContextCache
+
+    cache = ContextCache(sequences=5, layers=1, heads=2, window=32, head_size=4)
+    assert cache.n_free_pages == 5 * 4  # a window of 32 in pages of 8: reserved, none taken
+    slots = cache.take(np.array([3, 1]))
+    rng = np.random.default_rng(0)
+    written = []
+    for _ in range(9):  # nine tokens each: two pages each, the second holding one token
+        cache.reserve(slots)
+        kv = rng.normal(size=(2, 1, 2, 2, 4)).astype(np.float32)
+        cache.append(slots, kv)
+        written.append(kv)
+    assert (cache.lengths[slots] == 9).all() and cache.n_free_pages == 20 - 4
+    past = cache.gather(slots, 10)  # two pages: 16 positions, the 9 tokens then zeros
+    assert past.shape == (2, 1, 2, 2, 16, 4)
+    np.testing.assert_array_equal(past[..., :9, :], np.stack(written, axis=4))
+    assert not past[..., 9:, :].any()
+    short = rng.normal(size=(2, 1, 2, 2, 3, 4)).astype(np.float32)
+    cache.refill(slots, short)  # re-encoded to 3 tokens: one page each
+    assert (cache.lengths[slots] == 3).all() and cache.n_free_pages == 20 - 2
+    np.testing.assert_array_equal(cache.gather(slots, 3)[..., :3, :], short)
+    cache.release(np.array([1, 3, 4]))  # 4 holds nothing: nothing to give back
+    assert cache.n_free_pages == 20 and cache.n_free == 5 and not cache.holds(np.arange(5)).any()
+
+
 @torch.no_grad()
 def test_the_numpy_decoder_gives_decode_step_numbers():
     """The live path (``llm.decoder.Decoder``, NumPy) computes what ``decode_step`` does:
