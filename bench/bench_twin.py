@@ -105,7 +105,12 @@ def venue_factor(avatars: int, scale: bool) -> float:
 
 
 def run_one(
-    avatars: int, seed: int, stepping: str, scale: bool = True, policy: str = "scripted"
+    avatars: int,
+    seed: int,
+    stepping: str,
+    scale: bool = True,
+    policy: str = "scripted",
+    stream: Path | None = None,
 ) -> dict[str, Any]:
     """One timed run in this process; the figures as a dict."""
     t_import = time.perf_counter()
@@ -123,11 +128,18 @@ def run_one(
         venue=venue, avatars=avatars, hours=HOURS, seed=seed, policy=policy, model=model_path
     )
     t0 = time.perf_counter()
-    model = VenueModel(scenario, stepping=stepping)  # type: ignore[arg-type]
+    model = VenueModel(scenario, stepping=stepping, stream_visits=stream)  # type: ignore[arg-type]
     t1 = time.perf_counter()
     model.run()
     t2 = time.perf_counter()
     kpis = model.kpis()
+    memory = memory_parts(model)
+    if stream is not None:  # the log written from its parts, as ``venuetwin simulate`` does
+        from llm.logschema import write_visit_parts
+
+        write_visit_parts(model.visit_frames(), stream / "visits.parquet")
+        memory["log_write_s"] = time.perf_counter() - t2
+        model.crowd.log.close()
     steps = int(model.totals.avatar_steps)
     build_s, run_s = t1 - t0, t2 - t1
     return {
@@ -150,7 +162,32 @@ def run_one(
         "visits": int(kpis["visits"]),
         "visits_per_avatar": int(kpis["visits"]) / avatars,
         "left_share": int(kpis["left"]) / avatars,
+        **memory,
     }
+
+
+def memory_parts(model: Any) -> dict[str, float]:
+    """MB of the run's main parts, from their arrays' sizes at the end: the crowd's arrays,
+    the policy's per-avatar arrays, the visit log still held in memory, and the key/value
+    cache's pages at their most in use (GPT avatars)."""
+
+    def arrays_mb(obj: Any) -> float:
+        return sum(v.nbytes for v in vars(obj).values() if isinstance(v, np.ndarray)) / 2**20
+
+    import numpy as np
+
+    crowd = model.crowd
+    parts = {
+        "crowd_mb": arrays_mb(crowd)
+        + arrays_mb(crowd.needs)
+        + (arrays_mb(crowd.walks) if crowd.walks else 0.0),
+        "log_held_mb": sum(a.nbytes for chunk in crowd.log.chunks for a in chunk) / 2**20,
+        "policy_mb": arrays_mb(model.policy),
+    }
+    cache = getattr(model.policy, "kv", None)
+    if cache is not None:
+        parts["cache_peak_mb"] = cache.most_pages * cache.page_bytes / 2**20
+    return parts
 
 
 # ====================================================================== driver (parent)
@@ -459,6 +496,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--one", nargs=3, metavar=("AVATARS", "SEED", "STEPPING"), help=argparse.SUPPRESS
     )
     p.add_argument(
+        "--stream-visits",
+        type=Path,
+        metavar="DIR",
+        help="stream the visit log to DIR as the run goes, then write DIR/visits.parquet",
+    )
+    p.add_argument(
         "--policy",
         default="scripted",
         choices=["scripted", "gpt", "markov", "random"],
@@ -476,7 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.one:
         avatars, seed, stepping = int(args.one[0]), int(args.one[1]), args.one[2]
-        result = run_one(avatars, seed, stepping, not args.no_scale, args.policy)
+        result = run_one(
+            avatars, seed, stepping, not args.no_scale, args.policy, args.stream_visits
+        )
         print(json.dumps(result), flush=True)
         return 0
 

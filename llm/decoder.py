@@ -112,6 +112,7 @@ class ContextCache:
         self.n_free = sequences
         self.free_pages = np.arange(n_pages - 1, -1, -1, dtype=np.int64)  # a stack too
         self.n_free_pages = n_pages
+        self.most_pages = 0  # the most pages in use at once: the cache's resident size
 
     def holds(self, sequences: np.ndarray) -> np.ndarray:
         """(B,) bool: the sequences that have a slot."""
@@ -144,7 +145,12 @@ class ContextCache:
     def _pop_pages(self, count: int) -> np.ndarray:
         fresh = self.free_pages[self.n_free_pages - count : self.n_free_pages][::-1].copy()
         self.n_free_pages -= count
+        self.most_pages = max(self.most_pages, len(self.free_pages) - self.n_free_pages)
         return fresh
+
+    @property
+    def page_bytes(self) -> int:
+        return self.past[:, :, :, 0].nbytes
 
     def fit(self, slots: np.ndarray, tokens: np.ndarray) -> None:
         """Give ``slots`` (B,) pages for ``tokens`` (B,) tokens each, no more: pages are

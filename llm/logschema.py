@@ -7,9 +7,12 @@ simulate closes on itself. Real logs enter through the same door (see ``llm.data
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from llm.fileio import atomic_path
 
@@ -66,4 +69,29 @@ def write_visits(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             visits_csv(frame, tmp)
         else:
             frame.to_parquet(tmp, index=False)
+    return final
+
+
+def write_visit_parts(frames: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> Path:
+    """Write a visit log given in parts (each a ``visits_frame``) atomically, a part at a
+    time, so that the whole log is never held: Parquet (a row group per part), or CSV when
+    ``path`` ends in ``.csv``. No part at all writes an empty log."""
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        writer: pq.ParquetWriter | None = None
+        first = True
+        for frame in frames:
+            if final.suffix == ".csv":
+                with open(tmp, "w" if first else "a", encoding="utf-8", newline="") as out:
+                    frame.to_csv(out, index=False, header=first, date_format="%Y-%m-%dT%H:%M:%S.%f")
+            else:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            first = False
+        if writer is not None:
+            writer.close()
+        if first:  # no part: the empty log, with its columns
+            empty = visits_frame({c: [] for c in VISIT_DTYPES})
+            visits_csv(empty, tmp) if final.suffix == ".csv" else empty.to_parquet(tmp, index=False)
     return final

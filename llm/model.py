@@ -154,7 +154,9 @@ class NumpyOps:
         return F.layer_norm(torch.from_numpy(x), weight.shape, weight, bias, self.eps).numpy()
 
     def linear(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        return x @ weights[0] + weights[1]
+        out = x @ weights[0]
+        out += weights[1]  # in place: one array, not two
+        return out
 
     def gelu(self, x: np.ndarray) -> np.ndarray:
         return F.gelu(torch.from_numpy(x)).numpy()
@@ -162,7 +164,10 @@ class NumpyOps:
     def residual(
         self, x: np.ndarray, y: np.ndarray, weights: tuple[np.ndarray, np.ndarray]
     ) -> np.ndarray:
-        return x + y @ weights[0] + weights[1]
+        out = y @ weights[0]
+        out += x  # (x + y W) + b, the same sums as the tensors' and in the same order
+        out += weights[1]
+        return out
 
 
 NUMPY_OPS = NumpyOps()

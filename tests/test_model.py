@@ -193,3 +193,40 @@ def test_gate_throughput_is_bounded_by_its_servers() -> None:
         z = model.venue.index[name]
         capacity = model.venue.servers[z] * 3600 / model.venue.service_s[z]
         assert 0.8 * capacity <= gate["peak_per_hour"] <= 1.2 * capacity
+
+
+@pytest.mark.parametrize("csv", [False, True])
+def test_a_streamed_visit_log_is_written_whole_without_being_held(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, csv: bool
+) -> None:
+    """``stream_visits``: the log goes to disk in parts as the run goes (never more than a
+    part and a step's visits held), and the file written from the parts has the same
+    visits as a log held in memory; the parts go with the log."""
+    from llm.logs import read_log
+    from twin import visit_log
+    from twin.output import write_run
+
+    monkeypatch.setattr(visit_log, "PART_ROWS", 500)
+    scenario = Scenario(venue="expo", avatars=400, hours=2.0, seed=5, policy="scripted")
+    held = VenueModel(scenario).run()
+    streamed = VenueModel(scenario, stream_visits=tmp_path / "run")
+    most = 0
+    while streamed.running:
+        streamed.step()
+        most = max(most, streamed.crowd.log.held)
+    log = streamed.crowd.log
+    assert len(log.parts) >= 4 and most < 500 + 400  # a part, and at most a step's visits
+    assert log.count == held.crowd.log.count == held.kpis()["visits"]
+    path = write_run(streamed, tmp_path / "run", csv=csv)["visits"]
+    key = ["avatar_id", "timestamp"]
+    written = (pd.read_csv(path) if csv else pd.read_parquet(path)).sort_values(key)
+    expected = held.visits().sort_values(key)
+    assert len(written) == len(expected) == log.count
+    np.testing.assert_array_equal(written["avatar_id"], expected["avatar_id"])
+    np.testing.assert_array_equal(written["zone"].astype(str), expected["zone"].astype(str))
+    np.testing.assert_allclose(written["dwell_s"], expected["dwell_s"])
+    assert len(read_log(path)) == log.count  # and the trainer reads it as a log
+    folder = log.folder
+    assert folder is not None and folder.parent == tmp_path / "run" and folder.exists()
+    log.close()
+    assert not folder.exists()

@@ -484,15 +484,20 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def simulate(args: argparse.Namespace) -> int:
+    from llm.fileio import check_writable
     from twin.model import VenueModel
     from twin.output import write_run
 
     scenario = scenario_from_args(args)
     started = time.perf_counter()
-    model = VenueModel(scenario)
-    model.run(progress=not args.quiet)
-    elapsed = time.perf_counter() - started
-    paths = write_run(model, args.out, csv=args.csv)
+    check_writable(Path(args.out) / "visits.parquet", "--out")
+    model = VenueModel(scenario, stream_visits=args.out)  # the log on disk as it grows
+    try:
+        model.run(progress=not args.quiet)
+        elapsed = time.perf_counter() - started
+        paths = write_run(model, args.out, csv=args.csv)
+    finally:
+        model.crowd.log.close()  # its parts, written or not
     print_kpis(model.kpis(), elapsed)
     for name, path in paths.items():
         print(f"{name:>7}: {path}")

@@ -24,7 +24,6 @@ walk), which must be read in order, and the walks of avatars whose policy choose
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from llm.sampling import choose, uniforms
 from llm.zones import crowd_level, queue_wait
 from twin import physics
 from twin.satisfaction import Satisfaction
+from twin.visit_log import VisitLog
 
 PENDING, IN_ZONE, BLOCKED, LEAVING, WALKING, LEFT = (int(p) for p in Phase)
 GATE_DRAW, SERVICE_DRAW = 101, 102
@@ -42,23 +42,6 @@ GATE_DRAW, SERVICE_DRAW = 101, 102
 CLEARING_S = 900.0
 #: Zones remembered per avatar for the policies' observation.
 HISTORY = 16
-
-
-@dataclass
-class VisitLog:
-    """Completed visits, gathered as array chunks and joined once at the end."""
-
-    chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-
-    def add(self, avatar, entered_s, zone, dwell_s, occupancy, wait_s, leave_wait_s) -> None:  # noqa: ANN001
-        self.chunks.append((avatar, entered_s, zone, dwell_s, occupancy, wait_s, leave_wait_s))
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        """avatar, entered_s, zone, dwell_s, occupancy, wait_s, leave_wait_s of every
-        completed visit."""
-        if not self.chunks:
-            return tuple(np.empty(0) for _ in range(7))
-        return tuple(np.concatenate(part) for part in zip(*self.chunks, strict=True))
 
 
 class Walks:
@@ -131,6 +114,7 @@ class Crowd:
         needs: Needs,
         policy: Policy,
         rng: np.random.Generator,
+        log: VisitLog | None = None,
     ) -> None:
         n, z = len(arrival_s), layout.n_zones
         self.layout, self.needs, self.policy = layout, needs, policy
@@ -176,7 +160,7 @@ class Crowd:
         #: The latest start of service handed out by each zone (its queue's tail).
         self.last_service_start = np.full(z, -np.inf)
         self.satisfaction = Satisfaction(layout, needs, n)
-        self.log = VisitLog()
+        self.log = log or VisitLog()  # the completed visits
         #: (zone, start of service, wait) of every visitor who joined a queue, as chunks
         self.waits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.arrived = 0

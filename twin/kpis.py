@@ -138,7 +138,7 @@ def summarise(model: VenueModel) -> dict[str, Any]:
         "avatars": int(crowd.arrived),
         "left": int(crowd.left),
         "inside_at_end": int(crowd.inside),
-        "visits": int(sum(len(c[0]) for c in crowd.log.chunks)),
+        "visits": int(crowd.log.count),
         "mean_wait_s": float(wait.mean()) if len(wait) else 0.0,
         "p95_wait_s": float(np.percentile(wait, 95)) if len(wait) else 0.0,
         "mean_gate_wait_s": float(wait[at_gate].mean()) if at_gate.any() else 0.0,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ from twin.catalog import model_for
 from twin.crowd import PENDING, Crowd
 from twin.scenario import Scenario, ScenarioError, Show
 from twin.venue import Venue
+from twin.visit_log import VisitLog
 
 Stepping = Literal["arrays", "agents"]
 
@@ -124,8 +125,12 @@ class VenueModel(mesa.Model):
         *,
         policy: Policy | str | None = None,
         stepping: Stepping = "arrays",
+        stream_visits: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> None:
+        """``stream_visits``: a folder where the visit log is written as the run goes (in
+        Parquet parts in a temporary folder inside it, removed with the model) rather than
+        held in memory; for runs of many avatars (``visit_frames``, ``twin.output``)."""
         scenario = scenario or Scenario()
         if isinstance(policy, str):  # a scenario override, not a policy object
             overrides["policy"], policy = policy, None
@@ -160,6 +165,7 @@ class VenueModel(mesa.Model):
             needs=self.needs,
             policy=self.policy,
             rng=np.random.default_rng(self.rng.integers(2**63)),
+            log=VisitLog(stream_visits),
         )
         self.avatar_of = np.full(n, None, dtype=object)
         self._profiles: list[str] | None = None
@@ -256,8 +262,19 @@ class VenueModel(mesa.Model):
         return float(self.crowd.satisfaction.score[arrived].mean()) if arrived.any() else 0.0
 
     def visits(self) -> pd.DataFrame:
-        """The visit log of completed visits, in the schema of ``llm.logschema``."""
-        avatar, entered, zone, dwell, occupancy, wait, leave_wait = self.crowd.log.columns()
+        """The visit log of completed visits, in the schema of ``llm.logschema``, sorted by
+        visitor and time."""
+        return self._visits_frame(self.crowd.log.columns())
+
+    def visit_frames(self) -> Iterator[pd.DataFrame]:
+        """The visit log in parts, each in the schema and sorted by visitor and time: one
+        part for a log held in memory, a part per ``PART_ROWS`` visits (in the order they
+        ended) for a streamed one, so a large log is written without being held."""
+        for batch in self.crowd.log.batches():
+            yield self._visits_frame(batch)
+
+    def _visits_frame(self, columns: tuple[np.ndarray, ...]) -> pd.DataFrame:
+        avatar, entered, zone, dwell, occupancy, wait, leave_wait = columns
         zone = zone.astype(np.int64)
         order = np.lexsort((entered, avatar))
         names = np.array(self.venue.zones, dtype=object)
@@ -275,7 +292,9 @@ class VenueModel(mesa.Model):
                 "leave_wait_s": leave_wait[order],
                 "run_id": f"{self.scenario.name}-s{self.scenario.seed}",
                 "zone_kind": kinds[zone[order]],
-                "profile": np.array(self.declared_profiles(), dtype=object)[avatar[order]]
+                "profile": np.array(self.declared_profiles(), dtype=object)[
+                    avatar[order].astype(np.int64)
+                ]
                 if len(order)
                 else np.empty(0, dtype=object),
             }

@@ -1,7 +1,9 @@
 """Writing a run's results: the visit log, the per-zone table and ``kpis.json``.
 
 Every file is written atomically (a temporary file renamed into place), and only after
-the run has finished, so an interrupted run leaves no half-written file behind.
+the run has finished, so an interrupted run leaves no half-written file behind. The visit
+log is written a part at a time (``VenueModel.visit_frames``), so a run whose log was
+streamed to disk is written without holding it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llm.fileio import atomic_path, write_text_atomic
-from llm.logschema import write_visits
+from llm.logschema import write_visit_parts
 
 if TYPE_CHECKING:
     from twin.model import VenueModel
@@ -25,7 +27,9 @@ def write_run(model: VenueModel, out_dir: str | os.PathLike[str], csv: bool = Fa
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    visits = write_visits(model.visits(), out / ("visits.csv" if csv else "visits.parquet"))
+    visits = write_visit_parts(
+        model.visit_frames(), out / ("visits.csv" if csv else "visits.parquet")
+    )
     zones = out / "zones.parquet"
     with atomic_path(zones) as tmp:
         model.zones_frame().to_parquet(tmp, index=False)
