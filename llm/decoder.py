@@ -205,6 +205,24 @@ class ContextCache:
         self.lengths[slots] = lengths + 1
 
 
+def ragged_attention(
+    qkv: np.ndarray,
+    past: list[tuple[np.ndarray, np.ndarray]],
+    layer: int,
+    lengths: np.ndarray,
+    out: list[np.ndarray],
+) -> np.ndarray:
+    """``cached_attention`` over a batch whose caches come in parts of one width each:
+    ``past`` is (rows, cache of those rows) pairs, so that a short context is not padded to
+    the batch's longest."""
+    b, c = qkv.shape[0], qkv.shape[1] // 3
+    mixed = np.empty((b, c), dtype=qkv.dtype)
+    for rows, part in past:
+        mixed[rows] = cached_attention(qkv[rows], part, layer, lengths[rows], [])
+    out.append(qkv.reshape(b, 3, past[0][1].shape[3], -1)[:, 1:])
+    return mixed
+
+
 def _tensor(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).cpu().clone()
 
@@ -286,7 +304,12 @@ class Decoder:
         zone logits (B, Z) and hidden states (B, C)."""
         lengths = self.cache.lengths[slots]
         self.cache.reserve(slots)
-        past = self.cache.gather(slots, int(lengths.max()) + 1)  # up to the longest, float32
+        pages = lengths // self.cache.page + 1  # the pages each token attends over
+        past = [
+            (rows, self.cache.gather(slots[rows], int(n) * self.cache.page))
+            for n in np.unique(pages)
+            for rows in [np.flatnonzero(pages == n)]
+        ]
         with one_thread():
             logits, hidden, new_kv = self.numpy_step(
                 tokens, options, past, lengths, profile, seen, shows
@@ -376,8 +399,9 @@ class Decoder:
             count = np.maximum(declared.sum(axis=1, keepdims=True), 1.0)
             x += (declared @ self.profile_table) / count
         new_kv: list[np.ndarray] = []
+        attention = cached_attention if isinstance(past, np.ndarray) else ragged_attention
         for layer, block in enumerate(self.blocks):
-            attend = partial(cached_attention, past=past, layer=layer, lengths=lengths, out=new_kv)
+            attend = partial(attention, past=past, layer=layer, lengths=lengths, out=new_kv)
             x = block_step(x, block, attend, NUMPY_OPS)
         hidden = NUMPY_OPS.norm(x, self.ln_f)
         logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
