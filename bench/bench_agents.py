@@ -148,12 +148,8 @@ def bench_decisions(batch: int, rounds: int, single_rounds: int) -> dict[str, An
             walk.advance(which, walk.goal(place, which), now)
     one_by_one = batch * single_rounds / (time.perf_counter() - start)
 
-    config = policy.model.config
-    n = sum(p.numel() for name, p in policy.model.named_parameters() if "emb" not in name)
     context = float(policy.kv.lengths[policy.kv.slot[walk_ids]].mean())
-    flops = (
-        2 * n + 4 * config.n_layer * config.n_embd * context + 2 * config.n_embd * len(layout.zones)
-    )
+    flops = policy.model.forward_flops(round(context) + 1)  # the new token attends to itself
     rate = matmul_rate()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

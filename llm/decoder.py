@@ -27,6 +27,7 @@ it is re-encoded, is the policy's (``agents.gpt_policy``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, partial
@@ -50,16 +51,25 @@ def _threadpools() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+_inside_one_thread = threading.local()
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Run the block on one thread: NumPy's BLAS, OpenMP and PyTorch's intra-op pool,
-    restored after (the user's own settings are left as they were)."""
+    restored after (the user's own settings are left as they were). Inside another
+    ``one_thread`` (a decoder step within the twin's step) it costs nothing."""
+    if getattr(_inside_one_thread, "depth", 0):
+        yield
+        return
     before = torch.get_num_threads()
     with _threadpools().limit(limits=1):
         torch.set_num_threads(1)
+        _inside_one_thread.depth = 1
         try:
             yield
         finally:
+            _inside_one_thread.depth = 0
             torch.set_num_threads(before)
 
 

@@ -187,10 +187,12 @@ def cached_attention(
     past[np.arange(b), layer, :, :, lengths] = qkv[:, 1:]
     keys, values = past[:, layer, 0], past[:, layer, 1]  # (B, heads, W, size)
     scale = 1.0 / math.sqrt(past.shape[-1])
-    scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0] * scale  # (B, heads, W)
-    visible = np.arange(past.shape[4])[None, None, :] <= lengths[:, None, None]  # (B,1,W)
-    scores = np.where(visible, scores, -np.inf)
-    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    scores = np.matmul(keys, qkv[:, 0, :, :, None])[..., 0]  # (B, heads, W)
+    scores *= scale  # in place from here on: the same operations, fewer arrays
+    hidden = np.arange(past.shape[4])[None, None, :] > lengths[:, None, None]  # (B, 1, W)
+    np.copyto(scores, -np.inf, where=hidden)
+    scores -= scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores, out=scores)
     weights /= weights.sum(axis=-1, keepdims=True)
     return np.matmul(weights[:, :, None, :], values)[:, :, 0, :].reshape(b, -1)
 
@@ -580,9 +582,22 @@ class GPT(nn.Module):
         )
         return zone_loss, dwell_loss
 
+    def matmul_weights(self) -> int:
+        """The weights each token is multiplied by in a forward pass: every linear map (the
+        blocks', the dwell head's) and the tables read out by a product with the hidden
+        state (zones, option and show states) or the declared profile. The lookup tables
+        summed into the input (the features', the venue state's) multiply nothing and are
+        not counted, however large."""
+        c = self.config
+        linears = sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
+        return linears + (c.n_zones + c.n_options + c.n_show_states + c.n_profile) * c.n_embd
+
+    def forward_flops(self, context: int | None = None) -> float:
+        """Forward FLOPs per token: 2N, and the attention's 4 per layer, width and position
+        of context (scores and mixed values); a live decision costs this."""
+        t = context or self.config.block_size
+        return 2 * self.matmul_weights() + 4 * self.config.n_layer * self.config.n_embd * t
+
     def flops_per_token(self, context: int | None = None) -> float:
         """Forward+backward FLOPs per token (6N plus attention), as in the PaLM paper."""
-        n = sum(p.numel() for name, p in self.named_parameters() if "emb" not in name)
-        t = context or self.config.block_size
-        attention = 12 * self.config.n_layer * self.config.n_embd * t
-        return 6 * n + attention
+        return 3 * self.forward_flops(context)

@@ -386,10 +386,15 @@ def test_flops_per_token_grows_with_depth_and_context():
     flops = [tiny(n_layer=n).flops_per_token() for n in (1, 2, 4)]
     assert 0 < flops[0] < flops[1] < flops[2]
     model = tiny(n_layer=2)
-    non_embedding = sum(p.numel() for n, p in model.named_parameters() if "emb" not in n)
-    assert flops[1] >= 6 * non_embedding
+    c = model.config
+    assert model.flops_per_token(8) == 6 * model.matmul_weights() + 12 * 2 * c.n_embd * 8
+    assert model.forward_flops(8) * 3 == model.flops_per_token(8)
     assert model.flops_per_token(64) > model.flops_per_token(8)
-    assert model.n_params() > non_embedding
+    # More option states: one more row of the option read-out per state is multiplied, the
+    # venue-state lookup table (a row per zone and state, only summed) grows far more.
+    wider = tiny(n_layer=2, n_options=c.n_options + 3)
+    assert wider.matmul_weights() - model.matmul_weights() == 3 * c.n_embd
+    assert wider.n_params() - model.n_params() > 3 * c.n_embd * c.n_zones
 
 
 # ============================================================================ profiles
