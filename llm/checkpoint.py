@@ -148,8 +148,8 @@ def load(path: str | os.PathLike[str], venue_vocab: ZoneVocab | None = None) -> 
         )
     if venue_vocab is not None:
         check_vocab(vocab, venue_vocab, str(path))
-    model = GPT(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with torch.device("meta"):  # the shapes the config asks for, before any allocation
+        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
     with safe_open(str(path), framework="pt") as handle:
         found = {k for k in handle.keys() if not k.startswith("split.")}  # noqa: SIM118
         visitors = {
@@ -163,15 +163,19 @@ def load(path: str | os.PathLike[str], venue_vocab: ZoneVocab | None = None) -> 
                 f"{path}: tensors do not match the model: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}"
             )
+        for name in expected:
+            shape = tuple(handle.get_slice(name).get_shape())
+            if shape != expected[name]:
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} has shape {shape}, the config needs {expected[name]}"
+                )
         state = {}
         for name in expected:
             tensor = handle.get_tensor(name)
-            if tuple(tensor.shape) != expected[name]:
-                raise CheckpointError(
-                    f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the config "
-                    f"needs {expected[name]}"
-                )
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite weights")
             state[name] = tensor
+    model = GPT(config)
     model.load_state_dict(state)
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))
     model.eval()

@@ -67,6 +67,12 @@ class Sequences:
     def n_visits(self) -> int:
         return int(self.offsets[-1])
 
+    @property
+    def n_targets(self) -> int:
+        """Visits with a next visit in their trajectory: what a next place is learnt and
+        scored on."""
+        return int(np.maximum(np.diff(self.offsets) - 1, 0).sum())
+
     def take(self, which: np.ndarray) -> Sequences:
         """The trajectories at positions ``which``, in that order."""
         which = np.asarray(which, dtype=np.int64)

@@ -410,6 +410,11 @@ def evaluate_checkpoint(
     seqs = read_sequences(logs, ckpt.vocab, columns, programme)
     seen = ckpt.trained_on(visitor_digests(seqs.visitors))
     test = seqs.take(np.flatnonzero(~seen))
+    if len(test) and test.n_targets == 0:
+        raise LogError(
+            f"{where}: no visitor scored has two visits in a row: there is no next place "
+            "to predict (each trajectory needs at least two visits)"
+        )
     if len(test) == 0:
         raise LogError(
             f"{where}: the model was trained on every visitor of these logs (it held out "

@@ -53,6 +53,15 @@ class OutputPathError(ValueError):
     """An output path that cannot be written; the message names the option and the path."""
 
 
+def check_writable_folder(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be made or
+    written in."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{option}: {folder} is a file, not a folder")
+    check_writable(folder / "output", option)
+
+
 def check_writable(path: str | os.PathLike[str], option: str) -> None:
     """Refuse, before any work, an output file that is a folder or whose folder cannot be
     made or written to."""
@@ -64,3 +73,11 @@ def check_writable(path: str | os.PathLike[str], option: str) -> None:
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"{option}: {final}: cannot write in {folder}")
+    try:  # permissions can say yes where a write fails (/proc, a read-only mount): try one
+        fd, probe = tempfile.mkstemp(prefix=".venuetwin-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(
+            f"{option}: {final}: cannot write in {folder} ({exc.strerror or exc})"
+        ) from None

@@ -275,7 +275,26 @@ def parse_timestamps(
     else:
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().all():
-            unit = "ms" if numeric.abs().max() > MILLISECONDS_ABOVE else "s"
+            millis = numeric.abs() > MILLISECONDS_ABOVE
+            if millis.any() and not millis.all():  # one column, one unit
+                at_s, at_ms = (int(np.flatnonzero(m.to_numpy())[0]) for m in (~millis, millis))
+                raise LogError(
+                    f"{path}: column {column!r} mixes unix seconds and milliseconds: row "
+                    f"{at_s + 1} {_plain(values.iloc[at_s])!r} reads as seconds, row "
+                    f"{at_ms + 1} {_plain(values.iloc[at_ms])!r} as milliseconds"
+                )
+            unit = "ms" if millis.any() else "s"
+            scale = numeric.abs()
+            low, high = int(scale.to_numpy().argmin()), int(scale.to_numpy().argmax())
+            if scale.iloc[low] > 1e5 and scale.iloc[high] > 500 * scale.iloc[low]:
+                # Times of one log a day or more after 1970 lie within decades of each other;
+                # hundreds of times apart, some are in another unit.
+                raise LogError(
+                    f"{path}: column {column!r} mixes time units: row {low + 1} "
+                    f"{_plain(values.iloc[low])!r} and row {high + 1} "
+                    f"{_plain(values.iloc[high])!r} are {scale.iloc[high] / scale.iloc[low]:,.0f} "
+                    "times apart (seconds and milliseconds mixed?)"
+                )
             seconds = numeric / (1000.0 if unit == "ms" else 1.0)
             outside = ~seconds.between(FIRST_SECOND, LAST_SECOND)
             if outside.any():
@@ -307,6 +326,14 @@ def parse_timestamps(
         if tz is not None:
             parsed = parsed.dt.tz_convert(tz)
         parsed = parsed.dt.tz_localize(None)  # the local wall-clock time
+    years = parsed.dt.year
+    outside = ~years.between(1678, 2261)  # beyond, nanosecond datetimes overflow
+    if outside.any():
+        at = int(np.flatnonzero(outside.to_numpy())[0])
+        raise LogError(
+            f"{path}: row {at + 1}, column {column!r}: {_plain(values.iloc[at])!r} is not a "
+            "time between 1678 and 2261"
+        )
     return parsed.astype("datetime64[ns]")
 
 

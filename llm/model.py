@@ -57,6 +57,34 @@ from llm.zones import ZONE_KINDS
 KV = tuple[torch.Tensor, torch.Tensor]
 
 
+class ConfigError(ValueError):
+    """A model shape no GPT can have; ``field`` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+#: The shapes a GPT may have: (least, most) of each setting. Beyond them a checkpoint's
+#: metadata or a training option is a mistake (a width of 200,000 asks for hundreds of GB).
+CONFIG_LIMITS: dict[str, tuple[float, float]] = {
+    "n_zones": (2, 10_000),
+    "block_size": (2, 1_024),
+    "n_layer": (1, 48),
+    "n_head": (1, 64),
+    "n_embd": (8, 2_048),
+    "dropout": (0.0, 0.9),
+    "n_kinds": (1, 1_000),
+    "n_tod": (1, 100_000),
+    "n_stay": (1, 100_000),
+    "n_crowd": (1, 1_000),
+    "n_options": (1, 100_000),
+    "n_dwell": (1, 1_000),
+    "n_profile": (0, 100_000),
+    "n_show_states": (0, 1_000),
+}
+
+
 @dataclass
 class GPTConfig:
     n_zones: int
@@ -80,6 +108,23 @@ class GPTConfig:
     # Show states of a candidate (``llm.features.SHOW_STATES``): the programme as each
     # visitor sees it. 0: the model takes no programme.
     n_show_states: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
+        before anything is allocated (``ConfigError`` naming the setting)."""
+        for name, (least, most) in CONFIG_LIMITS.items():
+            value = getattr(self, name)
+            whole = name != "dropout"
+            kind = int if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                what = "a whole number" if whole else "a number"
+                raise ConfigError(name, f"{name} must be {what}, got {value!r}")
+            if not (math.isfinite(value) and least <= value <= most):
+                raise ConfigError(name, f"{name} must be {least:g}..{most:g}, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                "n_head", f"n_head must divide n_embd={self.n_embd}, got {self.n_head}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

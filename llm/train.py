@@ -49,13 +49,32 @@ from safetensors.torch import save_file
 from llm import checkpoint
 from llm.data import Sequences, blocks, encode, split, visitor_digests, visitor_parts
 from llm.features import N_SHOW_STATES, Programme, profile_size, read_programme
-from llm.fileio import atomic_path, write_text_atomic
+from llm.fileio import (
+    OutputPathError,
+    atomic_path,
+    check_writable_folder,
+    write_text_atomic,
+)
 from llm.logs import Columns, LogError, check_zones, read_logs
 from llm.markov import MarkovBaseline
-from llm.model import GPT, GPTConfig
+from llm.model import GPT, ConfigError, GPTConfig
 from llm.vocab import ZoneVocab
 
 STATE_FILE = "train_state.safetensors"
+
+
+#: Training options a run can use: (least, most) of each (``configs_from_args``).
+OPTION_LIMITS: dict[str, tuple[float, float]] = {
+    "epochs": (0.001, 10_000),
+    "max_steps": (1, 100_000_000),
+    "batch_size": (1, 65_536),
+    "grad_accum": (1, 65_536),
+    "lr": (1e-8, 10.0),
+    "eval_every": (1, 100_000_000),
+    "checkpoint_every": (1, 100_000_000),
+    "patience": (1, 1_000_000),
+    "seed": (0, 2**32 - 1),
+}
 
 
 class OptionError(ValueError):
@@ -380,6 +399,14 @@ def prepare(
         vocab = with_observed_moves(vocab, learnt_from)
     seqs = encode(frame, vocab, programme)
     train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
+    for name, seqs_of in (("training", train_seqs), ("validation", val_seqs)):
+        if seqs_of.n_targets == 0:  # a perplexity over no target is no perplexity
+            raise LogError(
+                f"{where}: no visitor of the {name} part has two visits in a row ("
+                f"{len(seqs_of)} visitors, {seqs_of.n_visits} visits): there is no next place to "
+                "learn from; each trajectory needs at least two visits, and the log enough "
+                "visitors for a validation part"
+            )
     if not cfg.test_fraction:
         test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
     visitors = {
@@ -607,15 +634,18 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, 
         "block_size": args.block_size,
         "dropout": args.dropout,
     }
-    for key in ("batch_size", "grad_accum", "eval_every", "checkpoint_every", "patience"):
-        if getattr(cfg, key) < 1:
-            raise OptionError(f"--{key.replace('_', '-')} must be at least 1")
+    for key, (least, most) in OPTION_LIMITS.items():
+        value = getattr(cfg, key)
+        if value is not None and not (math.isfinite(value) and least <= value <= most):
+            raise OptionError(f"--{key.replace('_', '-')} must be {least:g}..{most:g}, got {value}")
     if not 0 <= cfg.test_fraction < 0.9:
         raise OptionError("--test-fraction must be at least 0 and below 0.9")
     if cfg.batch_size % cfg.grad_accum:
         raise OptionError("--batch-size must be a multiple of --grad-accum")
-    if model_config["n_embd"] % model_config["n_head"]:
-        raise OptionError("--n-embd must be a multiple of --n-head")
+    try:  # the model's shape, by the model's own rules (the zones are the logs' to say)
+        GPTConfig(n_zones=2, **model_config)
+    except ConfigError as exc:
+        raise OptionError(f"--{exc.field.replace('_', '-')}: {exc}") from None
     return cfg, model_config
 
 
@@ -648,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.cuda.set_device(training_device())
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
+        check_writable_folder(args.out, "--out")
         vocab = None
         if args.vocab:
             vocab = ZoneVocab.from_json(json.loads(Path(args.vocab).read_text("utf-8")))
@@ -655,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if world()[0] == 0:
             print(json.dumps({k: summary[k] for k in ("steps", "best_val_perplexity")}))
         return 0
-    except (LogError, checkpoint.CheckpointError, OptionError) as exc:
+    except (LogError, checkpoint.CheckpointError, OptionError, OutputPathError) as exc:
         print(f"venuetwin train: error: {exc}", file=sys.stderr)
         return 2
     finally:

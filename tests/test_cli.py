@@ -94,7 +94,7 @@ def test_bad_venue_file_names_the_edge(tmp_path: Path, capsys: pytest.CaptureFix
         )
     )
     assert cli.main(["simulate", "--venue", str(venue), "--out", str(tmp_path / "r")]) == 2
-    assert "edge 'in'-'out': width must be positive" in capsys.readouterr().err
+    assert "edge 'in'-'out': width must be 0.1..10000 m, got -1" in capsys.readouterr().err
 
 
 def test_interrupted_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -206,16 +206,16 @@ def test_unknown_key_is_named(tmp_path: Path, data: dict[str, Any], key: str) ->
     [
         ({"avatars": "many"}, "avatars must be a whole number, got 'many'"),
         ({"avatars": 100.5}, "avatars must be a whole number"),
-        ({"hours": True}, "hours must be a number, got True"),
+        ({"hours": True}, "hours must be a finite number, got True"),
         ({"policy": 3}, "policy must be text"),
-        ({"arrival_profile": [1, "two"]}, "arrival_profile must be a list of numbers"),
+        ({"arrival_profile": [1, "two"]}, "arrival_profile must be a list of finite numbers"),
         ({"opening": "x", "seed": "1"}, "seed must be a whole number"),
         ({"levers": {"servers": {"cafe_west": 2.5}}}, "levers.servers must be a table"),
         ({"levers": {"open_gates": "entrance_north"}}, "levers.open_gates must be a list"),
         ({"levers": {"capacity_caps": {"lounge": "big"}}}, "levers.capacity_caps must be"),
         (
             {"shows": [{"stage": "talk_stage", "start_h": "1", "end_h": 2}]},
-            r"shows\[0\]\.start_h must be a number",
+            r"shows\[0\]\.start_h must be a finite number",
         ),
         (
             {"shows": [{"stage": "talk_stage", "start_h": 1, "end_h": 2, "headline": 1}]},

@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_outputs(args)  # before any work: a run is not lost to a path it cannot write
         return int(args.run(args) or 0)
     except INPUT_ERRORS as exc:
         print(f"venuetwin: error: {exc}", file=sys.stderr)
@@ -49,6 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("venuetwin: interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output option (the command's ``outputs``: option -> file or folder) that
+    cannot be written, naming the option."""
+    from llm.fileio import check_writable, check_writable_folder
+
+    for dest, kind in getattr(args, "outputs", {}).items():
+        value = getattr(args, dest, None)
+        if value:
+            option = "--" + dest.replace("_", "-")
+            (check_writable_folder if kind == "folder" else check_writable)(value, option)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--csv", action="store_true", help="write visits.csv instead of Parquet")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", required=True, help="output folder")
-    sim.set_defaults(run=simulate)
+    sim.set_defaults(run=simulate, outputs={"out": "folder"})
 
     opt = commands.add_parser(
         "optimize", help="tune the venue's levers with Optuna (crowd risk, waits, satisfaction)"
@@ -80,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--heartbeat", type=int, help="seconds between a trial's heartbeats (10)")
     opt.add_argument("--quiet", action="store_true", help="no progress bar")
     opt.add_argument("--out", required=True, help="output folder")
-    opt.set_defaults(run=optimize_levers)
+    opt.set_defaults(run=optimize_levers, outputs={"out": "folder"})
 
     venues = commands.add_parser("venues", help="list the built-in venues")
     venues.set_defaults(run=list_venues)
@@ -129,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario-out", help="scenario TOML of the crowd (default: beside --out, .toml)"
     )
     pois.add_argument("--out", required=True, help="venue JSON to write")
-    pois.set_defaults(run=venue_from_pois)
+    pois.set_defaults(run=venue_from_pois, outputs={"out": "file", "scenario_out": "file"})
 
     train = commands.add_parser("train", help="train or fine-tune the avatar GPT on visit logs")
     add_arguments(train)
@@ -137,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--nproc", type=int, default=1, help="data-parallel processes on this machine (torchrun)"
     )
-    train.set_defaults(run=train_model)
+    train.set_defaults(run=train_model, outputs={"out": "folder"})
 
     evaluate = commands.add_parser(
         "evaluate", help="score a model on visitors it was not trained on, beside baselines"
@@ -158,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--bleu-trajectories", type=int, default=300)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", help="also write the figures as JSON")
-    evaluate.set_defaults(run=evaluate_model)
+    evaluate.set_defaults(run=evaluate_model, outputs={"json": "file"})
 
     val = commands.add_parser(
         "validate",
@@ -186,12 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit with status 1 when a target is missed"
     )
     val.add_argument("--quiet", action="store_true", help="no progress bar")
-    val.set_defaults(run=validate_twin)
+    val.set_defaults(run=validate_twin, outputs={"json": "file", "html": "file"})
 
     vocab = commands.add_parser("vocab", help="write a venue's zone vocabulary as JSON")
     vocab.add_argument("venue", help="built-in venue or venue JSON")
     vocab.add_argument("--out", required=True, help="vocabulary JSON file")
-    vocab.set_defaults(run=write_vocab)
+    vocab.set_defaults(run=write_vocab, outputs={"out": "file"})
     return parser
 
 

@@ -364,24 +364,24 @@ _TYPES: dict[tuple[str, str], str] = {
     ("Scenario", "name"): "text",
     ("Scenario", "venue"): "text",
     ("Scenario", "avatars"): "a whole number",
-    ("Scenario", "hours"): "a number",
-    ("Scenario", "step_s"): "a number",
+    ("Scenario", "hours"): "a finite number",
+    ("Scenario", "step_s"): "a finite number",
     ("Scenario", "seed"): "a whole number",
     ("Scenario", "policy"): "text",
     ("Scenario", "model"): "text",
-    ("Scenario", "temperature"): "a number",
+    ("Scenario", "temperature"): "a finite number",
     ("Scenario", "markov_logs"): "a list of text",
     ("Scenario", "opening"): "text",
-    ("Scenario", "arrival_window_h"): "a number",
-    ("Scenario", "arrival_profile"): "a list of numbers",
-    ("Scenario", "js"): "a number",
-    ("Scenario", "patience_s"): "a number",
-    ("Scenario", "record_every_s"): "a number",
+    ("Scenario", "arrival_window_h"): "a finite number",
+    ("Scenario", "arrival_profile"): "a list of finite numbers",
+    ("Scenario", "js"): "a finite number",
+    ("Scenario", "patience_s"): "a finite number",
+    ("Scenario", "record_every_s"): "a finite number",
     ("Scenario", "search"): "a table",
     ("Show", "stage"): "text",
-    ("Show", "start_h"): "a number",
-    ("Show", "end_h"): "a number",
-    ("Show", "draw"): "a number",
+    ("Show", "start_h"): "a finite number",
+    ("Show", "end_h"): "a finite number",
+    ("Show", "draw"): "a finite number",
     ("Show", "headline"): "true or false",
     ("Levers", "servers"): "a table of whole numbers",
     ("Levers", "open_gates"): "a list of text",
@@ -390,8 +390,8 @@ _TYPES: dict[tuple[str, str], str] = {
 
 
 def _is_type(value: Any, expected: str) -> bool:
-    def number(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool)
+    def number(v: Any) -> bool:  # NaN and infinities are not numbers a scenario can use
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
     def whole(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -399,10 +399,10 @@ def _is_type(value: Any, expected: str) -> bool:
     return {
         "text": lambda v: isinstance(v, str),
         "a whole number": whole,
-        "a number": number,
+        "a finite number": number,
         "true or false": lambda v: isinstance(v, bool),
         "a table": lambda v: isinstance(v, dict),
-        "a list of numbers": lambda v: isinstance(v, list) and all(map(number, v)),
+        "a list of finite numbers": lambda v: isinstance(v, list) and all(map(number, v)),
         "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "a table of whole numbers": lambda v: (
             isinstance(v, dict) and all(whole(x) for x in v.values())

@@ -268,11 +268,32 @@ def zone_capacity(attrs: dict[str, Any]) -> int:
     return max(1, int(float(attrs.get("area", 0.0)) * DEFAULT_CAPACITY_PER_M2))
 
 
+#: What a zone's or an edge's numbers may be: (least, most, unit). Beyond them a venue is a
+#: typo, not a place (a zone of 1e-300 m2, a door 1e308 m wide), and the arithmetic of a run
+#: overflows or ends with everybody inside; the least zone is a person's footprint.
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "area": (1.0, 1e8, "m2"),
+    "capacity": (1, 10_000_000, "persons"),
+    "servers": (1, 100_000, "servers"),
+    "service_s": (0.1, 86_400.0, "s"),
+    "x": (-1e7, 1e7, "m"),
+    "y": (-1e7, 1e7, "m"),
+    "length": (0.1, 100_000.0, "m"),
+    "width": (0.1, 10_000.0, "m"),
+}
+#: The most zones a venue may have: its distance and route tables grow as the square.
+MAX_ZONES = 5_000
+
+
 def _number(value: Any, where: str, field_name: str) -> float:
+    """A zone's or an edge's number, refused unless finite and within ``LIMITS``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise VenueError(f"{where}: {field_name} must be a number, got {value!r}")
-    if not np.isfinite(value):
-        raise VenueError(f"{where}: {field_name} must be finite, got {value!r}")
+    least, most, unit = LIMITS[field_name]
+    if not np.isfinite(value) or not least <= value <= most:
+        raise VenueError(f"{where}: {field_name} must be {least:g}..{most:g} {unit}, got {value!r}")
+    if isinstance(least, int) and value != int(value):
+        raise VenueError(f"{where}: {field_name} must be a whole number, got {value!r}")
     return float(value)
 
 
@@ -289,12 +310,9 @@ def _validate(graph: nx.Graph, source: str) -> None:
             raise VenueError(f"{where}: unknown kind {kind!r} (known: {', '.join(ZONE_KINDS)})")
         if "area" not in attrs:
             raise VenueError(f"{where}: area is missing")
-        if _number(attrs["area"], where, "area") <= 0:
-            raise VenueError(f"{where}: area must be positive, got {attrs['area']}")
-        if attrs.get("capacity") is not None and (
-            _number(attrs["capacity"], where, "capacity") < 1
-        ):
-            raise VenueError(f"{where}: capacity must be at least 1, got {attrs['capacity']}")
+        _number(attrs["area"], where, "area")
+        if attrs.get("capacity") is not None:
+            _number(attrs["capacity"], where, "capacity")
         for coord in ("x", "y"):
             _number(attrs.get(coord, 0.0), where, coord)
         if kind in QUEUE_KINDS and (attrs.get("servers") is None) != (
@@ -305,12 +323,12 @@ def _validate(graph: nx.Graph, source: str) -> None:
                 "(or neither: walked into freely)"
             )
         if serves(attrs):
-            servers = attrs.get("servers")
-            if servers is None or _number(servers, where, "servers") < 1:
-                raise VenueError(f"{where}: a {kind} serves, so it needs servers >= 1")
-            service = attrs.get("service_s")
-            if service is None or _number(service, where, "service_s") <= 0:
-                raise VenueError(f"{where}: a {kind} serves, so it needs service_s > 0")
+            for key, rule in (("servers", "servers >= 1"), ("service_s", "service_s > 0")):
+                value = attrs.get(key)
+                least = LIMITS[key][0]
+                if value is None or (isinstance(value, int | float) and 0 <= value < least):
+                    raise VenueError(f"{where}: a {kind} serves, so it needs {rule}")
+                _number(value, where, key)
     for u, v, attrs in graph.edges(data=True):
         where = f"{source}: edge {u!r}-{v!r}"
         if u == v:
@@ -318,8 +336,7 @@ def _validate(graph: nx.Graph, source: str) -> None:
         for key in ("length", "width"):
             if key not in attrs:
                 raise VenueError(f"{where}: {key} is missing")
-            if _number(attrs[key], where, key) <= 0:
-                raise VenueError(f"{where}: {key} must be positive, got {attrs[key]}")
+            _number(attrs[key], where, key)
     kinds = {z: a["kind"] for z, a in graph.nodes(data=True)}
     if "entrance" not in kinds.values():
         raise VenueError(f"{source}: the venue has no entrance (a zone of kind 'entrance')")
@@ -379,7 +396,10 @@ def venue_from_json(data: Any, source: str = "<memory>") -> Venue:
     def is_id(value: Any) -> bool:  # text or a number: not a list, table, bool or null
         return isinstance(value, str | int | float) and not isinstance(value, bool)
 
+    if len(data["nodes"]) > MAX_ZONES:
+        raise VenueError(f"{source}: {len(data['nodes'])} zones; a venue may have {MAX_ZONES:,}")
     ids: set[Any] = set()
+    as_text: dict[str, Any] = {}
     for i, node in enumerate(data["nodes"]):
         if not isinstance(node, dict) or "id" not in node:
             raise VenueError(f"{source}: node #{i} has no 'id'")
@@ -389,7 +409,13 @@ def venue_from_json(data: Any, source: str = "<memory>") -> Venue:
             )
         if node["id"] in ids:
             raise VenueError(f"{source}: node #{i}: zone {node['id']!r} is defined twice")
+        if str(node["id"]) in as_text:  # 1 and "1": one name in a log, two zones here
+            raise VenueError(
+                f"{source}: node #{i}: zone id {node['id']!r} reads as zone "
+                f"{as_text[str(node['id'])]!r} in a log; zone ids must differ as text"
+            )
         ids.add(node["id"])
+        as_text[str(node["id"])] = node["id"]
     for i, edge in enumerate(data[edges_key]):
         if not isinstance(edge, dict) or "source" not in edge or "target" not in edge:
             raise VenueError(f"{source}: edge #{i} needs 'source' and 'target'")
@@ -423,6 +449,8 @@ def load_venue(name_or_path: str | os.PathLike[str]) -> Venue:
         data = json.loads(path.read_text("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VenueError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise VenueError(f"{path}: not a venue (JSON nested too deeply)") from None
     except OSError as exc:
         raise VenueError(f"{path}: cannot read the venue file ({exc.strerror or exc})") from None
     return venue_from_json(data, source=str(path))
