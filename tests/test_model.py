@@ -230,3 +230,30 @@ def test_a_streamed_visit_log_is_written_whole_without_being_held(
     assert folder is not None and folder.parent == tmp_path / "run" and folder.exists()
     log.close()
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("venue", ["concert_hall", "expo", "festival"])
+@pytest.mark.parametrize("policy", ["scripted", "gpt", "markov"])
+def test_nobody_is_inside_after_closing(venue: str, policy: str) -> None:
+    """Closing clears the venue, however long the queues: with one server at every counter,
+    queues run far past the clearing, and every visitor still leaves by the end (the
+    festival kept some in its queues until 2026-11-30)."""
+    from twin import load_venue
+
+    built = load_venue(venue)
+    one_each = {z: 1 for z, s in zip(built.zones, built.is_service, strict=True) if s}
+    one_each.update({z: 4 for z in np.array(built.zones)[built.entrances]})
+    scenario = Scenario(
+        venue=venue,
+        avatars=900,
+        hours=1.0,
+        arrival_window_h=0.4,
+        seed=1,
+        policy=policy,
+        levers=Levers(servers=one_each),
+    )
+    model = VenueModel(scenario).run()
+    kpis = model.kpis()
+    assert kpis["inside_at_end"] == 0 and kpis["left"] == kpis["avatars"] == 900
+    served_late = model.crowd.service_start[np.isfinite(model.crowd.service_start)]
+    assert (served_late <= model.crowd.clearing_s + 1e-9).all()  # service stops then

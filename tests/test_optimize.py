@@ -152,8 +152,9 @@ def test_two_workers_share_the_trials_with_none_lost_or_run_twice(tmp_path: Path
 
 @pytest.mark.slow
 def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path: Path) -> None:
-    """SIGKILL a worker in the middle of a trial: the trial stays 'running' until its
-    heartbeat is stale, then the next run fails it, runs its levers again, and finishes."""
+    """SIGKILL a worker in the middle of a trial, run the same command again at once: the
+    killed trial is failed on start (its process is gone), not a heartbeat grace later, its
+    levers run again once, first of all, and the study finishes."""
     path = write_scenario(tmp_path, BAR_SEARCH, avatars=3000)
     out = tmp_path / "study"
     command = [sys.executable, "-m", "twin.cli", "optimize", str(path), "--trials", "6"]
@@ -177,8 +178,7 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path: Path) -> None:
     running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert len(running) == 1, [t.state for t in study.get_trials()]
     killed = running[0]
-    time.sleep(4)  # three heartbeats: the killed trial is stale now
-    scenario = Scenario.from_toml(path)
+    scenario = Scenario.from_toml(path)  # at once: its heartbeat is not stale yet
     resumed = optimize(scenario, trials=6, seeds=2, out=out, progress=False, heartbeat_s=1)
     trials = resumed.get_trials()
     states = [t.state for t in trials]
@@ -187,7 +187,26 @@ def test_a_killed_worker_leaves_a_study_that_resumes(tmp_path: Path) -> None:
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].params == killed.params
     assert retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].number == killed.number + 1  # queued before any new trial ran
     assert trials_frame(resumed)["retry_of"].dropna().tolist() == [killed.number]
+
+
+def test_an_extended_or_repeated_study_never_draws_a_trials_levers_again(tmp_path: Path) -> None:
+    """Draws are seeded by the trial's number: extending a finished study from 3 trials to
+    6 draws new levers (every process seeded its sampler with 0 before, and trials 3-5
+    were trials 0-2 again), while the same study made again from scratch draws the same."""
+    path = write_scenario(tmp_path, {"servers": {"bar": [1, 40]}}, avatars=100)
+    scenario = Scenario.from_toml(path)
+
+    def levers(study: optuna.Study) -> list[int]:
+        return [t.params["servers.bar"] for t in study.get_trials()]
+
+    first = levers(optimize(scenario, trials=3, seeds=1, out=tmp_path / "a", progress=False))
+    extended = optimize(scenario, trials=6, seeds=1, out=tmp_path / "a", progress=False)
+    drawn = levers(extended)
+    assert drawn[:3] == first and drawn[3:] != drawn[:3]
+    again = optimize(scenario, trials=6, seeds=1, out=tmp_path / "b", progress=False)
+    assert levers(again) == drawn
 
 
 # ============================================================================ the space

@@ -298,7 +298,7 @@ class Crowd:
         self.satisfaction.enter(idx, zone)
         self.push_history(idx, zone)
         start = t.copy()
-        serving = self.is_service[zone]
+        serving = self.is_service[zone] & (t < self.clearing_s)  # service stops at clearing
         if serving.any():
             order = np.flatnonzero(serving)[np.argsort(t[serving], kind="stable")]
             u = uniforms(self.seed, idx[order], self.visits[idx[order]], SERVICE_DRAW)
@@ -321,8 +321,11 @@ class Crowd:
             self.t_next[idx] = np.maximum(t, start + self.planned_dwell[idx])
         else:
             self.t_next[idx] = t + self.planned_dwell[idx]
-        late = self.entered_s[idx] >= self.clearing_s  # the venue is being cleared: move on
-        self.t_next[idx[late]] = t[late]
+        # No visit outlasts the clearing (as ``start_clearing`` ends those under way): one
+        # that begins after it, on the way out, ends at once.
+        self.t_next[idx] = np.minimum(
+            self.t_next[idx], np.maximum(self.clearing_s, self.entered_s[idx])
+        )
 
     def push_history(self, idx: np.ndarray, zone: np.ndarray) -> None:
         self.ring[idx, self.visits[idx] % HISTORY] = zone

@@ -9,15 +9,20 @@ Optuna constraint (staff - budget <= 0). ``Objective`` is a pure function of the
 
 Studies live in any SQLAlchemy URL (an SQLite file by default). The study is created once,
 then ``workers`` processes (or other machines with the same URL and study name) run trials
-on it; a worker that dies leaves a trial that the heartbeat marks failed and that is run
-again, so an interrupted study resumes where it stopped.
+on it; a worker that dies leaves a trial that is failed and run again once with the same
+levers: at once when the study is resumed on the machine it died on (its process is gone),
+else when its heartbeat is stale, so an interrupted study resumes where it stopped. Each
+trial's draws are seeded by its number (``TrialSeededSampler``), so no process, resumption
+or extension repeats another trial's draws.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import multiprocessing
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,6 +45,10 @@ OBJECTIVES: tuple[tuple[str, str, str], ...] = (
 OBJECTIVE_NAMES: tuple[str, ...] = tuple(name for name, _, _ in OBJECTIVES)
 #: Seconds between a running trial's heartbeats; a trial silent for three of them failed.
 HEARTBEAT_S = 10
+#: A failed trial's levers are run again this many times (a killed worker's trial: once).
+RETRIES = 1
+#: The trial's user attribute naming the process that runs it (host and pid).
+WORKER_ATTR = "worker"
 
 
 # ============================================================================ objective
@@ -61,6 +70,9 @@ class Objective:
     run: Callable[[Scenario], dict[str, float]] = score
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        # Who runs it, first of all: a resumed study fails at once the trials of this
+        # machine's processes that died (``fail_dead_trials``), not a grace period later.
+        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
         params = self.space.suggest(trial, len(self.scenario.arrival_profile))
         beat = getattr(trial.storage, "record_heartbeat", None)
         if beat is not None and trial.storage.get_heartbeat_interval():
@@ -102,14 +114,109 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.RD
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat_s,
                 grace_period=3 * heartbeat_s,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    RETRIES
+                ),
             )
     except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL
         raise SearchError(f"--storage {url}: cannot open the study storage ({exc})") from None
 
 
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """Optuna's TPE sampler, seeded for each trial by the study's seed and the trial's
+    number: the storage numbers trials uniquely, so no two trials draw from the same seed,
+    whichever process or machine runs them and however often the study is resumed or
+    extended (one sampler seeded per process drew the same levers again in every process
+    and every resumption: trials 6 to 8 of an extended study were trials 0 to 2), and a
+    study run again from scratch draws what it drew before."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._of_trial: dict[int, optuna.samplers.TPESampler] = {}
+
+    def _for(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.TPESampler:
+        sampler = self._of_trial.get(trial.number)
+        if sampler is None:
+            seed = (self.seed * 1_000_003 + trial.number) % 2**32
+            sampler = self._of_trial[trial.number] = optuna.samplers.TPESampler(seed=seed)
+        return sampler
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+        self._of_trial.pop(trial.number, None)
+
+
 def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed)  # it reads the trials' constraints
+    return TrialSeededSampler(seed)
+
+
+def fail_dead_trials(study: optuna.Study, grace_s: float) -> list[int]:
+    """Fail the running trials whose process is known dead, and queue their levers again
+    (once): those of this machine whose process is gone, and those that never said who
+    runs them and started more than ``grace_s`` ago (killed at their very start). A trial
+    of another machine is left to its heartbeat. Returns the trials failed."""
+    host, failed = socket.gethostname(), []
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8, and stable
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(RETRIES)
+    now = datetime.datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(WORKER_ATTR)
+        if owner is None:
+            started = trial.datetime_start or now
+            dead = (now - started).total_seconds() > grace_s
+        else:
+            dead = owner.get("host") == host and not _alive(int(owner.get("pid", -1)))
+        if dead and study._storage.set_trial_state_values(  # noqa: SLF001
+            trial._trial_id,  # noqa: SLF001
+            optuna.trial.TrialState.FAIL,
+        ):
+            retry(study, study._storage.get_trial(trial._trial_id))  # noqa: SLF001
+            failed.append(trial.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
 
 
 def create_study(
@@ -157,7 +264,6 @@ def run_worker(
     storage: str,
     name: str,
     n_trials: int,
-    seed: int,
     threads: int | None,
     heartbeat_s: int,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
@@ -169,10 +275,10 @@ def run_worker(
 
         torch.set_num_threads(max(1, threads))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(
-        study_name=name, storage=open_storage(storage, heartbeat_s), sampler=make_sampler(seed)
-    )
-    study.optimize(objective_of(study), n_trials=n_trials, callbacks=list(callbacks))
+    study = optuna.load_study(study_name=name, storage=open_storage(storage, heartbeat_s))
+    objective = objective_of(study)
+    study.sampler = make_sampler(objective.seeds[0])
+    study.optimize(objective, n_trials=n_trials, callbacks=list(callbacks))
 
 
 def finished(study: optuna.Study) -> int:
@@ -207,6 +313,7 @@ def optimize(
     name = study_name or f"{scenario.name}-{scenario.load_venue().name}"
     run_seeds = tuple(scenario.seed + k for k in range(seeds))
     study = create_study(scenario, space, run_seeds, storage, name)
+    fail_dead_trials(study, grace_s=3 * heartbeat_s)  # a killed run's trial, now
     to_do = trials - finished(study)
     if to_do <= 0:
         return study
@@ -223,14 +330,14 @@ def optimize(
 
     if len(shares) == 1:  # in this process, with its own torch threads
         done = [lambda study, trial: report(finished(study))]
-        run_worker(storage, name, shares[0], 0, None, heartbeat_s, callbacks=done)
+        run_worker(storage, name, shares[0], None, heartbeat_s, callbacks=done)
     else:
         context = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // len(shares))  # the cores, shared out
         processes = [
             context.Process(
                 target=run_worker,
-                args=(storage, name, share, w, threads, heartbeat_s),
+                args=(storage, name, share, threads, heartbeat_s),
                 name=f"venuetwin-optimize-{w}",
             )
             for w, share in enumerate(shares)
