@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup browser run dashboard simulate test lint bench bench-gpt bench-optimize model \
+.PHONY: setup browser postgres run dashboard simulate test lint bench bench-gpt bench-optimize model \
 	venues clean
 
 setup: $(VENV)/.installed
@@ -33,7 +33,14 @@ dashboard: setup
 simulate: setup
 	$(BIN)/venuetwin simulate --out runs/default
 
-test: setup browser
+# The optimiser's several-machines test starts a real PostgreSQL server (Debian's package).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends postgresql; }
+
+test: setup browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -1,5 +1,6 @@
-"""Files users upload: size-capped, stored under the dashboard's folder by content hash, and
-checked before use, with messages that name the uploaded file (never the temp path).
+"""Files users upload: size-capped, checked in a temporary place before they are kept under
+the dashboard's folder by content hash (the folder capped, the oldest going first), with
+messages that name the uploaded file (never the temp path).
 
 Nothing uploaded is unpickled: logs are read as CSV or Parquet tables, scenarios as TOML,
 models as safetensors (``llm.checkpoint``).
@@ -7,9 +8,13 @@ models as safetensors (``llm.checkpoint``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +24,8 @@ from llm.logs import Columns, LogError, detect_separator
 
 #: The largest upload accepted, in megabytes (also ``server.maxUploadSize``).
 MAX_UPLOAD_MB = 50
+#: What the uploads folder keeps at most: the oldest uploads go first.
+MAX_KEPT_MB, MAX_KEPT_FILES = 500, 100
 LOG_TYPES = ("csv", "parquet", "pq")
 #: Columns of a visit log in the contract (``llm.logschema``).
 
@@ -33,9 +40,19 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base)
 
 
-def store(name: str, data: bytes, folder: Path, types: Sequence[str]) -> Path:
-    """Write an upload to ``folder/<sha256 prefix>/<name>`` and return the path, refusing
-    files above ``MAX_UPLOAD_MB`` and of other types, by name."""
+def store(
+    name: str,
+    data: bytes,
+    folder: Path,
+    types: Sequence[str],
+    check: Callable[[Path], object] | None = None,
+) -> Path:
+    """Keep an upload as ``folder/<sha256 prefix>/<name>`` and return the path, refusing,
+    by name and before anything is written, files above ``MAX_UPLOAD_MB``, of other types
+    or empty. With ``check`` (the loader that will read it), the file is checked in a
+    temporary place first and kept only if it passes; what fails is removed, its message
+    naming the upload. The folder keeps at most ``MAX_KEPT_MB`` and ``MAX_KEPT_FILES``
+    uploads, the oldest going first."""
     size_mb = len(data) / 1e6
     if size_mb > MAX_UPLOAD_MB:
         raise UploadError(
@@ -48,10 +65,61 @@ def store(name: str, data: bytes, folder: Path, types: Sequence[str]) -> Path:
     if not data:
         raise UploadError(f"{name}: the file is empty")
     path = folder / hashlib.sha256(data).hexdigest()[:16] / safe_name(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_bytes(data)
+    if path.exists():
+        path.touch()  # used again: the newest
+        return path
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=_made(folder)))
+    try:
+        staged = staging / path.name
+        staged.write_bytes(data)
+        if check is not None:
+            try:
+                check(staged)
+            except Exception as exc:
+                raise _renamed(exc, staged, name) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    prune(folder, keep=path)
     return path
+
+
+def prune(folder: Path, keep: Path | None = None) -> list[Path]:
+    """Remove the oldest uploads until the folder holds at most ``MAX_KEPT_FILES`` files
+    and ``MAX_KEPT_MB`` megabytes (never ``keep``); returns those removed."""
+    files = sorted(
+        (p for p in folder.glob("*/*") if p.is_file() and not p.parent.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+    )
+    total = sum(p.stat().st_size for p in files) / 1e6
+    removed = []
+    for old in files:
+        if len(files) - len(removed) <= MAX_KEPT_FILES and total <= MAX_KEPT_MB:
+            break
+        if keep is not None and old == keep:
+            continue
+        total -= old.stat().st_size / 1e6
+        old.unlink()
+        with contextlib.suppress(OSError):
+            old.parent.rmdir()
+        removed.append(old)
+    return removed
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _renamed(exc: Exception, staged: Path, name: str) -> Exception:
+    """``exc`` with the temporary path replaced by the upload's name (an UploadError
+    where its type cannot be made from a message)."""
+    message = named(str(exc), staged, name)
+    try:
+        return type(exc)(message)
+    except TypeError:
+        return UploadError(message)
 
 
 def named(message: str, path: Path, name: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -697,3 +698,27 @@ def test_an_uploaded_venue_and_its_model_run_on_the_simulate_page(
     assert run.venue.n_zones == venue.n_zones and run.policy.name == "gpt"
     assert str(run.scenario.model).endswith("park.safetensors")
     assert run.kpis()["avatars"] == 60
+
+
+def test_an_upload_is_kept_only_once_checked_and_the_folder_is_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad upload is refused by its name and leaves nothing behind; good ones are kept
+    by content, and the folder keeps the newest within its caps."""
+    from twin.venue import VenueError, load_venue
+
+    folder = tmp_path / "uploads"
+    with pytest.raises(VenueError, match=r"^bad\.json: not valid JSON"):
+        uploads.store("bad.json", b"{not json", folder, ("json",), check=load_venue)
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
+    monkeypatch.setattr(uploads, "MAX_KEPT_FILES", 3)
+    kept = []
+    for i in range(5):
+        kept.append(uploads.store(f"log{i}.csv", f"a,b,c\n{i},2,3\n".encode(), folder, ["csv"]))
+        time.sleep(0.01)  # distinct modification times
+    left = sorted(p.name for p in folder.rglob("*.csv"))
+    assert left == ["log2.csv", "log3.csv", "log4.csv"]  # the oldest went first
+    assert kept[4].exists() and not kept[0].exists()
+    monkeypatch.setattr(uploads, "MAX_KEPT_MB", 0.0)  # nothing but the newest fits
+    newest = uploads.store("big.csv", b"a,b,c\n" * 1000, folder, ["csv"])
+    assert [p for p in folder.rglob("*.csv")] == [newest]

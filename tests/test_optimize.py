@@ -4,13 +4,19 @@ bad search space by name before any trial runs."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -356,3 +362,108 @@ def test_the_command_line_writes_every_result_file(
     shown = capsys.readouterr().out
     assert f"Pareto front: {len(summary['pareto_trials'])} of {summary['feasible']}" in shown
     assert "plotly" in (out / "report.html").read_text()[:100_000].lower()
+
+
+# ============================================================================ PostgreSQL
+def _postgres_bin(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
+    if found is None:  # `make test` installs Debian's postgresql package
+        pytest.fail(f"PostgreSQL's {name} not found: install the postgresql package")
+    return found
+
+
+@pytest.fixture
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server on localhost, in a temporary data folder, for one test
+    (as the postgres user when the tests run as root: the server refuses root)."""
+    home = Path(tempfile.mkdtemp(prefix="venuetwin-pg-"))
+    data, log = home / "data", home / "server.log"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = partial(subprocess.run, check=True, capture_output=True, text=True)
+    run([*as_user, _postgres_bin("initdb"), "-D", str(data), "-U", "venuetwin", "-A", "trust"])
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = _postgres_bin("pg_ctl")
+    run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"])
+    try:
+        yield f"postgresql+psycopg2://venuetwin@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_optimisers_on_one_postgresql_study_survive_one_killed(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two `venuetwin optimize` processes (two machines, as far as the study can tell) on
+    one study in a real PostgreSQL server; one is killed in the middle of a trial. The
+    other finishes the study: the killed trial fails when its heartbeat goes stale and its
+    levers run again once; the two processes draw different levers; nothing is left
+    running; the two stop at the trials asked for, not twice as many."""
+    path = write_scenario(tmp_path, {"servers": {"bar": [1, 60]}}, avatars=3000)
+    command = [sys.executable, "-m", "twin.cli", "optimize", str(path), "--trials", "8"]
+    command += ["--seeds", "1", "--heartbeat", "1", "--quiet", "--storage", postgres_url]
+    command += ["--study", "shared"]
+    root = Path(__file__).parents[1]
+    workers = [
+        subprocess.Popen(
+            [*command, "--out", str(tmp_path / f"machine{k}")], start_new_session=True, cwd=root
+        )
+        for k in (0, 1)
+    ]
+    victim, survivor = workers
+    try:
+        deadline = time.monotonic() + 180
+        study = None
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                study = optuna.load_study(study_name="shared", storage=postgres_url)
+            except KeyError:  # not made yet
+                continue
+            mine = [
+                t
+                for t in study.get_trials()
+                if t.user_attrs.get("worker", {}).get("pid") == victim.pid and t.params
+            ]
+            running = [t for t in mine if t.state == optuna.trial.TrialState.RUNNING]
+            if running and len(mine) >= 2:  # one done, one under way: kill it now
+                break
+        else:
+            pytest.fail("the first optimiser never got going")
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        killed = running[0]
+        assert survivor.wait(timeout=300) == 0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+    trials = optuna.load_study(study_name="shared", storage=postgres_url).get_trials()
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 8 <= len(done) <= 9  # each stops at 8 completed (one more may finish alongside)
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE
+
+    def draws(pid: int) -> list[int]:  # the levers a process drew, in order (no retries)
+        return [
+            t.params["servers.bar"]
+            for t in trials
+            if t.user_attrs.get("worker", {}).get("pid") == pid
+            and "failed_trial" not in t.system_attrs
+        ]
+
+    # Each process seeded its sampler alike before: both drew the same levers in turn.
+    assert len(draws(victim.pid)) >= 2 and draws(victim.pid)[:2] != draws(survivor.pid)[:2]

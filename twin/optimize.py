@@ -264,12 +264,14 @@ def run_worker(
     storage: str,
     name: str,
     n_trials: int,
+    target: int,
     threads: int | None,
     heartbeat_s: int,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
 ) -> None:
-    """One worker: load the study and run ``n_trials`` trials on it (torch on ``threads``
-    threads; None leaves this process's setting alone)."""
+    """One worker: load the study and run up to ``n_trials`` trials on it, stopping when
+    the study holds ``target`` completed trials, whoever completed them (other processes,
+    other machines); torch on ``threads`` threads (None leaves this process's setting)."""
     if threads is not None:
         import torch
 
@@ -278,7 +280,14 @@ def run_worker(
     study = optuna.load_study(study_name=name, storage=open_storage(storage, heartbeat_s))
     objective = objective_of(study)
     study.sampler = make_sampler(objective.seeds[0])
-    study.optimize(objective, n_trials=n_trials, callbacks=list(callbacks))
+    enough = optuna.study.MaxTrialsCallback(target, states=(optuna.trial.TrialState.COMPLETE,))
+
+    def reap(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # After every trial: a dead process's trial on this machine (another worker's, or
+        # another run's) is failed and its retry queued now, to run next.
+        fail_dead_trials(study, grace_s=3 * heartbeat_s)
+
+    study.optimize(objective, n_trials=n_trials, callbacks=[reap, enough, *callbacks])
 
 
 def finished(study: optuna.Study) -> int:
@@ -330,14 +339,14 @@ def optimize(
 
     if len(shares) == 1:  # in this process, with its own torch threads
         done = [lambda study, trial: report(finished(study))]
-        run_worker(storage, name, shares[0], None, heartbeat_s, callbacks=done)
+        run_worker(storage, name, shares[0], trials, None, heartbeat_s, callbacks=done)
     else:
         context = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // len(shares))  # the cores, shared out
         processes = [
             context.Process(
                 target=run_worker,
-                args=(storage, name, share, threads, heartbeat_s),
+                args=(storage, name, share, trials, threads, heartbeat_s),
                 name=f"venuetwin-optimize-{w}",
             )
             for w, share in enumerate(shares)

@@ -27,6 +27,7 @@ import streamlit as st
 from dashboards import cards, charts, exports, models, state
 from dashboards.uploads import UploadError, named, store
 from dashboards.venues import venue_label, venue_of
+from llm import checkpoint
 from llm.checkpoint import CheckpointError, check_vocab
 from llm.logs import LogError
 from twin import Levers, Scenario, ScenarioError, Venue, VenueError, VenueModel
@@ -57,7 +58,13 @@ def scenario_upload() -> None:
     st.session_state["scenario_upload_id"] = upload.file_id
     path = None
     try:
-        path = store(upload.name, upload.getvalue(), state.workdir() / "uploads", ("toml",))
+        path = store(
+            upload.name,
+            upload.getvalue(),
+            state.workdir() / "uploads",
+            ("toml",),
+            check=Scenario.from_toml,
+        )
         scenario = Scenario.from_toml(path)
         # A scenario written beside its venue (``venue from-pois``) names the venue's file:
         # the venue uploaded here under that name.
@@ -90,7 +97,9 @@ def venue_upload() -> None:
         st.session_state["venue_upload_id"] = venue_file.file_id
         path = None
         try:
-            path = store(venue_file.name, venue_file.getvalue(), uploads_dir(), ("json",))
+            path = store(
+                venue_file.name, venue_file.getvalue(), uploads_dir(), ("json",), check=load_venue
+            )
             venue = load_venue(path)
         except (UploadError, VenueError) as exc:
             message = named(str(exc), path, venue_file.name) if path else str(exc)
@@ -106,7 +115,13 @@ def venue_upload() -> None:
         path = None
         base = state.scenario() or Scenario()
         try:
-            path = store(model_file.name, model_file.getvalue(), uploads_dir(), ("safetensors",))
+            path = store(
+                model_file.name,
+                model_file.getvalue(),
+                uploads_dir(),
+                ("safetensors",),
+                check=checkpoint.load,
+            )
             ckpt = models.load_checkpoint(path)
             venue = venue_of(base.venue)
             check_vocab(ckpt.vocab, venue.vocabulary(), str(path))

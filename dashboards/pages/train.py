@@ -36,6 +36,7 @@ from dashboards.uploads import (
     table_columns,
 )
 from dashboards.venues import builtin_venue, venue_for_zones
+from llm import checkpoint
 from llm.checkpoint import CheckpointError
 from llm.evaluate import format_table
 from llm.logs import Columns, LogError, read_logs
@@ -80,8 +81,14 @@ def choose_log() -> tuple[Path, str] | None:
         st.caption("Columns: an avatar id, a timestamp (unix s, ms or ISO-8601) and a zone.")
         return None
     try:
-        path = store(upload.name, upload.getvalue(), state.workdir() / "uploads", LOG_TYPES)
-    except UploadError as exc:
+        path = store(
+            upload.name,
+            upload.getvalue(),
+            state.workdir() / "uploads",
+            LOG_TYPES,
+            check=lambda staged: table_columns(staged, upload.name),
+        )
+    except (UploadError, LogError) as exc:
         st.error(str(exc))
         return None
     return path, upload.name
@@ -291,7 +298,13 @@ def checkpoint_upload() -> None:
         return
     path = None
     try:
-        path = store(upload.name, upload.getvalue(), state.workdir() / "uploads", ["safetensors"])
+        path = store(
+            upload.name,
+            upload.getvalue(),
+            state.workdir() / "uploads",
+            ["safetensors"],
+            check=checkpoint.load,
+        )
         ckpt = load_checkpoint(path)
     except (UploadError, CheckpointError) as exc:
         message = named(str(exc), path, upload.name) if path else str(exc)

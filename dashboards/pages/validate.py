@@ -75,7 +75,11 @@ def run_validation(chosen: dict[str, Any]) -> None:
     try:
         if upload is not None:
             path = uploads.store(
-                upload.name, upload.getvalue(), state.workdir() / "uploads", ("csv", "parquet")
+                upload.name,
+                upload.getvalue(),
+                state.workdir() / "uploads",
+                ("csv", "parquet"),
+                check=lambda staged: uploads.table_columns(staged, upload.name),
             )
             logs = [str(path)]
         elif chosen["reference"] == "an uploaded visit log":
