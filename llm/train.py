@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from llm import checkpoint
@@ -202,6 +202,23 @@ def save_state(path: Path, model: GPT, optimizer: torch.optim.Optimizer, loop: d
 
 
 def load_state(path: Path, model: GPT, optimizer: torch.optim.Optimizer) -> dict:
+    """The loop counters of ``path``, its model and optimiser states loaded; a file that is
+    not such a state of this model (truncated, another format, another shape, weights that
+    are not finite) is refused as ``--resume``'s, before anything is trained."""
+    try:
+        loop = _read_state(path, model, optimizer)
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise OptionError(
+            f"--resume: {path}: not a training state of this model ({type(exc).__name__}"
+            f"{': ' + reason if reason else ''}); remove it to start afresh"
+        ) from None
+    if not all(torch.isfinite(p).all() for p in model.state_dict().values()):
+        raise OptionError(f"--resume: {path}: holds NaN or infinite weights")
+    return loop
+
+
+def _read_state(path: Path, model: GPT, optimizer: torch.optim.Optimizer) -> dict:
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata()
         names = list(handle.keys())
@@ -214,7 +231,10 @@ def load_state(path: Path, model: GPT, optimizer: torch.optim.Optimizer) -> dict
                 _, index, key = n.split(".", 2)
                 state.setdefault(int(index), {})[key] = handle.get_tensor(n)
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return json.loads(meta["loop"])
+    loop = json.loads(meta["loop"])
+    if not isinstance(loop, dict) or not isinstance(loop.get("step"), int):
+        raise ValueError("its loop counters are missing")
+    return loop
 
 
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
@@ -253,6 +273,9 @@ def train(
     cfg = cfg or TrainConfig()
     rank, world_size = world()
     out = Path(out_dir)
+    if rank == 0 and out.is_dir():  # what a killed run left half-written: never read
+        for stale in out.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     data = prepare(logs, columns, vocab, cfg, programme)
     vocab, train_seqs, val_seqs, test_seqs = data.vocab, data.train, data.val, data.test
     model = build_model(data, cfg, init, model_config)
@@ -681,7 +704,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_writable_folder(args.out, "--out")
         vocab = None
         if args.vocab:
-            vocab = ZoneVocab.from_json(json.loads(Path(args.vocab).read_text("utf-8")))
+            try:
+                vocab = ZoneVocab.from_json(json.loads(Path(args.vocab).read_text("utf-8")))
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+                raise OptionError(f"--vocab: {args.vocab}: not a zone vocabulary ({exc})") from None
         summary = run_from_args(args, vocab)
         if world()[0] == 0:
             print(json.dumps({k: summary[k] for k in ("steps", "best_val_perplexity")}))

@@ -292,3 +292,47 @@ def test_every_output_that_cannot_be_written_is_refused_before_any_work(
     for argv, option in cases:
         refused(argv, capsys, option)
     assert a_file.read_text() == "keep me" and not any(a_folder.iterdir())
+
+
+# ============================================================================ resuming
+@pytest.mark.slow
+def test_a_training_state_that_cannot_be_resumed_is_refused_and_kept(tmp_path, small_log, capsys):
+    """``--resume`` from a truncated, pickled, empty or other-shape state: refused with
+    one line naming the file, the state left as it was, nothing trained; a killed run's
+    temporary files are removed by the next run."""
+    import pickle
+
+    log = tmp_path / "log.csv"
+    small_log.to_csv(log, index=False)
+    out = tmp_path / "model"
+    train = ["train", str(log), "--checkpoint-every", "2", "--eval-every", "2", "--quiet"]
+    assert cli.main([*train, "--max-steps", "4", "--out", str(out)]) == 0
+    state = out / "train_state.safetensors"
+    good = state.read_bytes()
+    other = tmp_path / "other"
+    assert cli.main([*train, "--max-steps", "2", "--n-embd", "32", "--out", str(other)]) == 0
+    capsys.readouterr()
+    model_before = (out / "model.safetensors").read_bytes()
+    for bad in (
+        good[: len(good) // 2],
+        pickle.dumps({"step": 4}),
+        b"",
+        (other / "train_state.safetensors").read_bytes(),
+    ):
+        state.write_bytes(bad)
+        argv = [*train, "--max-steps", "6", "--resume", "--out", str(out)]
+        refused(argv, capsys, "--resume", str(state), "start afresh")
+        assert state.read_bytes() == bad
+        assert (out / "model.safetensors").read_bytes() == model_before
+    stale = out / ".train_state.safetensors.x1y2.tmp"
+    stale.write_bytes(b"half")
+    state.write_bytes(good)
+    assert cli.main([*train, "--max-steps", "6", "--resume", "--out", str(out)]) == 0
+    assert not stale.exists()
+
+
+def test_a_scenario_nested_too_deeply_is_refused_by_name(tmp_path, capsys):
+    path = tmp_path / "deep.toml"
+    path.write_text('venue = "concert_hall"\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n")
+    argv = ["simulate", str(path), "--avatars", "20", "--quiet", "--out", str(tmp_path / "o")]
+    refused(argv, capsys, str(path), "nested too deeply")

@@ -242,7 +242,12 @@ class Scenario:
             raise ScenarioError(
                 f"{source}: cannot read the scenario file ({exc.strerror})"
             ) from None
-        return cls.from_dict(data, source)
+        except RecursionError:
+            raise ScenarioError(f"{source}: not a scenario (TOML nested too deeply)") from None
+        try:
+            return cls.from_dict(data, source)
+        except RecursionError:
+            raise ScenarioError(f"{source}: not a scenario (nested too deeply)") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> Scenario:
