@@ -713,7 +713,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({k: summary[k] for k in ("steps", "best_val_perplexity")}))
         return 0
     except (LogError, checkpoint.CheckpointError, OptionError, OutputPathError) as exc:
-        print(f"venuetwin train: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"venuetwin train: error: {message}", file=sys.stderr)
         return 2
     finally:
         if distributed and dist.is_initialized():

@@ -336,3 +336,28 @@ def test_a_scenario_nested_too_deeply_is_refused_by_name(tmp_path, capsys):
     path.write_text('venue = "concert_hall"\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n")
     argv = ["simulate", str(path), "--avatars", "20", "--quiet", "--out", str(tmp_path / "o")]
     refused(argv, capsys, str(path), "nested too deeply")
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "servers = {foyer_bar = [1, 1e300]}",
+        "servers = {foyer_bar = [1, nan]}",
+        "servers = {foyer_bar = [1, 5000]}",
+        "capacity_caps = {main_hall = [1, 1e12]}",
+        "arrival_window_h = [inf, 1.0]",
+    ],
+)
+def test_an_optimiser_range_beyond_its_lever_is_refused_before_any_trial(tmp_path, capsys, search):
+    path = tmp_path / "s.toml"
+    path.write_text(f'venue = "concert_hall"\navatars = 50\nhours = 0.5\n[search]\n{search}\n')
+    argv = ["optimize", str(path), "--trials", "1", "--quiet", "--out", str(tmp_path / "o")]
+    refused(argv, capsys, str(path), "search.")
+    assert not (tmp_path / "o" / "study.db").exists()
+
+
+def test_a_storage_that_cannot_be_opened_is_refused_on_one_line(tmp_path, capsys):
+    argv = ["optimize", "--venue", "concert_hall", "--trials", "1", "--quiet"]
+    refused(
+        [*argv, "--storage", "sqlite:////proc/x/s.db", "--out", str(tmp_path)], capsys, "--storage"
+    )

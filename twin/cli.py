@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_outputs(args)  # before any work: a run is not lost to a path it cannot write
         return int(args.run(args) or 0)
     except INPUT_ERRORS as exc:
-        print(f"venuetwin: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"venuetwin: error: {message}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
         print("venuetwin: interrupted; nothing was written", file=sys.stderr)

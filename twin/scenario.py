@@ -56,6 +56,10 @@ from twin.venue import Venue, load_venue
 POLICIES: tuple[str, ...] = ("gpt", "markov", "scripted", "random")
 
 
+#: The most servers a lever may give a zone (a scenario's, or an optimiser's range).
+MAX_LEVER_SERVERS = 1000
+
+
 class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the file and the key."""
 
@@ -217,8 +221,10 @@ class Scenario:
         named = {"servers": levers.servers, "open_gates": levers.open_gates or []}
         lever_zones(named | {"capacity_caps": levers.capacity_caps}, venue, f"{source}: levers")
         for zone, n in self.levers.servers.items():
-            if not isinstance(n, int) or n < 1 or n > 1000:
-                raise ScenarioError(f"{source}: levers.servers.{zone}: must be 1..1000, got {n}")
+            if not isinstance(n, int) or n < 1 or n > MAX_LEVER_SERVERS:
+                raise ScenarioError(
+                    f"{source}: levers.servers.{zone}: must be 1..{MAX_LEVER_SERVERS}, got {n}"
+                )
         if self.levers.open_gates is not None and not self.levers.open_gates:
             raise ScenarioError(f"{source}: levers.open_gates: at least one gate must open")
         for zone, cap in self.levers.capacity_caps.items():

@@ -26,8 +26,11 @@ from typing import Any
 
 import optuna
 
-from twin.scenario import Levers, Scenario, ScenarioError, Show, lever_zones
-from twin.venue import STAFFED_KINDS, Venue
+from twin.scenario import MAX_LEVER_SERVERS, Levers, Scenario, ScenarioError, Show, lever_zones
+from twin.venue import LIMITS, STAFFED_KINDS, Venue
+
+MAX_SERVERS = MAX_LEVER_SERVERS
+MAX_CAPACITY = int(LIMITS["capacity"][1])
 
 SEARCH_KEYS: tuple[str, ...] = (
     "staff_budget",
@@ -162,9 +165,12 @@ class SearchSpace:
         named = {"servers": self.servers, "gate_order": self.gate_order}
         named |= {"capacity_caps": self.capacity_caps}
         lever_zones(named, venue, f"{source}: search", SearchError)
-        for zone, (low, _) in self.servers.items():
-            if low < 1:
-                raise SearchError(f"{source}: search.servers.{zone}: at least 1 server")
+        for zone, (low, high) in self.servers.items():
+            if low < 1 or high > MAX_SERVERS:
+                raise SearchError(
+                    f"{source}: search.servers.{zone} must lie in 1..{MAX_SERVERS} servers, "
+                    f"got [{low}, {high}]"
+                )
         if self.open_gates is not None:
             low, high = self.open_gates
             if low < 1 or high > len(self.gate_order):
@@ -172,9 +178,12 @@ class SearchSpace:
                     f"{source}: search.open_gates must lie in 1..{len(self.gate_order)} "
                     f"(the gates of gate_order), got [{low}, {high}]"
                 )
-        for zone, (low, _) in self.capacity_caps.items():
-            if low < 1:
-                raise SearchError(f"{source}: search.capacity_caps.{zone}: at least 1")
+        for zone, (low, high) in self.capacity_caps.items():
+            if low < 1 or high > MAX_CAPACITY:
+                raise SearchError(
+                    f"{source}: search.capacity_caps.{zone} must lie in 1..{MAX_CAPACITY:,} "
+                    f"persons, got [{low}, {high}]"
+                )
         programme = scenario.programme(venue)
         for index, (low, high) in self.show_start_h.items():
             if index >= len(programme):
@@ -312,6 +321,10 @@ def _range(value: Any, key: str, source: str) -> Range:
     ):
         raise SearchError(f"{source}: search.{key} must be a range [low, high], got {value!r}")
     low, high = value
+    if not all(math.isfinite(v) and abs(v) <= 1e9 for v in value):
+        raise SearchError(
+            f"{source}: search.{key} must be a range of finite numbers within ±1e9, got {value!r}"
+        )
     if low > high:
         raise SearchError(f"{source}: search.{key}: empty range [{low}, {high}] (low > high)")
     return float(low), float(high)
