@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -158,3 +159,27 @@ def test_simulate_with_a_model_named_on_the_command_line(tmp_path: Path, capsys)
     assert cli.main(["simulate", *SMALL, *other, "--out", str(tmp_path / "y")]) == 2
     assert "vocabulary" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_run_killed_outright_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> None:
+    """kill -9 during a run leaves its hidden folder of streamed visit parts (and, killed
+    while writing, temporary files); the next run in that folder removes them, and its
+    outputs are whole."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "twin.cli", "simulate", "--venue", "festival"]
+    command += ["--avatars", "30000", "--hours", "6", "--quiet", "--out", str(out)]
+    worker = subprocess.Popen(command, cwd=Path(__file__).parents[1])
+    try:
+        for _ in range(600):  # until the run has begun streaming its visit log
+            if list(out.glob(".visits-*")):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the run never began")
+    finally:
+        worker.kill()
+        worker.wait()
+    (out / ".kpis.json.abc123.tmp").write_text("{half")
+    assert list(out.glob(".visits-*")) and list(out.glob(".*.tmp"))
+    assert cli.main(["simulate", *SMALL, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["kpis.json", "visits.parquet", "zones.parquet"]

@@ -500,11 +500,12 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 def simulate(args: argparse.Namespace) -> int:
     from llm.fileio import check_writable
     from twin.model import VenueModel
-    from twin.output import write_run
+    from twin.output import clear_leftovers, write_run
 
     scenario = scenario_from_args(args)
     started = time.perf_counter()
     check_writable(Path(args.out) / "visits.parquet", "--out")
+    clear_leftovers(args.out)  # of a run killed outright in this folder
     model = VenueModel(scenario, stream_visits=args.out)  # the log on disk as it grows
     try:
         model.run(progress=not args.quiet)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,3 +37,19 @@ def write_run(model: VenueModel, out_dir: str | os.PathLike[str], csv: bool = Fa
     kpis = out / "kpis.json"
     write_text_atomic(kpis, json.dumps(model.kpis(), indent=2) + "\n")
     return {"visits": visits, "zones": zones, "kpis": kpis}
+
+
+def clear_leftovers(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove what a run killed outright (kill -9, a power cut) left in ``out_dir``: its
+    hidden temporary files (``.<name>.*.tmp``) and streamed visit parts (``.visits-*``),
+    which no run reads. Returns what was removed."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    removed = [p for p in (*out.glob(".*.tmp"), *out.glob(".visits-*"))]
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed
