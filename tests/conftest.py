@@ -8,6 +8,14 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True)
+def own_ledger(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs in tests append their provenance to a ledger of the test session's, never to
+    the user's (``twin.provenance``); subprocesses inherit it."""
+    folder = tmp_path_factory.getbasetemp() / "ledger"
+    monkeypatch.setenv("VENUETWIN_LEDGER", str(folder / "ledger.jsonl"))
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """Small tensors gain nothing from threads, and lose a lot when the cores are busy;

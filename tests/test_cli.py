@@ -21,7 +21,12 @@ SMALL = ["--venue", "concert_hall", "--avatars", "300", "--hours", "1", "--quiet
 def test_simulate_writes_logs_zones_and_kpis(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     assert cli.main(["simulate", *SMALL, "--seed", "4", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["kpis.json", "visits.parquet", "zones.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "kpis.json",
+        "provenance.json",
+        "visits.parquet",
+        "zones.parquet",
+    ]
     visits = pd.read_parquet(out / "visits.parquet")
     assert list(visits.columns) == list(VISIT_DTYPES)
     assert visits["avatar_id"].nunique() == 300
@@ -182,4 +187,9 @@ def test_a_run_killed_outright_leaves_nothing_the_next_run_keeps(tmp_path: Path)
     (out / ".kpis.json.abc123.tmp").write_text("{half")
     assert list(out.glob(".visits-*")) and list(out.glob(".*.tmp"))
     assert cli.main(["simulate", *SMALL, "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["kpis.json", "visits.parquet", "zones.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "kpis.json",
+        "provenance.json",
+        "visits.parquet",
+        "zones.parquet",
+    ]

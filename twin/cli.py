@@ -12,6 +12,7 @@ each, so the command line's contract (one-line errors, status 2) is held in one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from llm.fileio import OutputPathError
 from llm.logs import LogError
 from llm.train import OptionError
 from twin.from_pois import PoiError
+from twin.provenance import ProvenanceError, load_key
 from twin.scenario import POLICIES, Scenario, ScenarioError
 from twin.venue import BUILTIN_VENUES, VenueError, load_venue
 
@@ -35,6 +37,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     OptionError,
     PoiError,
     OutputPathError,
+    ProvenanceError,
 )
 
 
@@ -43,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_outputs(args)  # before any work: a run is not lost to a path it cannot write
+        if getattr(args, "sign", None):
+            load_key(args.sign)  # nor to a key that cannot sign
         return int(args.run(args) or 0)
     except INPUT_ERRORS as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -51,6 +56,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("venuetwin: interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+def add_sign_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sign", metavar="KEY", help="sign the provenance record with this Ed25519 key (PEM)"
+    )
+
+
+def record_provenance(
+    args: argparse.Namespace,
+    where: Path,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+) -> None:
+    """Write the run's provenance record and append it to the ledger (``twin.provenance``)."""
+    from twin.provenance import argv_now, write_record
+
+    options = {k: v for k, v in vars(args).items() if k not in {"run", "outputs", "sign"}}
+    entry = write_record(
+        where,
+        command=args.command,
+        argv=argv_now(),
+        options=options,
+        inputs=inputs,
+        outputs=outputs,
+        sign=args.sign,
+    )
+    print(f"provenance: {where} (ledger entry {entry['seq']})")
+
+
+def scenario_inputs(scenario: Scenario, scenario_file: str | None) -> dict[str, Any]:
+    """The files a scenario's run reads: the scenario, the venue, the model."""
+    from importlib import resources
+
+    from twin.catalog import shipped_model_path
+
+    venue = scenario.venue
+    if isinstance(venue, str) and venue in BUILTIN_VENUES:
+        venue = str(resources.files("twin").joinpath("venues", f"{venue}.json"))
+    model = scenario.model
+    if model is None and scenario.policy == "gpt":
+        with contextlib.suppress(Exception):
+            model = str(shipped_model_path(scenario.load_venue().name))
+    inputs: dict[str, Any] = {"scenario": scenario_file, "model": model}
+    if isinstance(venue, str):
+        inputs["venue"] = venue
+    return inputs
+
+
+def verify_provenance(args: argparse.Namespace) -> int:
+    """``venuetwin verify DIR`` / ``--ledger [FILE]``: 0 when all is as recorded, 1 when
+    something changed (each change printed), 2 for what cannot be read."""
+    from twin.provenance import default_ledger, find_record, verify_ledger, verify_record
+
+    if args.target is None and args.ledger is None:
+        raise OptionError("verify: give a run's folder, or --ledger")
+    problems: list[str] = []
+    if args.ledger is not None:
+        ledger = args.ledger or default_ledger()
+        count, found = verify_ledger(ledger)
+        print(f"ledger {ledger}: {count} entries, " + ("intact" if not found else "BROKEN"))
+        problems += found
+    if args.target is not None:
+        record = find_record(args.target)
+        found = verify_record(record, args.ledger or None)
+        print(f"{record}: " + ("every file as recorded" if not found else "CHANGED"))
+        problems += found
+    for problem in problems:
+        print(f"  {problem}")
+    return 1 if problems else 0
+
+
+def make_key(args: argparse.Namespace) -> int:
+    from twin.provenance import write_key
+
+    print(f"key: {write_key(args.key)} (keep it private; --sign {args.key})")
+    return 0
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -78,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--csv", action="store_true", help="write visits.csv instead of Parquet")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--out", required=True, help="output folder")
+    add_sign_argument(sim)
     sim.set_defaults(run=simulate, outputs={"out": "folder"})
 
     opt = commands.add_parser(
@@ -94,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--heartbeat", type=int, help="seconds between a trial's heartbeats (10)")
     opt.add_argument("--quiet", action="store_true", help="no progress bar")
     opt.add_argument("--out", required=True, help="output folder")
+    add_sign_argument(opt)
     opt.set_defaults(run=optimize_levers, outputs={"out": "folder"})
 
     venues = commands.add_parser("venues", help="list the built-in venues")
@@ -151,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--nproc", type=int, default=1, help="data-parallel processes on this machine (torchrun)"
     )
+    add_sign_argument(train)
     train.set_defaults(run=train_model, outputs={"out": "folder"})
 
     evaluate = commands.add_parser(
@@ -200,7 +285,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit with status 1 when a target is missed"
     )
     val.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sign_argument(val)
     val.set_defaults(run=validate_twin, outputs={"json": "file", "html": "file"})
+
+    verify = commands.add_parser(
+        "verify", help="check a run's files against its provenance record, or the ledger"
+    )
+    verify.add_argument(
+        "target",
+        nargs="?",
+        metavar="RUN",
+        help="a run's folder (its provenance.json) or a record file",
+    )
+    verify.add_argument(
+        "--ledger",
+        nargs="?",
+        const="",
+        help="check the whole ledger's chain (default: $VENUETWIN_LEDGER or the user's)",
+    )
+    verify.set_defaults(run=verify_provenance)
+
+    keygen = commands.add_parser("keygen", help="write a new Ed25519 key for --sign")
+    keygen.add_argument("key", help="PEM file to write (readable by you only)")
+    keygen.set_defaults(run=make_key, outputs={"key": "file"})
 
     vocab = commands.add_parser("vocab", help="write a venue's zone vocabulary as JSON")
     vocab.add_argument("venue", help="built-in venue or venue JSON")
@@ -328,6 +435,13 @@ def train_model(args: argparse.Namespace) -> int:
         else "no validation improvement"
     )
     print(f"  model: {args.out}/model.safetensors\nmetrics: {args.out}/metrics.json")
+    out = Path(args.out)
+    inputs = {"logs": args.logs, "init": args.init, "programme": args.programme}
+    if args.venue:
+        inputs |= scenario_inputs(Scenario(venue=args.venue, policy="scripted"), None)
+    outputs = {"files": sorted(p for p in out.iterdir() if p.is_file() and p.name[0] != ".")}
+    outputs["files"] = [p for p in outputs["files"] if p.name != "provenance.json"]
+    record_provenance(args, out / "provenance.json", inputs, outputs)
     return 0
 
 
@@ -455,6 +569,17 @@ def validate_twin(args: argparse.Namespace) -> int:
     write_text_atomic(args.json, json.dumps(report, indent=2, default=float) + "\n")
     if args.html:
         write_text_atomic(args.html, html(report))
+    report_path = Path(args.json)
+    base = Scenario(venue=args.venue, policy="gpt", model=args.model)
+    inputs = scenario_inputs(base, args.scenario)
+    if reference != "scripted":
+        inputs["reference"] = list(reference)
+    record_provenance(
+        args,
+        report_path.with_name(report_path.name + ".provenance.json"),
+        inputs,
+        {"report": args.json, "html": args.html},
+    )
     print(
         f"{report['venue']}: GPT twin against {report['reference']}, "
         f"{report['avatars']:,} visitors, {report['hours']} h, seeds {report['seeds']}"
@@ -513,6 +638,9 @@ def simulate(args: argparse.Namespace) -> int:
         paths = write_run(model, args.out, csv=args.csv)
     finally:
         model.crowd.log.close()  # its parts, written or not
+    record_provenance(
+        args, Path(args.out) / "provenance.json", scenario_inputs(scenario, args.scenario), paths
+    )
     print_kpis(model.kpis(), elapsed)
     for name, path in paths.items():
         print(f"{name:>7}: {path}")
@@ -543,9 +671,16 @@ def optimize_levers(args: argparse.Namespace) -> int:
     for name, best in summary["best"].items():
         spread = best[f"{name}_std"]
         print(f"  best {name}: trial {best['trial']} = {best[name]:.4g} (sd {spread:.3g})")
-    for name in ("pareto.csv", "trials.csv", "best.toml", "summary.json", "report.html"):
+    results = ("pareto.csv", "trials.csv", "best.toml", "summary.json", "report.html")
+    for name in results:
         if (Path(args.out) / name).exists():
             print(f"{name:>13}: {Path(args.out) / name}")
+    record_provenance(
+        args,
+        Path(args.out) / "provenance.json",
+        scenario_inputs(scenario, args.scenario),
+        {"results": [Path(args.out) / name for name in results]},
+    )
     return 0
 
 
