@@ -68,8 +68,19 @@ def apply_scenario(scenario: Scenario, source: str) -> None:
     st.session_state[SCENARIO_SOURCE] = source
 
 
+#: What the dashboard opens on: the concert hall at its design crowd, whose bars queue,
+#: whose hall fills to Fruin E for the show and empties at its end, so that every lever
+#: shows (the library's default, 2,000 visitors in an expo built for 10,000, queued nowhere).
+OPENING_SCENARIO = Scenario(venue="concert_hall", avatars=2500, hours=4.0, seed=1)
+
+
 def scenario() -> Scenario | None:
     return st.session_state.get(SCENARIO)
+
+
+def current_scenario() -> Scenario:
+    """The scenario the pages start from: the one applied, else the opening one."""
+    return scenario() or OPENING_SCENARIO
 
 
 def scenario_source() -> str | None:

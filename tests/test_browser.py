@@ -163,6 +163,8 @@ def test_every_page_renders_in_a_real_browser(server: str, tmp_path: Path) -> No
                 page.goto(server)
                 page.wait_for_selector('h1:has-text("Simulate")', timeout=WAIT_MS)
                 settle(page)
+                # A tool, not a Streamlit project page: no "Deploy" button.
+                assert page.get_by_role("button", name="Deploy").count() == 0
 
                 # Simulate: a small GPT run of the concert hall.
                 page.locator('[data-testid="stSelectbox"]', has_text="Venue").click()

@@ -722,3 +722,16 @@ def test_an_upload_is_kept_only_once_checked_and_the_folder_is_capped(
     monkeypatch.setattr(uploads, "MAX_KEPT_MB", 0.0)  # nothing but the newest fits
     newest = uploads.store("big.csv", b"a,b,c\n" * 1000, folder, ["csv"])
     assert [p for p in folder.rglob("*.csv")] == [newest]
+
+
+def test_the_dashboard_opens_on_a_scenario_where_the_levers_matter(workdir: Path) -> None:
+    """The first run, as the page opens, has queues and a crowded show to act on (the
+    library's default expo of 2,000 queued nowhere: mean wait 0.0 s)."""
+    at = new_app()
+    assert widget(at.selectbox, "Venue").value == "concert_hall"
+    assert widget(at.number_input, "Avatars").value == 2500
+    widget(at.button, "Run").click().run()
+    no_trouble(at)
+    kpis = at.session_state["run"].kpis()
+    assert kpis["mean_wait_s"] > 60 and kpis["p95_wait_s"] > 300
+    assert kpis["person_minutes_los_ef"] > 10_000  # the hall at Fruin E/F for the show

@@ -53,9 +53,9 @@ def study_names(url: str) -> list[str]:
 # ============================================================================ launch
 def scenario_form() -> Scenario | None:
     """The scenario to optimise: the applied one, or a built-in venue, made small enough."""
-    base = state.scenario() or Scenario()
+    base = state.current_scenario()
     venues = list(BUILTIN_VENUES)
-    default = str(Scenario().venue)
+    default = str(state.OPENING_SCENARIO.venue)
     start = base.venue if isinstance(base.venue, str) and base.venue in venues else default
     left, middle, right, far = st.columns(4)
     venue = left.selectbox("Venue", venues, index=venues.index(start), key="opt-venue")

@@ -106,14 +106,14 @@ def venue_upload() -> None:
             st.error(f"Venue not loaded: {message}")
         else:
             st.session_state.setdefault(UPLOADED_VENUES, {})[venue_file.name] = str(path)
-            base = state.scenario() or Scenario()
+            base = state.current_scenario()
             scenario = base.replace(venue=str(path), shows=None, levers=Levers(), model=None)
             state.apply_scenario(scenario, f"uploaded venue {venue_file.name}")
             st.success(f"{venue_file.name}: venue {venue.name!r}, {venue.n_zones} zones")
     if model_file is not None and st.session_state.get("model_upload_id") != model_file.file_id:
         st.session_state["model_upload_id"] = model_file.file_id
         path = None
-        base = state.scenario() or Scenario()
+        base = state.current_scenario()
         try:
             path = store(
                 model_file.name,
@@ -364,7 +364,7 @@ def render() -> None:
     st.title("Simulate")
     scenario_upload()
     venue_upload()
-    base = state.scenario() or Scenario()
+    base = state.current_scenario()
     source = state.scenario_source()
     if source:
         left, right = st.columns([4, 1])

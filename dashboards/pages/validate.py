@@ -22,7 +22,7 @@ from dashboards import state, uploads
 from dashboards.venues import venue_label
 from llm.checkpoint import CheckpointError
 from llm.logs import Columns, LogError
-from twin import Scenario, ScenarioError, VenueError
+from twin import ScenarioError, VenueError
 from twin.validate import validate
 from twin.validate_report import figures, intervention_rows, table
 from twin.venue import BUILTIN_VENUES
@@ -34,11 +34,11 @@ REPORT = "validation"
 def settings() -> dict[str, Any]:
     """The form: venue (built-in, or the Simulate page's own), crowd, seeds, model,
     reference, what-ifs."""
-    base = state.scenario() or Scenario()
+    base = state.current_scenario()
     venues: list[str] = list(BUILTIN_VENUES)
     if isinstance(base.venue, str) and base.venue not in venues:
         venues.append(base.venue)  # a venue file the Simulate page uses
-    start = base.venue if isinstance(base.venue, str) else str(Scenario().venue)
+    start = base.venue if isinstance(base.venue, str) else str(state.OPENING_SCENARIO.venue)
     left, middle, right, far = st.columns(4)
     venue = left.selectbox(
         "Venue", venues, index=venues.index(start), key="val-venue", format_func=venue_label
