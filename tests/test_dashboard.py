@@ -735,3 +735,21 @@ def test_the_dashboard_opens_on_a_scenario_where_the_levers_matter(workdir: Path
     kpis = at.session_state["run"].kpis()
     assert kpis["mean_wait_s"] > 60 and kpis["p95_wait_s"] > 300
     assert kpis["person_minutes_los_ef"] > 10_000  # the hall at Fruin E/F for the show
+
+
+def test_a_dashboard_run_is_kept_with_its_provenance_and_verified(workdir: Path) -> None:
+    """A run of the Simulate page is saved as a folder with its record, appended to the
+    ledger, and the page shows whether its files are still as recorded."""
+    from twin.provenance import verify_record
+
+    at = new_app()
+    simulate(at, venue="concert_hall", avatars=60, hours=0.5, seed=2, policy="scripted")
+    folder = Path(at.session_state["run_folder"])
+    assert folder.parent == workdir / "runs" and (folder / "provenance.json").is_file()
+    assert verify_record(folder) == []
+    assert any(e.label.startswith("Provenance: every file as recorded") for e in at.expander)
+    (folder / "kpis.json").write_text("{}")
+    at.run()
+    no_trouble(at)
+    assert any(e.label == "Provenance: 1 change(s)" for e in at.expander)
+    assert any("kpis.json changed since the run" in e.value for e in at.error)

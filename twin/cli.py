@@ -12,7 +12,6 @@ each, so the command line's contract (one-line errors, status 2) is held in one 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from llm.checkpoint import CheckpointError
 from llm.fileio import OutputPathError
 from llm.logs import LogError
 from llm.train import OptionError
+from twin import provenance
 from twin.from_pois import PoiError
 from twin.provenance import ProvenanceError, load_key
 from twin.scenario import POLICIES, Scenario, ScenarioError
@@ -84,25 +84,6 @@ def record_provenance(
         sign=args.sign,
     )
     print(f"provenance: {where} (ledger entry {entry['seq']})")
-
-
-def scenario_inputs(scenario: Scenario, scenario_file: str | None) -> dict[str, Any]:
-    """The files a scenario's run reads: the scenario, the venue, the model."""
-    from importlib import resources
-
-    from twin.catalog import shipped_model_path
-
-    venue = scenario.venue
-    if isinstance(venue, str) and venue in BUILTIN_VENUES:
-        venue = str(resources.files("twin").joinpath("venues", f"{venue}.json"))
-    model = scenario.model
-    if model is None and scenario.policy == "gpt":
-        with contextlib.suppress(Exception):
-            model = str(shipped_model_path(scenario.load_venue().name))
-    inputs: dict[str, Any] = {"scenario": scenario_file, "model": model}
-    if isinstance(venue, str):
-        inputs["venue"] = venue
-    return inputs
 
 
 def verify_provenance(args: argparse.Namespace) -> int:
@@ -438,7 +419,7 @@ def train_model(args: argparse.Namespace) -> int:
     out = Path(args.out)
     inputs = {"logs": args.logs, "init": args.init, "programme": args.programme}
     if args.venue:
-        inputs |= scenario_inputs(Scenario(venue=args.venue, policy="scripted"), None)
+        inputs |= provenance.scenario_inputs(Scenario(venue=args.venue, policy="scripted"), None)
     outputs = {"files": sorted(p for p in out.iterdir() if p.is_file() and p.name[0] != ".")}
     outputs["files"] = [p for p in outputs["files"] if p.name != "provenance.json"]
     record_provenance(args, out / "provenance.json", inputs, outputs)
@@ -571,7 +552,7 @@ def validate_twin(args: argparse.Namespace) -> int:
         write_text_atomic(args.html, html(report))
     report_path = Path(args.json)
     base = Scenario(venue=args.venue, policy="gpt", model=args.model)
-    inputs = scenario_inputs(base, args.scenario)
+    inputs = provenance.scenario_inputs(base, args.scenario)
     if reference != "scripted":
         inputs["reference"] = list(reference)
     record_provenance(
@@ -639,7 +620,10 @@ def simulate(args: argparse.Namespace) -> int:
     finally:
         model.crowd.log.close()  # its parts, written or not
     record_provenance(
-        args, Path(args.out) / "provenance.json", scenario_inputs(scenario, args.scenario), paths
+        args,
+        Path(args.out) / "provenance.json",
+        provenance.scenario_inputs(scenario, args.scenario),
+        paths,
     )
     print_kpis(model.kpis(), elapsed)
     for name, path in paths.items():
@@ -678,7 +662,7 @@ def optimize_levers(args: argparse.Namespace) -> int:
     record_provenance(
         args,
         Path(args.out) / "provenance.json",
-        scenario_inputs(scenario, args.scenario),
+        provenance.scenario_inputs(scenario, args.scenario),
         {"results": [Path(args.out) / name for name in results]},
     )
     return 0

@@ -115,6 +115,27 @@ def _files(paths: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLi
     return out
 
 
+def scenario_inputs(scenario: Any, scenario_file: str | None) -> dict[str, Any]:
+    """The files a scenario's run reads: the scenario file, the venue (a built-in one's
+    packaged file), the model (the venue's shipped one for GPT avatars without their own)."""
+    from importlib import resources
+
+    from twin.catalog import shipped_model_path
+    from twin.venue import BUILTIN_VENUES
+
+    venue = scenario.venue
+    if isinstance(venue, str) and venue in BUILTIN_VENUES:
+        venue = str(resources.files("twin").joinpath("venues", f"{venue}.json"))
+    model = scenario.model
+    if model is None and scenario.policy == "gpt":
+        with contextlib.suppress(Exception):  # a venue without a shipped model: none
+            model = str(shipped_model_path(scenario.load_venue().name))
+    inputs: dict[str, Any] = {"scenario": scenario_file, "model": model}
+    if isinstance(venue, str):
+        inputs["venue"] = venue
+    return inputs
+
+
 def record_path(outputs_dir: Path, name: str | None = None) -> Path:
     return outputs_dir / (f"{name}.{RECORD_NAME}" if name else RECORD_NAME)
 

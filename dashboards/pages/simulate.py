@@ -24,7 +24,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards import cards, charts, exports, models, state
+from dashboards import cards, charts, exports, models, provenance, state
 from dashboards.uploads import UploadError, named, store
 from dashboards.venues import venue_label, venue_of
 from llm import checkpoint
@@ -134,6 +134,10 @@ def venue_upload() -> None:
                 base.replace(policy="gpt", model=str(path)), f"uploaded model {model_file.name}"
             )
             st.success(f"{model_file.name}: GPT avatars of {venue.name!r} decide with it")
+
+
+#: The session's key for the folder of its last run (``dashboards.provenance``).
+RUN_FOLDER = "run_folder"
 
 
 def uploads_dir() -> Path:
@@ -313,6 +317,11 @@ def run(scenario: Scenario) -> VenueModel | None:
         return None
     bar.progress(1.0, text=f"Done: {model.steps:,} steps")
     state.keep_run(model)
+    try:  # kept on disk with its provenance; a disk that refuses loses the folder only
+        st.session_state[RUN_FOLDER] = str(provenance.save_run(model, state.workdir() / "runs"))
+    except OSError as exc:
+        st.session_state.pop(RUN_FOLDER, None)
+        st.warning(f"The run was not saved to disk: {exc}")
     return model
 
 
@@ -342,6 +351,9 @@ def show_results(model: VenueModel) -> None:
             mime=mime,
             on_click="ignore",
         )
+    folder = st.session_state.get(RUN_FOLDER)
+    if folder:
+        provenance.show(Path(folder))
     zones = state.per_run("zones", model.zones_frame)
     opening = scenario.opening_time
     if len(zones):
