@@ -753,3 +753,81 @@ def test_a_dashboard_run_is_kept_with_its_provenance_and_verified(workdir: Path)
     no_trouble(at)
     assert any(e.label == "Provenance: 1 change(s)" for e in at.expander)
     assert any("kpis.json changed since the run" in e.value for e in at.error)
+
+
+def test_the_venue_in_3d_draws_zones_links_and_the_avatars_where_they_are(workdir: Path) -> None:
+    """After a run, the Simulate page has the 3D deck: a footprint per zone coloured by
+    its Fruin level, a link per passage, and a point per avatar inside at that moment,
+    in its zone's footprint or on the line to its next zone; the cameras move the view."""
+    from dashboards import scene3d
+
+    at = new_app()
+    simulate(at, venue="concert_hall", avatars=300, hours=1.0, seed=4, policy="scripted")
+    decks = at.get("deck_gl_json_chart")
+    assert len(decks) == 1
+    spec = json.loads(decks[0].proto.json)
+    layers = {layer["id"]: layer for layer in spec["layers"]}
+    model = at.session_state["run"]
+    venue = model.venue
+    assert len(layers["zones"]["data"]) == venue.n_zones
+    assert len(layers["passages"]["data"]) == len(venue.edge_list)
+    # The points are the avatars inside at the moment shown, each where its visits say.
+    visits = model.visits()
+    walks = scene3d.Walks.of(visits, venue, model.scenario.opening_time)
+    centres, side = scene3d.footprints(venue)
+    zones = model.zones_frame()
+    times = np.sort(zones["time_s"].unique())
+    busiest = times[int(np.argmax(zones.groupby("time_s")["occupancy"].sum().reindex(times)))]
+    points = walks.at(float(busiest), centres, side)
+    assert len(layers["avatars"]["data"]) == len(points) > 0
+    inside = points[~points["walking"]]
+    xy = np.stack([inside["lon"] * scene3d.M_PER_DEG_LON, inside["lat"] * scene3d.M_PER_DEG_LAT], 1)
+    nearest = np.linalg.norm(xy[:, None] - centres[None], axis=2).argmin(axis=1)
+    assert (np.abs(xy - centres[nearest]) <= side[nearest, None] / 2 + 1e-6).all()
+    first = spec["initialViewState"]
+    widget(at.selectbox, "Camera").set_value("A zone close up").run()
+    widget(at.selectbox, "Zone").set_value("main_hall").run()
+    close = json.loads(at.get("deck_gl_json_chart")[0].proto.json)["initialViewState"]
+    assert close["zoom"] > first["zoom"]
+    hall = centres[venue.index["main_hall"]]
+    assert close["longitude"] == pytest.approx(hall[0] / scene3d.M_PER_DEG_LON)
+
+
+def test_footprints_do_not_overlap_and_walkers_lie_between_their_zones() -> None:
+    import datetime as dt
+
+    from dashboards import scene3d
+    from twin import load_venue
+
+    for name in ("concert_hall", "expo", "festival"):
+        venue = load_venue(name)
+        centres, side = scene3d.footprints(venue)
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+        reach = (side[:, None] + side[None]) / 2
+        off = ~np.eye(len(side), dtype=bool) & (gaps > 0)
+        assert (gaps[off] >= 0.9 * reach[off] - 1e-9).all(), name
+    venue = load_venue("concert_hall")
+    opening = dt.datetime(2026, 6, 1, 18, 0)
+    visits = pd.DataFrame(
+        {
+            "avatar_id": [7, 7],
+            "timestamp": pd.to_datetime(["2026-06-01 18:00:00", "2026-06-01 18:10:00"]),
+            "zone": ["gate_main", "foyer"],
+            "dwell_s": [60.0, 300.0],
+        }
+    )
+    walks = scene3d.Walks.of(visits, venue, opening)
+    centres, side = scene3d.footprints(venue)
+    halfway = walks.at(60.0 + 270.0, centres, side)  # between the gate's end and the foyer
+    assert len(halfway) == 1 and bool(halfway["walking"].iloc[0])
+    xy = np.array(
+        [
+            halfway["lon"].iloc[0] * scene3d.M_PER_DEG_LON,
+            halfway["lat"].iloc[0] * scene3d.M_PER_DEG_LAT,
+        ]
+    )
+    a, b = centres[venue.index["gate_main"]], centres[venue.index["foyer"]]
+    assert np.linalg.norm(xy - (a + b) / 2) < 0.5 * max(
+        side[venue.index["gate_main"]], side[venue.index["foyer"]]
+    )
+    assert walks.at(10_000.0, centres, side).empty  # gone by then

@@ -22,9 +22,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from dashboards import cards, charts, exports, models, provenance, state
+from dashboards import cards, charts, exports, models, provenance, scene3d, state
 from dashboards.uploads import UploadError, named, store
 from dashboards.venues import venue_label, venue_of
 from llm import checkpoint
@@ -136,6 +138,8 @@ def venue_upload() -> None:
             st.success(f"{model_file.name}: GPT avatars of {venue.name!r} decide with it")
 
 
+#: The avatar picked on the Attention page (its session key), followed by the 3D camera.
+ATTENTION_AVATAR = "attention_avatar"
 #: The session's key for the folder of its last run (``dashboards.provenance``).
 RUN_FOLDER = "run_folder"
 
@@ -361,6 +365,8 @@ def show_results(model: VenueModel) -> None:
             state.per_run("map", lambda: charts.venue_map(model.venue, zones, opening)),
             key="venue_map",
         )
+    if len(zones):
+        venue_3d(model, zones)
     model_vars = state.per_run("model_vars", model.datacollector.get_model_vars_dataframe)
     st.plotly_chart(charts.venue_timeline(model_vars, opening), key="venue_timeline")
     column = st.selectbox(
@@ -370,6 +376,45 @@ def show_results(model: VenueModel) -> None:
         key="zone_series",
     )
     st.plotly_chart(charts.zone_timeline(zones, column, opening), key="zone_timeline")
+
+
+def venue_3d(model: VenueModel, zones: pd.DataFrame) -> None:
+    """The venue in 3D at a chosen moment (``dashboards.scene3d``), with its cameras."""
+    st.subheader("The venue in 3D")
+    opening = model.scenario.opening_time
+    times = charts.map_times(zones)
+    labels = [charts.clock_label(opening, t) for t in times]
+    busiest = int(np.argmax(zones.groupby("time_s")["occupancy"].sum().reindex(times).to_numpy()))
+    left, middle, right = st.columns([3, 2, 2])
+    moment = left.select_slider("Moment", options=labels, value=labels[busiest], key="scene_time")
+    camera = middle.selectbox("Camera", scene3d.CAMERAS, key="scene_camera")
+    follow = close_up = None
+    if camera == scene3d.CAMERAS[1]:
+        picked = st.session_state.get(ATTENTION_AVATAR)
+        follow = int(
+            right.number_input(
+                "Avatar (picked on the Attention page)",
+                min_value=0,
+                max_value=model.scenario.avatars - 1,
+                value=int(picked) if picked is not None else 0,
+                key="scene_follow",
+            )
+        )
+    elif camera == scene3d.CAMERAS[2]:
+        close_up = right.selectbox("Zone", list(model.venue.zones), key="scene_zone")
+    t = float(times[labels.index(moment)])
+    visits = state.per_run("visits", model.visits)
+    walks = state.per_run("walks", lambda: scene3d.Walks.of(visits, model.venue, opening))
+    centres, side = state.per_run("footprints", lambda: scene3d.footprints(model.venue))
+    points = walks.at(t, centres, side)
+    scene = scene3d.deck(model.venue, zones[zones["time_s"] == t], points, camera, follow, close_up)
+    st.pydeck_chart(scene, key="venue_3d", height=560)
+    sampled, total = len(np.unique(walks.avatar)), model.scenario.avatars
+    sample = "a sample of " if sampled < total else ""
+    st.caption(
+        f"{len(points):,} avatars drawn at {moment} ({sample}{sampled:,} of {total:,}; walking "
+        "ones in blue); height: occupancy against capacity; colour: Fruin level."
+    )
 
 
 def render() -> None:
