@@ -23,6 +23,7 @@ from llm.fileio import OutputPathError
 from llm.logs import LogError
 from llm.train import OptionError
 from twin import provenance
+from twin.export3d import ExportError
 from twin.from_pois import PoiError
 from twin.provenance import ProvenanceError, load_key
 from twin.scenario import POLICIES, Scenario, ScenarioError
@@ -38,6 +39,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     PoiError,
     OutputPathError,
     ProvenanceError,
+    ExportError,
 )
 
 
@@ -107,6 +109,16 @@ def verify_provenance(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"  {problem}")
     return 1 if problems else 0
+
+
+def export_scene(args: argparse.Namespace) -> int:
+    from twin.export3d import export_glb
+
+    if not 1 <= args.avatars <= 100_000:
+        raise OptionError(f"--avatars must be 1..100000, got {args.avatars}")
+    path = export_glb(args.run_dir, args.out, avatars=args.avatars, seed=args.seed)
+    print(f"scene: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def make_key(args: argparse.Namespace) -> int:
@@ -285,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the whole ledger's chain (default: $VENUETWIN_LEDGER or the user's)",
     )
     verify.set_defaults(run=verify_provenance)
+
+    export = commands.add_parser(
+        "export", help="a run as a 3D scene (glTF 2.0 binary) for 3D and VR tools"
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run's folder (venuetwin simulate)")
+    export.add_argument("--format", choices=["glb"], default="glb", help="glb (glTF 2.0 binary)")
+    export.add_argument("--avatars", type=int, default=500, help="avatars drawn (a sample; 500)")
+    export.add_argument("--seed", type=int, default=0, help="which avatars the sample takes")
+    export.add_argument("--out", required=True, help="the .glb file to write")
+    export.set_defaults(run=export_scene, outputs={"out": "file"})
 
     keygen = commands.add_parser("keygen", help="write a new Ed25519 key for --sign")
     keygen.add_argument("key", help="PEM file to write (readable by you only)")

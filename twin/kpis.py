@@ -135,6 +135,8 @@ def summarise(model: VenueModel) -> dict[str, Any]:
         "venue": model.venue.name,
         "policy": model.policy.name,
         "seed": model.scenario.seed,
+        # When the event opened (the venue's wall clock): time 0 of zones.parquet's time_s.
+        "opening": model.scenario.opening_time.replace(tzinfo=None).isoformat(),
         "avatars": int(crowd.arrived),
         "left": int(crowd.left),
         "inside_at_end": int(crowd.inside),
