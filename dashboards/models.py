@@ -7,7 +7,6 @@ uploads is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -15,16 +14,9 @@ import streamlit as st
 
 from agents.policy import Policy
 from llm import checkpoint
+from llm.fileio import sha256_file
 from twin import Scenario
 from twin.model import make_policy
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -39,7 +31,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> checkpoint.Checkpoint:
     usable venuetwin checkpoint."""
     if not Path(path).is_file():
         raise checkpoint.CheckpointError(f"{path}: no such checkpoint file")
-    return _load(file_sha256(path), str(path))
+    return _load(sha256_file(path), str(path))
 
 
 def policy_for(scenario: Scenario) -> Policy:

@@ -383,7 +383,7 @@ class Decoder:
         self,
         tokens: np.ndarray,
         options: np.ndarray,
-        past: np.ndarray,
+        past: np.ndarray | list[tuple[np.ndarray, np.ndarray]],
         lengths: np.ndarray,
         profile: np.ndarray | None = None,
         seen: np.ndarray | None = None,
@@ -391,7 +391,9 @@ class Decoder:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``tokens`` (B, features) in ``FEATURES`` order; ``options`` (Z,) the option state
         of every zone, the same for the whole batch; ``past`` (B, layers, 2, heads, W, size)
-        float32, valid below ``lengths`` (B,), written at position ``lengths``. Returns the
+        float32, valid below ``lengths`` (B,), written at position ``lengths`` (or, as
+        ``Decoder.step`` gives it, (rows, cache of those rows) parts of one width each, for
+        ``ragged_attention``). Returns the
         zone logits (B, Z), the hidden states (B, C) and the new token's keys and values
         (B, layers, 2, heads, size), as ``GPT.decode_step`` does. ``profile`` (B, n_profile):
         the deciders' declared profiles, for a model that takes them; ``seen`` (B, Z) the

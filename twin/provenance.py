@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm.fileio import atomic_path
+from llm.fileio import atomic_path, sha256_file
 
 #: Where the ledger is, unless ``VENUETWIN_LEDGER`` says.
 LEDGER_ENV = "VENUETWIN_LEDGER"
@@ -49,14 +49,6 @@ def default_ledger() -> Path:
         return Path(os.environ[LEDGER_ENV])
     data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data) / "venuetwin" / "ledger.jsonl"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def canonical(value: Any) -> bytes:
