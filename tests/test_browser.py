@@ -180,6 +180,19 @@ def test_every_page_renders_in_a_real_browser(server: str, tmp_path: Path) -> No
                 assert page.locator(f"{PLOTS} .scatterlayer .point").count() > 0
                 assert page.get_by_text("Run: concert_hall, 200 gpt avatars").is_visible()
                 shoot(page, "simulate")
+                # The 3D view's Play steps through the moments, this view alone re-drawn.
+                moment = page.locator('[data-testid="stSliderThumbValue"]').first
+                before = moment.inner_text()
+                page.locator("[data-testid=stCheckbox] label", has_text="Play").first.click()
+                page.wait_for_function(
+                    "b => document.querySelector('[data-testid=stSliderThumbValue]')"
+                    ".innerText !== b",
+                    arg=before,
+                    timeout=20_000,
+                )
+                page.locator("[data-testid=stCheckbox] label", has_text="Play").first.click()
+                settle(page)
+                no_exceptions(page)
 
                 # Attention: the first GPT avatar's latest decision.
                 go_to(page, "Attention")

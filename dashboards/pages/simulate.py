@@ -138,6 +138,8 @@ def venue_upload() -> None:
             st.success(f"{model_file.name}: GPT avatars of {venue.name!r} decide with it")
 
 
+#: Seconds between the 3D view's moments while it plays.
+PLAY_EVERY_S = 0.3
 #: The avatar picked on the Attention page (its session key), followed by the 3D camera.
 ATTENTION_AVATAR = "attention_avatar"
 #: The session's key for the folder of its last run (``dashboards.provenance``).
@@ -379,42 +381,58 @@ def show_results(model: VenueModel) -> None:
 
 
 def venue_3d(model: VenueModel, zones: pd.DataFrame) -> None:
-    """The venue in 3D at a chosen moment (``dashboards.scene3d``), with its cameras."""
+    """The venue in 3D at a chosen moment (``dashboards.scene3d``), with its cameras; Play
+    steps through the moments, re-drawing this view alone (a fragment), not the page."""
     st.subheader("The venue in 3D")
-    opening = model.scenario.opening_time
-    times = charts.map_times(zones)
-    labels = [charts.clock_label(opening, t) for t in times]
-    busiest = int(np.argmax(zones.groupby("time_s")["occupancy"].sum().reindex(times).to_numpy()))
-    left, middle, right = st.columns([3, 2, 2])
-    moment = left.select_slider("Moment", options=labels, value=labels[busiest], key="scene_time")
-    camera = middle.selectbox("Camera", scene3d.CAMERAS, key="scene_camera")
-    follow = close_up = None
-    if camera == scene3d.CAMERAS[1]:
-        picked = st.session_state.get(ATTENTION_AVATAR)
-        follow = int(
-            right.number_input(
-                "Avatar (picked on the Attention page)",
-                min_value=0,
-                max_value=model.scenario.avatars - 1,
-                value=int(picked) if picked is not None else 0,
-                key="scene_follow",
+    playing = st.toggle("Play", key="scene_playing", help="step through the event's moments")
+
+    @st.fragment(run_every=PLAY_EVERY_S if playing else None)
+    def scene() -> None:
+        opening = model.scenario.opening_time
+        times = charts.map_times(zones)
+        labels = [charts.clock_label(opening, t) for t in times]
+        if st.session_state.get("scene_time") not in labels:  # a new run: its busiest moment
+            by_time = zones.groupby("time_s")["occupancy"].sum().reindex(times).to_numpy()
+            st.session_state["scene_time"] = labels[int(np.argmax(by_time))]
+        elif playing:  # the next moment, round again after the last
+            now = labels.index(st.session_state["scene_time"])
+            st.session_state["scene_time"] = labels[(now + 1) % len(labels)]
+        left, middle, right = st.columns([3, 2, 2])
+        moment = left.select_slider("Moment", options=labels, key="scene_time")
+        camera = middle.selectbox("Camera", scene3d.CAMERAS, key="scene_camera")
+        follow = close_up = None
+        if camera == scene3d.CAMERAS[1]:
+            picked = st.session_state.get(ATTENTION_AVATAR)
+            follow = int(
+                right.number_input(
+                    "Avatar (picked on the Attention page)",
+                    min_value=0,
+                    max_value=model.scenario.avatars - 1,
+                    value=int(picked) if picked is not None else 0,
+                    key="scene_follow",
+                )
             )
+        elif camera == scene3d.CAMERAS[2]:
+            close_up = right.selectbox("Zone", list(model.venue.zones), key="scene_zone")
+        t = float(times[labels.index(moment)])
+        visits = state.per_run("visits", model.visits)
+        walks = state.per_run("walks", lambda: scene3d.Walks.of(visits, model.venue, opening))
+        centres, side = state.per_run("footprints", lambda: scene3d.footprints(model.venue))
+        points = walks.at(t, centres, side)
+        now = zones[zones["time_s"] == t]
+        st.pydeck_chart(
+            scene3d.deck(model.venue, now, points, camera, follow, close_up),
+            key="venue_3d",
+            height=560,
         )
-    elif camera == scene3d.CAMERAS[2]:
-        close_up = right.selectbox("Zone", list(model.venue.zones), key="scene_zone")
-    t = float(times[labels.index(moment)])
-    visits = state.per_run("visits", model.visits)
-    walks = state.per_run("walks", lambda: scene3d.Walks.of(visits, model.venue, opening))
-    centres, side = state.per_run("footprints", lambda: scene3d.footprints(model.venue))
-    points = walks.at(t, centres, side)
-    scene = scene3d.deck(model.venue, zones[zones["time_s"] == t], points, camera, follow, close_up)
-    st.pydeck_chart(scene, key="venue_3d", height=560)
-    sampled, total = len(np.unique(walks.avatar)), model.scenario.avatars
-    sample = "a sample of " if sampled < total else ""
-    st.caption(
-        f"{len(points):,} avatars drawn at {moment} ({sample}{sampled:,} of {total:,}; walking "
-        "ones in blue); height: occupancy against capacity; colour: Fruin level."
-    )
+        sampled, total = len(np.unique(walks.avatar)), model.scenario.avatars
+        sample = "a sample of " if sampled < total else ""
+        st.caption(
+            f"{len(points):,} avatars drawn at {moment} ({sample}{sampled:,} of {total:,}; "
+            "walking ones in blue); height: occupancy against capacity; colour: Fruin level."
+        )
+
+    scene()
 
 
 def render() -> None:
