@@ -128,10 +128,6 @@ def scenario_inputs(scenario: Any, scenario_file: str | None) -> dict[str, Any]:
     return inputs
 
 
-def record_path(outputs_dir: Path, name: str | None = None) -> Path:
-    return outputs_dir / (f"{name}.{RECORD_NAME}" if name else RECORD_NAME)
-
-
 def write_record(
     where: Path,
     *,
