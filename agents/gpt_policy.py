@@ -39,6 +39,7 @@ from llm import checkpoint
 from llm.decoder import Decoder
 from llm.features import (
     FEATURES,
+    cap_show_states,
     option_state,
     profile_vectors,
     show_end_after,
@@ -258,7 +259,7 @@ class GPTPolicy:
         (seconds after opening), for a model that takes the programme."""
         if not self.model.config.n_show_states:
             return None
-        return show_states(
+        states = show_states(
             seconds_of_day(self.layout.opening, now_s),
             self.layout.show_stage,
             np.asarray(self.programme.start_s),
@@ -266,6 +267,7 @@ class GPTPolicy:
             self.show_wanted[idx],
             self.n_zones,
         )
+        return cap_show_states(states, self.model.config.n_show_states)
 
     def seen_in_context(self, idx: np.ndarray, visit: np.ndarray, span: np.ndarray) -> np.ndarray:
         """(B, Z) uint8: the places of each avatar's context, the ``span`` visits up to and
@@ -357,6 +359,10 @@ class GPTPolicy:
         if self.profile is not None:
             tokens["profile"] = torch.from_numpy(self.profile[who])
         options = torch.from_numpy(self.states[self.call_of[who[:, None], positions]])
+        if self.model.config.show_view:  # the programme as each kept visit's choice saw it
+            when = self.decided_at[who[:, None], positions].astype(np.float64)
+            shows = self.shows_at(np.repeat(who, self.keep), when.ravel())
+            tokens["shows"] = torch.from_numpy(shows.reshape(len(who), self.keep, -1))
         self.decoder.reencode(self.kv.slot[who], tokens, options)
         self.window_start[who] = self.count[who] - self.keep
 

@@ -227,16 +227,25 @@ def transfer(
     theirs, new zones start at zero, so they begin as "their kind". ``profiles``,
     ``shows``: the new model takes declared profiles, the programme (it does if
     ``source`` did)."""
-    per_zone = ("zone_emb.weight", "venue_state.weight", "move_prior", "profile_emb.weight")
+    per_zone = (
+        "zone_emb.weight",
+        "venue_state.weight",
+        "programme_state.weight",
+        "move_prior",
+        "profile_emb.weight",
+    )
     with_profile = profiles or bool(source.model.config.n_profile)
+    old = source.model.config
+    # A model that takes the programme keeps its states and how it sees them; one that did
+    # not, and now does, takes every state and sees them in every token (``show_view``).
+    n_show_states = old.n_show_states or (features.N_SHOW_STATES if shows else 0)
     config = GPTConfig(
         **{
-            **source.model.config.to_dict(),
+            **old.to_dict(),
             "n_zones": len(vocab),
             "n_profile": profile_size(len(vocab)) if with_profile else 0,
-            "n_show_states": features.N_SHOW_STATES
-            if shows or source.model.config.n_show_states
-            else 0,
+            "n_show_states": n_show_states,
+            "show_view": old.show_view if old.n_show_states else int(bool(n_show_states)),
         }
     )
     if dropout is not None:
@@ -246,14 +255,23 @@ def transfer(
     model.load_state_dict(state, strict=False)
     old_view = source.model.venue_state.weight.view(len(source.vocab), config.n_options, -1)
     new_view = model.venue_state.weight.view(len(vocab), config.n_options, -1)
+    old_shows = new_shows = None
+    if config.show_view and source.model.config.show_view:
+        width = source.model.config.n_show_states
+        old_shows = source.model.programme_state.weight.view(len(source.vocab), width, -1)
+        new_shows = model.programme_state.weight.view(len(vocab), width, -1)
     with torch.no_grad():
         model.zone_emb.weight.zero_()
         new_view.zero_()
+        if new_shows is not None:
+            new_shows.zero_()
         for i, (name, kind) in enumerate(zip(vocab.names, vocab.kinds, strict=True)):
             j = source.vocab.index.get(name)
             if j is not None and source.vocab.kinds[j] == kind:
                 model.zone_emb.weight[i] = source.model.zone_emb.weight[j]
                 new_view[i] = old_view[j]
+                if old_shows is not None and new_shows is not None:
+                    new_shows[i] = old_shows[j]
                 if source.model.config.n_profile and config.n_profile:
                     model.profile_emb.weight[i] = source.model.profile_emb.weight[j]
         if source.model.config.n_profile and config.n_profile:  # tag buckets carry over

@@ -103,13 +103,18 @@ class Sequences:
         return [zone[s:e] for s, e in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
 
-def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = None) -> Sequences:
+def encode(
+    frame: pd.DataFrame,
+    vocab: ZoneVocab,
+    programme: Programme | Sequence[Programme] | None = None,
+) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
     walked through, not visited: ``llm.zones.PASSAGE_KINDS``), with what every zone
     showed at each visit's choice (``llm.causal``). Crowds and queues count every row,
     passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``.
     With a ``programme``, every zone's show state at each choice (``show_states``): the
-    shows on the clock then, and whether the visitor's profile booked them."""
+    shows on the clock then, and whether the visitor's profile booked them; with one
+    programme per log read (``frame["log"]``), each log's own (days whose shows moved)."""
     frame = with_gates(frame, vocab)
     zone, known = vocab.lookup(frame["zone"])
     if not known.all() and vocab.unknown is None:
@@ -128,19 +133,27 @@ def encode(frame: pd.DataFrame, vocab: ZoneVocab, programme: Programme | None = 
     options = _options_at_choices(frame, zone, vocab, decided)  # every visit counts
     served = dwell_bucket(np.maximum(decided - frame["wait_s"].to_numpy(), 0.0))
     shows = None
-    if programme is not None and len(programme):
-        stage = np.array([vocab.index.get(s, -1) for s in programme.stages], dtype=np.int64)
-        wanted = programme.wanted(
-            frame["profile"].to_numpy() if "profile" in frame else [""] * len(frame)
-        )
-        shows = show_states(
-            frame["seconds_of_day"].to_numpy() + decided,
-            stage,
-            np.asarray(programme.start_s),
-            np.asarray(programme.end_s),
-            wanted,
-            len(vocab),
-        )
+    programmes = [programme] if isinstance(programme, Programme) else list(programme or [])
+    if any(len(p) for p in programmes):
+        if len(programmes) > 1 and len(programmes) != frame["log"].max() + 1:
+            raise LogError(f"{len(programmes)} programmes for {frame['log'].max() + 1} logs")
+        which = frame["log"].to_numpy() if len(programmes) > 1 else np.zeros(len(frame), int)
+        profiles = frame["profile"].to_numpy() if "profile" in frame else np.full(len(frame), "")
+        moment = frame["seconds_of_day"].to_numpy() + decided
+        shows = np.zeros((len(frame), len(vocab)), dtype=np.int8)
+        for i, day in enumerate(programmes):
+            rows = np.flatnonzero(which == i)
+            if len(day) == 0 or len(rows) == 0:
+                continue
+            stage = np.array([vocab.index.get(s, -1) for s in day.stages], dtype=np.int64)
+            shows[rows] = show_states(
+                moment[rows],
+                stage,
+                np.asarray(day.start_s),
+                np.asarray(day.end_s),
+                day.wanted(profiles[rows]),
+                len(vocab),
+            )
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = frame["trajectory"].to_numpy()[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])

@@ -294,6 +294,12 @@ class Decoder:
         self.seen_gain = _array(model.seen_gain)[model.zone_kind.numpy()]
         if c.n_show_states:
             self.show_table = _array(model.show_state.weight)
+        if c.n_show_states and c.show_view:
+            view = _array(model.programme_state.weight).reshape(c.n_zones, c.n_show_states, -1)
+            # Most zones show no show: their "none" vectors summed once, the others' moves
+            # from "none" added per decider (``programme_view``).
+            self.programme_none = view[:, 0].sum(axis=0)
+            self.programme_moves = view - view[:, :1]
         if c.n_profile:
             self.profile_table = _array(model.profile_emb.weight)
             self.interest_gain = _array(model.interest_gain)[model.zone_kind.numpy()]
@@ -379,6 +385,17 @@ class Decoder:
             )
         return logits.numpy(), hidden.numpy(), new_kv.numpy()
 
+    def programme_view(self, shows: np.ndarray) -> np.ndarray:
+        """(B, Z) show states -> (B, C), as ``GPT.programme_view``: the "none" vectors of
+        every zone, plus each zone's move away from "none" where it shows a show."""
+        out = np.broadcast_to(self.programme_none, (len(shows), len(self.programme_none))).copy()
+        rows, zones = np.nonzero(shows)
+        if len(rows):
+            moves = self.programme_moves[zones, shows[rows, zones]]
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            out[rows[starts]] += np.add.reduceat(moves, starts, axis=0)
+        return out
+
     def numpy_step(
         self,
         tokens: np.ndarray,
@@ -410,6 +427,8 @@ class Decoder:
             declared = profile.astype(np.float32)
             count = np.maximum(declared.sum(axis=1, keepdims=True), 1.0)
             x += (declared @ self.profile_table) / count
+        if shows is not None and self.model.config.show_view:
+            x += self.programme_view(shows)
         new_kv: list[np.ndarray] = []
         attention = cached_attention if isinstance(past, np.ndarray) else ragged_attention
         for layer, block in enumerate(self.blocks):

@@ -209,7 +209,10 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
 #: What a candidate zone shows a visitor of the venue's programme (public: the stages'
 #: timetable) and of its own profile (the shows it declared it came for): nothing, another
 #: show starting within ``SHOW_SOON_S`` or running, a wanted show later today, starting
-#: soon or running (a zone with several shows shows the latest state in this order).
+#: soon or running, or a wanted show that is over (a zone with several shows shows the most
+#: pressing: a wanted show on, soon, later, then another show on, soon, then a wanted one
+#: over). "wanted over" came last (index 6): a model trained before it has six states and
+#: sees such a zone as "none", as it did (``cap_show_states``).
 SHOW_STATES: tuple[str, ...] = (
     "none",
     "show soon",
@@ -217,8 +220,12 @@ SHOW_STATES: tuple[str, ...] = (
     "wanted later",
     "wanted soon",
     "wanted on",
+    "wanted over",
 )
 N_SHOW_STATES = len(SHOW_STATES)
+WANTED_OVER = SHOW_STATES.index("wanted over")
+#: How pressing each state is (by index): where a zone has several shows, the highest wins.
+SHOW_STATE_RANK = np.array([0, 2, 3, 4, 5, 6, 1], dtype=np.int8)
 SHOW_SOON_S = 900.0
 
 
@@ -288,7 +295,7 @@ def show_states(
     """(B, Z) int8 show state (``SHOW_STATES``) of every zone for B visitors choosing at
     ``now_s_of_day`` (B,): ``show_zone``/``start_s``/``end_s`` (S,) the programme's shows
     (their zones in the vocabulary, -1 for none), ``wanted`` (B, S) the shows each booked.
-    A zone with several shows shows the highest state."""
+    A zone with several shows shows the most pressing (``SHOW_STATE_RANK``)."""
     now = np.round(np.asarray(now_s_of_day, dtype=np.float64), 3)[:, None]
     out = np.zeros((len(now), n_zones), dtype=np.int8)
     show_zone = np.asarray(show_zone)
@@ -303,9 +310,19 @@ def show_states(
     on = (now >= start) & (now < end)
     state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (booked & (soon | on))
     state = np.where(booked & later, 3, state)
+    state = np.where(booked & (now >= end), WANTED_OVER, state).astype(np.int8)
     zones, first = np.unique(show_zone[shows], return_index=True)
-    out[:, zones] = np.maximum.reduceat(state, first, axis=1)  # a zone's highest state
+    rank = np.maximum.reduceat(SHOW_STATE_RANK[state], first, axis=1)  # a zone's most pressing
+    out[:, zones] = np.argsort(SHOW_STATE_RANK)[rank]
     return out
+
+
+def cap_show_states(shows: np.ndarray, n_show_states: int) -> np.ndarray:
+    """Show states as a model with ``n_show_states`` of them knows them: one trained before
+    "wanted over" sees such a zone as "none" (as it was shown then)."""
+    if n_show_states > WANTED_OVER:
+        return shows
+    return np.where(shows == WANTED_OVER, 0, shows).astype(shows.dtype)
 
 
 def read_programme(path: str | os.PathLike[str]) -> Programme:

@@ -141,6 +141,7 @@ def read_log(
     else:
         frame["run_id"] = f"{file_index}:{path.name}"
     frame["trajectory"] = frame["run_id"] + "/" + frame["avatar_id"]
+    frame["log"] = file_index  # which of the logs read together (its own programme, say)
     if columns.session is not None:
         frame["trajectory"] += "/" + frame["session"].astype(str)
     frame = frame.sort_values(["trajectory", "timestamp"], kind="stable").reset_index(drop=True)

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm.features import FEATURES, N_CROWD, N_DWELL, N_OPTION, N_STAY, N_TOD
+from llm.features import FEATURES, N_CROWD, N_DWELL, N_OPTION, N_STAY, N_TOD, WANTED_OVER
 from llm.zones import ZONE_KINDS
 
 #: A layer's cached keys and values, each (batch, heads, time, head_size).
@@ -82,6 +82,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "n_dwell": (1, 1_000),
     "n_profile": (0, 100_000),
     "n_show_states": (0, 1_000),
+    "show_view": (0, 1),
 }
 
 
@@ -108,6 +109,11 @@ class GPTConfig:
     # Show states of a candidate (``llm.features.SHOW_STATES``): the programme as each
     # visitor sees it. 0: the model takes no programme.
     n_show_states: int = 0
+    # 1: the programme as the visitor sees it (every zone's show state) is also part of each
+    # token's input (``GPT.programme_view``), so that every choice, leaving and the stay
+    # included, knows which of its shows are to come and which are over, not only the
+    # score of a stage. 0: only the candidates' scores see it (models before issue 25).
+    show_view: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
@@ -360,6 +366,9 @@ class GPT(nn.Module):
             # What a candidate shows of the programme: a vector scored against the hidden
             # state (like ``option_state``), and added where the stay there is predicted.
             self.show_state = nn.Embedding(config.n_show_states, d)
+            if config.show_view:
+                # ... and at every zone, as context: one vector per (zone, show state).
+                self.programme_state = nn.Embedding(config.n_zones * config.n_show_states, d)
         # A learned pull, per kind, on the places the visitor already went to in its
         # context (a booth seen is rarely seen again; a stage often is).
         self.seen_gain = nn.Parameter(torch.zeros(config.n_kinds))
@@ -415,6 +424,23 @@ class GPT(nn.Module):
             *options.shape[:-1], -1
         )
 
+    def programme_view(self, shows: torch.Tensor) -> torch.Tensor:
+        """(..., Z) show states of every zone -> (..., C): the sum over zones of a learned
+        vector for that zone in that state (what ``venue_view`` is for crowds and queues)."""
+        z, s = self.config.n_zones, self.config.n_show_states
+        rows = shows.long().reshape(-1, z) + torch.arange(z, device=shows.device) * s
+        return F.embedding_bag(rows, self.programme_state.weight, mode="sum").view(
+            *shows.shape[:-1], -1
+        )
+
+    def known_shows(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``tokens["shows"]`` as this model knows them: one trained with six states sees
+        "wanted over" as "none" (``llm.features.cap_show_states``)."""
+        shows = tokens["shows"]
+        if self.config.n_show_states > WANTED_OVER:
+            return shows
+        return shows.masked_fill(shows == WANTED_OVER, 0)
+
     def profile_vector(self, profile: torch.Tensor) -> torch.Tensor:
         """(B, n_profile) multi-hot profiles -> (B, C): the mean vector of their tags."""
         weights = profile.to(self.profile_emb.weight.dtype)
@@ -455,6 +481,8 @@ class GPT(nn.Module):
             x = x + self.venue_view(options)
         if self.uses_profile(tokens):
             x = x + self.profile_vector(tokens["profile"])[:, None, :]
+        if self.config.show_view and self.uses_shows(tokens):
+            x = x + self.programme_view(self.known_shows(tokens))
         return self.drop(x)
 
     def zone_table(self) -> torch.Tensor:
@@ -492,7 +520,7 @@ class GPT(nn.Module):
             logits = logits + self.interest_logits(tokens["profile"])[:, None, :]
         if self.uses_shows(tokens):
             by_show = h @ self.show_state.weight.t()  # (B, T, show states)
-            logits = logits + torch.gather(by_show, 2, tokens["shows"].long())
+            logits = logits + torch.gather(by_show, 2, self.known_shows(tokens).long())
         if mask_illegal:
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
@@ -555,6 +583,8 @@ class GPT(nn.Module):
             x = x + self.venue_view(options)
         if self.uses_profile(tokens):
             x = x + self.profile_vector(tokens["profile"])
+        if self.config.show_view and self.uses_shows(tokens):
+            x = x + self.programme_view(self.known_shows(tokens))
         visible = torch.arange(past.shape[4])[None, :] <= lengths[:, None]  # (B, W)
         mask = visible[:, None, None, :]
         additive = torch.zeros(mask.shape).masked_fill_(~mask, float("-inf"))
@@ -588,7 +618,7 @@ class GPT(nn.Module):
             logits = logits + self.interest_logits(tokens["profile"])
         if self.uses_shows(tokens):
             by_show = hidden @ self.show_state.weight.t()
-            logits = logits + torch.gather(by_show, 1, tokens["shows"].long())
+            logits = logits + torch.gather(by_show, 1, self.known_shows(tokens).long())
         return logits, hidden, torch.stack(new_kv, 1), attention if need_weights else None
 
     def dwell_logits(
@@ -598,7 +628,8 @@ class GPT(nn.Module):
         ``next_show`` (B, T) of the programme (for a model that takes one)."""
         x = hidden + self.zone_table()[next_zone.clamp(min=0)]
         if next_show is not None and self.config.n_show_states:
-            x = x + self.show_state(next_show.long())
+            next_show = self.known_shows({"shows": next_show.long()})
+            x = x + self.show_state(next_show)
         return self.dwell_head(x)
 
     def loss(

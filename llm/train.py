@@ -260,12 +260,13 @@ def train(
     model_config: dict[str, Any] | None = None,
     progress: bool = True,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
-    programme: Programme | None = None,
+    programme: Programme | Sequence[Programme] | None = None,
 ) -> dict[str, Any]:
     """Train (or fine-tune with ``init``) on ``logs``; returns the summary written to
     ``out_dir/metrics.json``. Nothing is written before the logs have been read.
     ``programme``: the event's shows, which the model then sees at every choice (and the
-    checkpoint keeps, to read its logs again the same way).
+    checkpoint keeps, to read its logs again the same way); or one per log, for days whose
+    shows were at other times (the checkpoint keeps the first as its programme).
 
     ``on_eval``, if given, is called on rank 0 with every evaluation row (the row added to
     ``metrics.csv``: step, epoch, lr, train and validation losses, tokens) once the best
@@ -301,7 +302,12 @@ def train(
     summary_base = {
         "logs": [str(Path(p).resolve()) for p in logs],
         "log_format": columns.to_json(),
-        "programme": programme.to_json() if programme is not None else None,
+        "programme": _first(programme).to_json() if _first(programme) is not None else None,
+        **(
+            {"programmes": [p.to_json() for p in programme]}
+            if programme is not None and not isinstance(programme, Programme)
+            else {}
+        ),
         "split": {"seed": cfg.seed, "fractions": list(cfg.fractions), "by": "visitor"},
         "vocab_source": vocab.source,
         "init": init,
@@ -403,7 +409,7 @@ def prepare(
     columns: Columns,
     vocab: ZoneVocab | None,
     cfg: TrainConfig,
-    programme: Programme | None,
+    programme: Programme | Sequence[Programme] | None,
 ) -> Prepared:
     """Logs -> tokens: read, split by visitor (``cfg.fractions``, ``cfg.seed``), the
     vocabulary from the training and validation visitors (or the venue's, with the moves
@@ -441,6 +447,13 @@ def prepare(
     )
 
 
+def _first(programme: Programme | Sequence[Programme] | None) -> Programme | None:
+    """The programme a checkpoint keeps: the one given, or the first log's."""
+    if programme is None or isinstance(programme, Programme):
+        return programme
+    return programme[0] if len(programme) else None
+
+
 def build_model(
     data: Prepared, cfg: TrainConfig, init: str | None, model_config: dict[str, Any] | None
 ) -> GPT:
@@ -462,7 +475,7 @@ def build_model(
                 n_zones=len(vocab),
                 n_profile=n_profile,
                 n_show_states=n_show_states,
-                **(model_config or {}),
+                **{"show_view": int(bool(n_show_states)), **(model_config or {})},
             )
         )
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))

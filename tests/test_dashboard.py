@@ -620,7 +620,8 @@ def test_optimise_runs_a_study_shows_its_results_and_applies_a_trial(workdir: Pa
 
 def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path) -> None:
     """The Validate page runs ``twin.validate.validate`` and shows its figures: the
-    targets met, the compared KPIs as the report has them, and its charts."""
+    targets met, the compared KPIs as the report has them, who attends the shows, the
+    what-ifs picked with their count of cells met and their zones, and its charts."""
     from twin.validate import validate
     from twin.validate_report import table
 
@@ -632,11 +633,15 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     widget(at.number_input, "Avatars").set_value(300)
     widget(at.number_input, "Hours").set_value(1.0)
     widget(at.number_input, "Seeds").set_value(1)
-    widget(at.checkbox, "Compare the interventions too (4 times the runs)").uncheck()
+    widget(at.multiselect, "What-ifs (each runs twin and reference again)").set_value(
+        ["gate_closed"]
+    )
     widget(at.button, "Run the validation").click().run()
     no_trouble(at)
     assert not at.error, [e.value for e in at.error]
-    expected = validate("concert_hall", avatars=300, hours=1.0, seeds=1, with_interventions=False)
+    expected = validate(
+        "concert_hall", avatars=300, hours=1.0, seeds=1, intervention_keys=["gate_closed"]
+    )
     met = sum(expected["passed"]["figures"].values())
     shown = {m.label: m.value for m in at.metric}
     assert shown["Targets met"] == f"{met} of {len(expected['passed']['figures'])}"
@@ -644,6 +649,14 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     rows = table(expected)
     assert list(frame["figure"]) == [r["figure"] for r in rows]
     assert frame["met"].tolist() == [r["met"] for r in rows]
+    cells = expected["passed"]["intervention_cells"]
+    assert cells["of"] == 3
+    headers = [h.value for h in at.subheader]
+    assert f"What-ifs: {cells['met']} of 3 cells met" in headers
+    assert "Who attends the shows" in headers
+    attendance = at.dataframe[1].value
+    assert list(attendance["stage"]) == ["main_hall", "main_hall"]
+    assert any("visits per zone" in e.label for e in at.expander)
     assert len(at.get("plotly_chart")) >= 2  # shares, occupancy, dwell
 
 

@@ -464,3 +464,67 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
         shows[:, 5].numpy(),
     )
     np.testing.assert_allclose(got, logits.numpy(), atol=2e-5)
+
+
+def test_the_programme_in_every_token_is_the_same_in_every_path():
+    """A model with ``show_view`` sees every zone's show state in its context, not only in
+    the candidates' scores: the hidden state changes with the programme, and the full
+    forward, ``decode_step`` and the NumPy decoder (which adds only the zones that show a
+    show to the "none" sum) agree, "wanted over" included."""
+    import numpy as np
+
+    from llm.decoder import Decoder
+    from llm.features import FEATURES, N_SHOW_STATES
+
+    model = tiny(n_show_states=N_SHOW_STATES, show_view=1)
+    c = model.config
+    with torch.no_grad():  # a view strong enough to move the logits visibly
+        model.programme_state.weight.normal_(0.0, 0.5)
+    tokens, options = random_tokens(c, b=3, t=6)
+    shows = torch.randint(0, N_SHOW_STATES, (3, 6, Z), generator=torch.Generator().manual_seed(4))
+    shows[2] = 0  # nothing on anywhere for the third
+    with torch.no_grad():
+        blind = model(tokens, options, mask_illegal=False)
+        full = model({**tokens, "shows": shows}, options, mask_illegal=False)
+    assert not torch.allclose(full.hidden[0], blind.hidden[0])  # the programme is context
+    size = c.n_embd // c.n_head
+    cache = torch.zeros(3, c.n_layer, 2, c.n_head, 8, size)
+    for layer, (k, v) in enumerate(full.past):
+        cache[:, layer, 0, :, :5] = k[:, :, :5]
+        cache[:, layer, 1, :, :5] = v[:, :, :5]
+    lengths = torch.full((3,), 5)
+    new = {f: t[:, 5] for f, t in tokens.items()} | {"shows": shows[:, 5]}
+    seen = torch.nn.functional.one_hot(tokens["zone"][:, :6], Z).amax(dim=1)
+    logits, hidden, _, _ = model.decode_step(
+        new | {"seen": seen}, options[:, 5], cache.clone(), lengths
+    )
+    assert torch.allclose(logits, full.zone_logits[:, 5], atol=1e-5)
+    assert torch.allclose(hidden, full.hidden[:, 5], atol=1e-5)
+    venue = options[0, 5]
+    logits, _, _, _ = model.decode_step(
+        new | {"seen": seen}, venue.expand(3, -1), cache.clone(), lengths
+    )
+    stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
+    got, _, _ = Decoder(model).numpy_step(
+        stacked,
+        venue.numpy(),
+        cache.numpy().copy(),
+        lengths.numpy(),
+        seen=seen.numpy().astype(np.uint8),
+        shows=shows[:, 5].numpy().astype(np.int8),
+    )
+    np.testing.assert_allclose(got, logits.numpy(), atol=2e-5)
+
+
+def test_a_model_of_six_show_states_reads_wanted_over_as_none():
+    """Checkpoints trained before "wanted over" (six states, no view) take the new states
+    and score such a zone as "none", as they were trained to."""
+    from llm.features import WANTED_OVER
+
+    model = tiny(n_show_states=6)
+    tokens, options = random_tokens(model.config, b=2, t=4)
+    shows = torch.zeros(2, 4, Z, dtype=torch.long)
+    shows[:, :, 1] = WANTED_OVER
+    new = model({**tokens, "shows": shows}, options, mask_illegal=False).zone_logits
+    old = model({**tokens, "shows": torch.zeros_like(shows)}, options, mask_illegal=False)
+    assert torch.equal(new, old.zone_logits)

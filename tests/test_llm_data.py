@@ -758,10 +758,38 @@ def test_show_states_follow_the_clock_and_the_visitors_bookings():
         state["wanted soon"],
         state["show soon"],
         state["wanted on"],
-        state["none"],  # over at 21:00
+        state["wanted over"],  # booked, over at 21:00
         state["none"],  # not booked, not soon
     ]
     assert not got[:, [0, 2]].any()
+
+
+def test_a_stage_shows_its_most_pressing_show_and_old_models_see_what_they_knew():
+    """Two shows on one stage: a booked one over and another on: the one on wins over the
+    one over, and a booked one later wins over another on. A model of six states (before
+    "wanted over") sees a booked show that is over as "none", as it was shown then."""
+    from llm.features import SHOW_STATES, cap_show_states, show_states
+
+    state = {name: i for i, name in enumerate(SHOW_STATES)}
+    stage = np.array([0, 0])
+    start, end = np.array([1000.0, 5000.0]), np.array([2000.0, 6000.0])
+    now = np.array([5500.0, 5500.0, 3000.0, 1500.0])
+    wanted = np.array([[True, False], [False, False], [True, False], [False, True]])
+    got = show_states(now, stage, start, end, wanted, 1)[:, 0]
+    assert got.tolist() == [
+        state["show on"],  # the second, not the booked first that is over
+        state["show on"],
+        state["wanted over"],
+        state["wanted later"],  # booked later beats another's show on now
+    ]
+    old = cap_show_states(got, 6)
+    assert old.tolist() == [
+        state["show on"],
+        state["show on"],
+        state["none"],
+        state["wanted later"],
+    ]
+    assert cap_show_states(got, len(SHOW_STATES)) is got
 
 
 def test_a_programme_file_is_read_and_bad_rows_are_named(tmp_path):
@@ -826,10 +854,11 @@ def test_a_token_is_its_own_array_never_the_callers() -> None:
 
 
 def test_show_states_are_each_zones_highest_over_its_shows() -> None:
-    """Every zone shows the highest state of its shows (a visitor choosing sees the booked
-    show about to begin on a stage over the unbooked one still on there); by a plain loop
-    over shows, on random programmes with shared stages and shows on no zone."""
-    from llm.features import SHOW_SOON_S, show_states
+    """Every zone shows the most pressing state of its shows (a visitor choosing sees the
+    booked show about to begin on a stage over the unbooked one still on there, and either
+    over a booked one that is over); by a plain loop over shows, on random programmes with
+    shared stages and shows on no zone."""
+    from llm.features import SHOW_SOON_S, SHOW_STATE_RANK, show_states
 
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -845,6 +874,8 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
             soon = (now >= start[s] - SHOW_SOON_S) & (now < start[s])
             state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (wanted[:, s] & (soon | on))
             state = np.where(wanted[:, s] & later, 3, state)
-            expected[:, zone[s]] = np.maximum(expected[:, zone[s]], state)
+            state = np.where(wanted[:, s] & (now >= end[s]), 6, state)
+            higher = SHOW_STATE_RANK[state] > SHOW_STATE_RANK[expected[:, zone[s]]]
+            expected[higher, zone[s]] = state[higher]
         got = show_states(now, zone, start, end, wanted, zones)
         np.testing.assert_array_equal(got, expected)

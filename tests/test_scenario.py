@@ -309,8 +309,8 @@ def test_out_of_range_in_python_is_refused_too() -> None:
             "levers.capacity_caps.exit_north: entrances and exits are not capped",
         ),
         (
-            {"levers": Levers(capacity_caps={"lounge": 0})},
-            "levers.capacity_caps.lounge: must be a whole number >= 1, got 0",
+            {"levers": Levers(capacity_caps={"lounge": -1})},
+            r"levers.capacity_caps.lounge: must be a whole number >= 0 \(0: closed\), got -1",
         ),
         (
             {"levers": Levers(capacity_caps={"atrium": 10})},

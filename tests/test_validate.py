@@ -15,16 +15,18 @@ from llm.features import profile_size
 from llm.logs import read_logs
 from llm.model import GPT, GPTConfig
 from twin import Scenario, VenueModel, load_venue
+from twin.attendance import show_attendance
 from twin.cli import main
+from twin.scenario import ScenarioError
 from twin.validate import (
     INTERVENTION_KPIS,
     intervention_figures,
-    interventions,
     jensen_shannon,
     occupancy_by_kind,
     occupancy_nrmse,
     validate,
 )
+from twin.whatifs import WHATIFS, interventions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -83,17 +85,96 @@ def test_an_intervention_passes_when_the_twin_moves_each_kpi_alike():
     assert not any(item["passed"].values())
 
 
-def test_every_venue_gets_the_three_what_ifs_it_can_have():
+def test_both_changes_within_the_references_noise_pass_and_zones_say_where_they_part():
+    """A cell whose reference change is within its seed noise passes when the twin's is
+    too, and fails when the twin moves beyond it; each zone's change of visits is listed,
+    the largest gap between twin and reference first."""
+    before = [{k: 10.0 for k in INTERVENTION_KPIS} | {"zone_counts": {"a": 5, "b": 5}}] * 2
+    base = {"twin": before, "reference": before}
+    noisy = [
+        {k: 11.0 for k in INTERVENTION_KPIS} | {"zone_counts": {"a": 5, "b": 9}},
+        {k: 9.0 for k in INTERVENTION_KPIS} | {"zone_counts": {"a": 5, "b": 8}},
+    ]
+    still = [{k: 10.5 for k in INTERVENTION_KPIS} | {"zone_counts": {"a": 2, "b": 5}}] * 2
+    item = intervention_figures("x", base, {"twin": still, "reference": noisy}, "k")
+    assert item["key"] == "k" and item["within_noise"]["mean_wait_s"]
+    assert item["passed"]["mean_wait_s"]  # 0.5 against 0 +- 2 x 1.0
+    moved = [{k: 14.0 for k in INTERVENTION_KPIS} | {"zone_counts": {"a": 5, "b": 5}}] * 2
+    item = intervention_figures("x", base, {"twin": moved, "reference": noisy})
+    assert not item["passed"]["mean_wait_s"]  # 4 against 0 +- 2
+    rows = intervention_figures("x", base, {"twin": still, "reference": noisy})["zone_visits"]
+    assert rows == [
+        {"zone": "b", "twin": 0.0, "reference": 3.5},
+        {"zone": "a", "twin": -3.0, "reference": 0.0},
+    ]
+
+
+def test_every_venue_gets_the_what_ifs_it_can_have():
+    """Eight what-ifs, each defined from the venue and the scenario (no venue's names): on
+    the expo all eight; the staff halved at bars and restrooms only, doubled at bars only;
+    the zone closed serves most; the headline's stage and later shows move an hour and the
+    day grows to keep them before closing; the crowd and arrivals scale the scenario's."""
     expo = load_venue("expo")
-    names = [i.name for i in interventions(expo)]
-    assert names[0] == "bar and restroom staff halved"
-    halved = interventions(expo)[0].levers.servers
+    base = Scenario(venue="expo", avatars=2000, hours=4.0)
+    made = {i.key: i for i in interventions(expo, base)}
+    assert list(made) == list(WHATIFS)
+    halved = made["staff_halved"].levers.servers
     assert halved and all(
         n == max(1, int(expo.servers[expo.index[z]]) // 2) for z, n in halved.items()
     )
     assert {expo.kinds[expo.index[z]] for z in halved} == {"bar", "restroom"}
-    assert any(n.startswith("gate ") and n.endswith(" closed") for n in names)
-    assert any("capped at half" in n for n in names)
+    doubled = made["bar_staff_doubled"].levers.servers
+    assert {expo.kinds[expo.index[z]] for z in doubled} == {"bar"}
+    assert all(n == 2 * int(expo.servers[expo.index[z]]) for z, n in doubled.items())
+    assert made["gate_closed"].name.startswith("gate ")
+    assert "capped at half" in made["stage_capped"].name
+    closed = made["service_closed"].levers.capacity_caps
+    (zone,) = closed
+    assert closed[zone] == 0 and expo.kinds[expo.index[zone]] in ("bar", "shop")
+    assert expo.servers[expo.index[zone]] == max(
+        expo.servers[z] for z in range(len(expo.zones)) if expo.kinds[z] in ("bar", "shop")
+    )
+    crowd = made["crowd_130"].apply(base)
+    assert crowd.avatars == 2600 and crowd.arrival_window_s == base.arrival_window_s
+    assert made["arrivals_compressed"].apply(base).arrival_window_s == base.arrival_window_s / 2
+    later = made["headline_later"].apply(base)
+    shows, moved = base.programme(expo), later.programme(expo)
+    stage = next(s for s in moved if s not in shows).stage
+    for old, new in zip(shows, moved, strict=True):
+        shift = 1.0 if old.stage == stage and new != old else 0.0
+        assert new.start_h == pytest.approx(old.start_h + shift)
+    assert later.hours >= max(s.end_h for s in moved) + 0.75 and later.hours >= base.hours
+    assert later.arrival_window_s == base.arrival_window_s
+    later.check(expo)  # every what-if is a scenario the twin runs
+    for what in made.values():
+        what.apply(base).check(expo)
+    concert = load_venue("concert_hall")
+    keys = [i.key for i in interventions(concert, Scenario(venue="concert_hall"), ["gate_closed"])]
+    assert keys == ["gate_closed"]
+    with pytest.raises(ScenarioError, match="unknown nonsense"):
+        interventions(concert, Scenario(venue="concert_hall"), ["nonsense"])
+
+
+def test_show_attendance_counts_who_watched_half_a_show_booked_or_not():
+    """Booked visitors who stayed half the show or more attend; one who came late and one
+    who stayed away do not; an unbooked visitor who watched counts among the others."""
+    from llm.features import Programme
+
+    programme = Programme(("stage",), (72000.0,), (75600.0,))  # 20:00-21:00
+    rows = [
+        (1, "2026-06-06T19:50:00", "stage", 3000.0, "show=stage@20:00"),  # stays to 20:40
+        (2, "2026-06-06T20:40:00", "stage", 1200.0, "show=stage@20:00"),  # 20 minutes
+        (3, "2026-06-06T20:00:00", "bar", 3600.0, "show=stage@20:00"),  # elsewhere
+        (4, "2026-06-06T20:00:00", "stage", 900.0, ""),  # 15 minutes: not half
+        (4, "2026-06-06T20:15:00", "stage", 1200.0, ""),  # ... 35 minutes in all
+        (5, "2026-06-06T20:00:00", "bar", 60.0, ""),
+    ]
+    visits = pd.DataFrame(rows, columns=["avatar_id", "timestamp", "zone", "dwell_s", "profile"])
+    visits["timestamp"] = pd.to_datetime(visits["timestamp"])
+    counts = show_attendance(visits, programme)
+    assert counts == {
+        "stage": {"booked": 3, "attended_booked": 1, "others": 2, "attended_others": 1}
+    }
 
 
 # ============================================================================ end to end
@@ -139,6 +220,8 @@ def test_the_command_writes_the_report_with_every_key(tmp_path, capsys):
             "1",
             "--seeds",
             "2",
+            "--interventions",
+            "gate_closed,staff_halved,stage_capped",
             "--json",
             str(out),
             "--html",
@@ -152,17 +235,32 @@ def test_the_command_writes_the_report_with_every_key(tmp_path, capsys):
         assert {"twin", "reference", "passed"} <= set(report[key]), key
         assert ("rel_error" in report[key]) != ("distance" in report[key])
     assert report["seeds"] == [0, 1] and report["avatars"] == 1200
-    assert len(report["interventions"]) == 3
+    assert [i["key"] for i in report["interventions"]] == [
+        "staff_halved",
+        "gate_closed",
+        "stage_capped",
+    ]
     for item in report["interventions"]:
         assert set(item["twin_change"]) == set(item["reference_change"]) == set(INTERVENTION_KPIS)
+        assert {r["zone"] for r in item["zone_visits"]} <= set(load_venue("concert_hall").zones)
+    cells = report["passed"]["intervention_cells"]
+    assert cells["of"] == 9 and cells["met"] == sum(
+        ok for i in report["interventions"] for ok in i["passed"].values()
+    )
+    # Who attends the concerts: those who booked them nearly all, in twin and reference.
+    booked = report["show_attendance"]["main_hall"]["booked"]
+    assert booked["reference"] > 0.8 and booked["twin"] > 0.6
+    assert "attendance at main_hall, booked" in report["passed"]["figures"]
     # The gate closed: everybody queues at the one left, for twin and reference alike.
     gate = next(i for i in report["interventions"] if i["name"].startswith("gate"))
     assert gate["reference_change"]["mean_wait_s"] > 0
     assert gate["twin_change"]["mean_wait_s"] > 0
     text = page.read_text()
-    assert "Interventions" in text and "plotly" in text and "Occupancy" in text
+    assert "Interventions: " in text and "plotly" in text and "Occupancy" in text
+    assert "Who attends the shows" in text and "visits per zone, change" in text
     printed = capsys.readouterr().out
     assert "targets met" in printed and "zone shares" in printed
+    assert "of 9 intervention cells met" in printed and "visits most apart" in printed
     strict = main(["validate", "--venue", "concert_hall", "--avatars", "300", "--hours", "1",
                    "--seeds", "1", "--no-interventions", "--json", str(tmp_path / "s.json"),
                    "--strict", "--quiet"])  # fmt: skip
@@ -178,6 +276,9 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     assert "none.safetensors" in capsys.readouterr().err
     assert main(["validate", "--seeds", "0", "--json", str(out), "--quiet"]) == 2
     assert "--seeds" in capsys.readouterr().err
+    assert main(["validate", "--interventions", "gate_closed,nope", "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--interventions: unknown nope" in err and "crowd_130" in err
     assert not out.exists()
 
 

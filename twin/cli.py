@@ -28,6 +28,7 @@ from twin.from_pois import PoiError
 from twin.provenance import ProvenanceError, load_key
 from twin.scenario import POLICIES, Scenario, ScenarioError
 from twin.venue import BUILTIN_VENUES, VenueError, load_venue
+from twin.whatifs import WHATIFS
 
 #: Errors that are the user's input, not a bug: one line, exit status 2.
 INPUT_ERRORS: tuple[type[Exception], ...] = (
@@ -271,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_format_arguments(val, defaults=False)
     val.add_argument("--scenario", help="scenario TOML file to start from (default: built-in)")
     val.add_argument("--no-interventions", action="store_true", help="skip the what-ifs")
+    val.add_argument(
+        "--interventions",
+        type=lambda text: [k.strip() for k in text.split(",") if k.strip()],
+        help="the what-ifs to run, comma-separated (default: all): " + ", ".join(WHATIFS),
+    )
     val.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     val.add_argument("--json", required=True, help="write the report as JSON")
     val.add_argument("--html", help="also write the report as an HTML page (plotly)")
@@ -528,7 +534,7 @@ def validate_twin(args: argparse.Namespace) -> int:
     from llm.fileio import write_text_atomic
     from llm.train import columns_from_args
     from twin.validate import validate
-    from twin.validate_report import html, intervention_rows, table
+    from twin.validate_report import attendance_rows, html, intervention_rows, table, zone_rows
 
     if args.workers < 1:
         raise OptionError("--workers must be at least 1")
@@ -563,6 +569,7 @@ def validate_twin(args: argparse.Namespace) -> int:
         reference=reference,
         columns=columns_from_args(args),
         with_interventions=not args.no_interventions,
+        intervention_keys=args.interventions,
         workers=args.workers,
         scenario=Scenario.from_toml(args.scenario) if args.scenario else None,
         on_done=done,
@@ -598,13 +605,26 @@ def validate_twin(args: argparse.Namespace) -> int:
             f"  {row['figure']:<42} {error:>9}  {row['target']:<13} "
             f"{'met' if row['met'] else 'MISSED'}"
         )
+    for row in attendance_rows(report):
+        print(
+            f"  attendance at {row['stage']}, {row['who']:<10} {row['twin']:>7.1%} vs "
+            f"{row['reference']:>6.1%}  {'met' if row['met'] else 'MISSED'}"
+        )
     for row in intervention_rows(report):
         ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "—"
         print(
             f"  {row['intervention'] + ': ' + row['kpi']:<70} ratio {ratio:>6}  "
             f"{'met' if row['met'] else 'MISSED'}{' (within noise)' if row['within_noise'] else ''}"
         )
+    for item in report["interventions"]:
+        apart = ", ".join(
+            f"{r['zone']} {r['twin']:+,.0f} vs {r['reference']:+,.0f}" for r in zone_rows(item, 3)
+        )
+        print(f"  {item['name']}: visits most apart: {apart}")
     verdict = report["passed"]
+    cells = verdict["intervention_cells"]
+    if cells["of"]:
+        print(f"{cells['met']} of {cells['of']} intervention cells met")
     print(f"{sum(verdict['figures'].values())} of {len(verdict['figures'])} targets met")
     for name in ("json", "html"):
         if getattr(args, name):

@@ -228,10 +228,10 @@ class Scenario:
         if self.levers.open_gates is not None and not self.levers.open_gates:
             raise ScenarioError(f"{source}: levers.open_gates: at least one gate must open")
         for zone, cap in self.levers.capacity_caps.items():
-            if not isinstance(cap, int) or cap < 1:
+            if not isinstance(cap, int) or cap < 0:
                 raise ScenarioError(
-                    f"{source}: levers.capacity_caps.{zone}: must be a whole number >= 1, "
-                    f"got {cap!r}"
+                    f"{source}: levers.capacity_caps.{zone}: must be a whole number >= 0 "
+                    f"(0: closed), got {cap!r}"
                 )
 
     # ------------------------------------------------------------------ files

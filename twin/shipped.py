@@ -2,20 +2,22 @@
 
     python -m twin.shipped            # or: make model
 
-For each built-in venue: simulate scripted visitors (``TRAIN_SEEDS``; half of the runs with
-the staff of bars, restrooms and shops cut at random, each zone on its own or all to one
-share, so that the logs hold long queues beside short ones, the visitors who walked past
-one to the other, and short-staffed days), train the GPT on their visit logs (which carry
-each visitor's declared profile) with the scenario's programme of shows
-(``programme_of``), evaluate it beside the Markov and popularity baselines
-on a run it never saw (``TEST_SEED``), and write ``twin/models/<venue>.safetensors`` with
-the figures in ``twin/models/<venue>.json``.
+For each built-in venue: simulate scripted visitors on days as a venue's history holds them
+(``training_day``: crowds from 60% to 130% of the design crowd, arrivals spread or
+compressed, the staff of bars, restrooms and shops cut at random on some days and added at
+the bars on others, a gate closed, a stage capped, the shows of a stage moved), train the
+GPT on their visit logs (which carry each visitor's declared profile) with each day's
+programme of shows (``programme_of``), evaluate it beside the Markov and popularity
+baselines on a plain day it never saw (``TEST_SEED``), and write
+``twin/models/<venue>.safetensors`` with the figures in ``twin/models/<venue>.json``.
+The model learns from these logs alone: no visitor is asked what it would have done.
 Nothing is downloaded: the data is the twin's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -32,16 +34,21 @@ from llm.fileio import write_text_atomic
 from llm.train import TrainConfig, train
 from twin.catalog import MODELS_DIR
 from twin.model import VenueModel, build_layout
-from twin.scenario import Levers, Scenario
+from twin.scenario import Levers, Scenario, Show
 from twin.venue import BUILTIN_VENUES, STAFFED_KINDS, load_venue
 
 TEST_SEED = 109
 #: Twelve runs, never the held-out one.
 TRAIN_SEEDS = tuple(seed for seed in range(101, 114) if seed != TEST_SEED)
-#: Visitors simulated per training run of each venue.
-AVATARS = {"concert_hall": 3000, "expo": 10000, "festival": 20000}
+#: Each venue's design crowd and day (``bench/bench_validate.py`` validates there); a
+#: training day's crowd is a share of it drawn from ``CROWD_SHARE``.
+AVATARS = {"concert_hall": 2500, "expo": 10000, "festival": 30000}
 HOURS = {"concert_hall": 4.0, "expo": 4.0, "festival": 6.0}
+CROWD_SHARE = (0.6, 1.3)
 MODEL_SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.1}
+#: A festival visitor makes 35-40 visits: a window of 64 holds the whole day (what it drank,
+#: ate and saw since it came), where 32 forgot its first visits.
+BLOCK_SIZE = {"concert_hall": 32, "expo": 32, "festival": 64}
 MAX_STEPS = 3000
 #: The training seed of each venue's model (its split, initial weights and batches). How
 #: strongly GPT avatars react to an intervention varies with it: expo, half the staff of
@@ -86,8 +93,89 @@ def varied_staff(venue: str, seed: int) -> Levers:
     return Levers(servers=servers)
 
 
+#: The chance that a training day has each change (drawn apart, seeded by the day).
+MORE_BAR_STAFF_CHANCE = 0.3  # bars' servers x ``MORE_BAR_STAFF``
+MORE_BAR_STAFF = (1.5, 2.5)
+GATE_CLOSED_CHANCE = 0.3  # one gate (of several) closed all day
+STAGE_CAP_CHANCE = 0.3  # one stage capped at a share ``STAGE_CAP`` of its capacity
+STAGE_CAP = (0.3, 0.8)
+SHOWS_MOVED_CHANCE = 0.5  # each stage's shows moved together by up to ``SHOW_SHIFT_H``
+SHOW_SHIFT_H = 1.0
+COMPRESSED_CHANCE = 0.4  # arrivals within a share ``ARRIVAL_WINDOW`` of the usual window
+ARRIVAL_WINDOW = (0.4, 1.0)
+SURGE_CHANCE = 0.3  # most visitors in the first slice of the window
+SURGE_PROFILE = [6.0, 2.0, 1.0, 1.0]
+#: Shows keep this many hours before closing after a move (the day is made longer if not).
+SHOW_CLOSING_H = 0.75
+DAY_DRAW = 11
+
+
+def training_day(venue: str, seed: int) -> Scenario:
+    """One day of ``venue``'s history on which its shipped model learns (seeded by
+    ``seed``): a crowd of 60-130% of the design crowd, and each change of the chances above.
+    The same seed gives the same day."""
+    spec = load_venue(venue)
+    rng = np.random.default_rng([seed, DAY_DRAW])
+    hours = HOURS[venue]
+    base = Scenario(
+        venue=venue,
+        avatars=round(AVATARS[venue] * rng.uniform(*CROWD_SHARE)),
+        hours=hours,
+        seed=seed,
+        policy="scripted",
+        name=f"shipped-{venue}",
+        arrival_window_h=hours / 2,
+    )
+    staff = varied_staff(venue, seed) if seed in VARIED_STAFF_SEEDS else Levers()
+    servers = dict(staff.servers)
+    if rng.random() < MORE_BAR_STAFF_CHANCE:
+        more = rng.uniform(*MORE_BAR_STAFF)
+        for z in spec.of_kind("bar"):
+            name = spec.zones[z]
+            servers.setdefault(name, max(1, round(int(spec.servers[z]) * more)))
+    gates, open_gates = [spec.zones[g] for g in spec.entrances], None
+    if len(gates) > 1 and rng.random() < GATE_CLOSED_CHANCE:
+        closed = gates[int(rng.integers(len(gates)))]
+        open_gates = [g for g in gates if g != closed]
+    caps: dict[str, int] = {}
+    stages = spec.of_kind("stage")
+    if len(stages) and rng.random() < STAGE_CAP_CHANCE:
+        z = int(stages[rng.integers(len(stages))])
+        caps[spec.zones[z]] = max(1, round(int(spec.capacity[z]) * rng.uniform(*STAGE_CAP)))
+    changes: dict = {"levers": Levers(servers=servers, open_gates=open_gates, capacity_caps=caps)}
+    if rng.random() < SHOWS_MOVED_CHANCE:
+        changes["shows"] = moved_shows(base.programme(spec), rng, hours)
+        last_end = max((s.end_h for s in changes["shows"]), default=0.0)
+        changes["hours"] = max(hours, last_end + SHOW_CLOSING_H)
+    if rng.random() < COMPRESSED_CHANCE:
+        changes["arrival_window_h"] = hours / 2 * rng.uniform(*ARRIVAL_WINDOW)
+    if rng.random() < SURGE_CHANCE:
+        changes["arrival_profile"] = list(SURGE_PROFILE)
+    return base.replace(**changes)
+
+
+def moved_shows(shows: list[Show], rng: np.random.Generator, hours: float) -> list[Show]:
+    """Each stage's shows moved together (so they never overlap) by up to ``SHOW_SHIFT_H``
+    either way, none before a quarter of an hour after opening."""
+    shift = {s.stage: rng.uniform(-SHOW_SHIFT_H, SHOW_SHIFT_H) for s in shows}
+    for stage in shift:
+        first = min(s.start_h for s in shows if s.stage == stage)
+        shift[stage] = max(shift[stage], 0.25 - first)
+    return [
+        dataclasses.replace(
+            s,
+            start_h=round(s.start_h + shift[s.stage], 3),
+            end_h=round(s.end_h + shift[s.stage], 3),
+        )
+        for s in shows
+    ]
+
+
 def training_scenario(venue: str, seed: int) -> Scenario:
-    """The scenario of one training run of ``venue``'s shipped model."""
+    """The scenario of one run of ``venue``'s shipped model's logs: a varied day
+    (``training_day``) for the training seeds, the plain design day for the held-out one."""
+    if seed in TRAIN_SEEDS:
+        return training_day(venue, seed)
     return Scenario(
         venue=venue,
         avatars=AVATARS[venue],
@@ -95,7 +183,6 @@ def training_scenario(venue: str, seed: int) -> Scenario:
         seed=seed,
         policy="scripted",
         name=f"shipped-{venue}",
-        levers=varied_staff(venue, seed) if seed in VARIED_STAFF_SEEDS else Levers(),
     )
 
 
@@ -103,6 +190,27 @@ def programme_of(scenario: Scenario) -> Programme:
     """A scenario's shows as the model sees them: stages and clock times."""
     venue = scenario.load_venue()
     return build_layout(venue, scenario, scenario.programme(venue)).programme()
+
+
+def describe_day(scenario: Scenario) -> str:
+    """A training day in words, as the checkpoint's summary lists its logs."""
+    parts = [f"scripted {scenario.load_venue().name}, {scenario.avatars} avatars"]
+    parts.append(f"seed {scenario.seed}")
+    levers = scenario.levers
+    if levers.servers:
+        parts.append(f"servers {dict(sorted(levers.servers.items()))}")
+    if levers.open_gates is not None:
+        parts.append(f"gates open {levers.open_gates}")
+    if levers.capacity_caps:
+        parts.append(f"caps {levers.capacity_caps}")
+    if scenario.shows is not None:
+        parts.append(f"shows {[(s.stage, s.start_h, s.end_h) for s in scenario.shows]}")
+    if scenario.hours != HOURS.get(scenario.load_venue().name, scenario.hours):
+        parts.append(f"{scenario.hours:g} h")
+    parts.append(
+        f"arrivals over {scenario.arrival_window_s / 3600:.2f} h {scenario.arrival_profile}"
+    )
+    return ", ".join(parts)
 
 
 def simulate_logs(venue: str, seeds: Sequence[int], folder: Path) -> list[Path]:
@@ -138,25 +246,15 @@ def build(
             folder / "run",
             vocab=vocab,
             cfg=cfg,
-            model_config=MODEL_SHAPE,
+            model_config=MODEL_SHAPE | {"block_size": BLOCK_SIZE[venue]},
             progress=progress,
-            programme=programme_of(training_scenario(venue, 0)),
+            programme=[programme_of(training_scenario(venue, s)) for s in TRAIN_SEEDS],
         )
         ckpt = checkpoint.load(folder / "run" / "model.safetensors")
         figures = evaluate_checkpoint(ckpt, [test_log], seed=0)
         training = {
             **{k: v for k, v in summary.items() if k not in ("history", "logs")},
-            "logs": [
-                f"scripted {venue}, {AVATARS[venue]} avatars, seed {s}"
-                + (
-                    ""
-                    if s not in VARIED_STAFF_SEEDS
-                    else ", staff of each zone cut at random"
-                    if s in ZONE_CUT_SEEDS
-                    else ", all staff cut to one random share"
-                )
-                for s in TRAIN_SEEDS
-            ],
+            "logs": [describe_day(training_scenario(venue, s)) for s in TRAIN_SEEDS],
             "evaluation": {"held_out": f"scripted {venue}, seed {TEST_SEED}", **figures},
             "rebuild": "python -m twin.shipped",
         }

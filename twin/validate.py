@@ -8,9 +8,12 @@ The twin (GPT avatars) and the reference (the scripted visitors, or a real visit
 run on the same scenario and seeds, so they share arrivals and visitors (common random
 numbers), and compared on what an operator reads: where visitors go (zone and kind shares,
 Jensen-Shannon), how many visits and how long, queue waits, crowd risk (person-minutes at
-Fruin E/F), satisfaction, the occupancy of each kind of zone every 15 minutes, and how both
-react to the same interventions (bar and restroom staff halved, a gate closed, the biggest
-stage capped at half). Each figure carries a target and whether it is met (``TARGETS``).
+Fruin E/F), satisfaction, the occupancy of each kind of zone every 15 minutes, who
+attends the shows (per stage, of those who booked them and of the others:
+``twin.attendance``), and how both react to the same interventions (``twin.whatifs``:
+staff, gates, caps, arrivals, crowd size, the programme, a zone closed), with each zone's
+change of visits beside the reference's, so that a miss says where the response goes
+wrong. Each figure carries a target and whether it is met (``TARGETS``).
 
 Against a log, the twin runs the log's venue with the log's crowd (trajectories per day,
 first-visit times, the day's span) and the comparison keeps to what the log supports: the
@@ -32,15 +35,16 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from llm.logs import Columns, read_logs
-from twin.scenario import Levers, Scenario, ScenarioError
+from twin.attendance import attendance_shares, show_attendance
+from twin.scenario import Scenario, ScenarioError
 from twin.venue import STAFFED_KINDS, Venue, load_venue
+from twin.whatifs import interventions
 
 #: Occupancy is compared per zone kind on this clock grid (seconds).
 OCCUPANCY_BIN_S = 900.0
@@ -59,8 +63,19 @@ TARGETS: dict[str, float] = {
     "los_ef_person_minutes": 0.25,
     "occupancy_nrmse": 0.15,
 }
-#: An intervention's change by the twin over the reference's must lie within this.
+#: An intervention's change by the twin over the reference's must lie within this (or both
+#: changes within the reference's seed noise, ``NOISE_SIGMAS`` standard errors).
 RATIO_RANGE = (0.67, 1.5)
+NOISE_SIGMAS = 2.0
+#: Show attendance: the twin's share of booked visitors who attend a stage's shows within
+#: this relative error of the reference's; the others' share within it or within
+#: ``ATTENDANCE_OTHERS_ABS`` (a few percent attend a show they did not book: a relative
+#: error of such small shares is mostly noise).
+ATTENDANCE_TARGET = 0.10
+ATTENDANCE_OTHERS_ABS = 0.01
+#: Zones listed per intervention in the report's text and HTML (the JSON keeps them all):
+#: the largest differences between the twin's and the reference's change of visits.
+ZONE_ROWS = 8
 #: KPIs whose change under an intervention is compared.
 INTERVENTION_KPIS: tuple[str, ...] = ("mean_wait_s", "los_ef_person_minutes", "mean_satisfaction")
 
@@ -150,7 +165,10 @@ def run_stats(model: Any, zones: Sequence[str] | None = None) -> dict[str, Any]:
     only, if given) and its KPIs."""
     venue = model.venue
     kind_of = dict(zip(venue.zones, venue.kinds, strict=True))
-    stats = visit_stats(model.visits(), kind_of, zones=zones)
+    visits = model.visits()
+    stats = visit_stats(visits, kind_of, zones=zones)
+    if "profile" in visits:
+        stats["attendance"] = show_attendance(visits, model.layout.programme())
     kpis = model.kpis()
     stats["visitors"] = int(kpis["avatars"])
     for key, name in (
@@ -243,6 +261,13 @@ def merge(stats: list[dict[str, Any]]) -> dict[str, Any]:
                 for k, c in v.items():
                     total[k] = total.get(k, 0) + c
             out[key] = total
+        elif key == "attendance":
+            out[key] = {}
+            for v in values:
+                for stage, counts in v.items():
+                    mine = out[key].setdefault(stage, dict.fromkeys(counts, 0))
+                    for name, c in counts.items():
+                        mine[name] += c
         elif key == "occupancy":
             out[key] = {
                 kind: {
@@ -301,11 +326,41 @@ def compare(twin: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     for key in ("mean_wait_s", "p95_wait_s", "los_ef_person_minutes", "mean_satisfaction"):
         if key in reference and key in twin:
             report[key] = figure(twin[key], reference[key], key)
+    if twin.get("attendance") and reference.get("attendance"):
+        report["show_attendance"] = attendance_figures(twin["attendance"], reference["attendance"])
     if "visit_wait_s" in reference and "visit_wait_s" in twin and "mean_wait_s" not in report:
         report["mean_wait_s"] = figure(
             twin["visit_wait_s"], reference["visit_wait_s"], "mean_wait_s"
         )
     return report
+
+
+def attendance_figures(
+    twin: dict[str, dict[str, int]], reference: dict[str, dict[str, int]]
+) -> dict[str, dict[str, Any]]:
+    """Per stage with shows in the reference: the share of booked visitors who attended
+    (target: within ``ATTENDANCE_TARGET`` relative) and of the others (within it, or within
+    ``ATTENDANCE_OTHERS_ABS``), with the counts behind them."""
+    mine, theirs = attendance_shares(twin), attendance_shares(reference)
+    out: dict[str, dict[str, Any]] = {}
+    for stage in sorted(theirs):
+        figures = {}
+        for side in ("booked", "others"):
+            a, b = mine.get(stage, {}).get(side, float("nan")), theirs[stage][side]
+            if not np.isfinite(b):
+                continue
+            error = relative(a, b)
+            near = side == "others" and np.isfinite(a) and abs(a - b) <= ATTENDANCE_OTHERS_ABS
+            figures[side] = {
+                "twin": a,
+                "reference": b,
+                "rel_error": error,
+                "target": ATTENDANCE_TARGET,
+                "passed": bool(near or (np.isfinite(error) and abs(error) <= ATTENDANCE_TARGET)),
+            }
+        figures["counts"] = {"twin": twin.get(stage, {}), "reference": reference[stage]}
+        out[stage] = figures
+    return out
 
 
 def _shares(counts: dict[str, float]) -> dict[str, float]:
@@ -314,52 +369,21 @@ def _shares(counts: dict[str, float]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- interventions
-@dataclass(frozen=True)
-class Intervention:
-    name: str
-    levers: Levers
-
-
-def interventions(venue: Venue) -> list[Intervention]:
-    """The what-ifs every twin must answer like its reference: bar and restroom staff
-    halved; one gate closed (the first, where the venue has more than one); the biggest
-    stage capped at half its capacity (where the venue has a stage)."""
-    out = []
-    staffed = [
-        z
-        for z, kind in enumerate(venue.kinds)
-        if kind in ("bar", "restroom") and venue.servers[z] > 0
-    ]
-    if staffed:
-        servers = {venue.zones[z]: max(1, int(venue.servers[z]) // 2) for z in staffed}
-        out.append(Intervention("bar and restroom staff halved", Levers(servers=servers)))
-    gates = [venue.zones[g] for g in venue.entrances]
-    if len(gates) > 1:
-        out.append(Intervention(f"gate {gates[0]} closed", Levers(open_gates=gates[1:])))
-    stages = venue.of_kind("stage")
-    if len(stages):
-        big = int(stages[np.argmax(venue.capacity[stages])])
-        cap = max(1, int(venue.capacity[big]) // 2)
-        out.append(
-            Intervention(
-                f"{venue.zones[big]} capped at half ({cap})",
-                Levers(capacity_caps={venue.zones[big]: cap}),
-            )
-        )
-    return out
-
-
 def intervention_figures(
     name: str,
     base: dict[str, list[dict[str, Any]]],
     changed: dict[str, list[dict[str, Any]]],
+    key: str | None = None,
 ) -> dict[str, Any]:
     """How an intervention moved each KPI, for the twin and the reference (means over the
     seeds of paired differences), and whether the twin moved it the same way by a ratio
-    in ``RATIO_RANGE``. ``noise``: the standard error of the reference's change; a change
-    within twice of it is ``within_noise`` (its direction is not established)."""
-    out: dict[str, Any] = {"name": name}
-    twin_change, reference_change, passed, noise = {}, {}, {}, {}
+    in ``RATIO_RANGE``, or both moved it by no more than the reference's seed noise.
+    ``noise``: the standard error of the reference's change; a change within
+    ``NOISE_SIGMAS`` of it is ``within_noise`` (its direction is not established).
+    ``zone_visits``: each zone's change of visits (mean over seeds), twin and reference,
+    the largest differences first: where the twin's response parts from its reference's."""
+    out: dict[str, Any] = {"key": key, "name": name}
+    twin_change, reference_change, passed, noise, quiet = {}, {}, {}, {}, {}
     for kpi in INTERVENTION_KPIS:
         moves = {
             side: [
@@ -376,8 +400,12 @@ def intervention_figures(
             else 0.0
         )
         noise[kpi] = float(spread)
+        limit = NOISE_SIGMAS * noise[kpi]
+        quiet[kpi] = abs(reference_change[kpi]) <= limit
+        both_quiet = quiet[kpi] and abs(twin_change[kpi]) <= limit
         ratio = twin_change[kpi] / reference_change[kpi] if reference_change[kpi] else float("nan")
-        passed[kpi] = bool(np.isfinite(ratio) and RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1])
+        in_range = bool(np.isfinite(ratio) and RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1])
+        passed[kpi] = in_range or bool(both_quiet)
     out["twin_change"] = twin_change
     out["reference_change"] = reference_change
     out["ratio"] = {
@@ -385,9 +413,39 @@ def intervention_figures(
         for k in twin_change
     }
     out["reference_noise"] = noise
-    out["within_noise"] = {k: abs(reference_change[k]) <= 2 * noise[k] for k in noise}
+    out["within_noise"] = quiet
     out["passed"] = passed
+    out["zone_visits"] = zone_visit_changes(base, changed)
     return out
+
+
+def zone_visit_changes(
+    base: dict[str, list[dict[str, Any]]], changed: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Each zone's change of visits under an intervention (mean over the seeds), for the
+    twin and the reference, ordered by how far apart they are."""
+
+    def change(side: str) -> dict[str, float]:
+        zones = set().union(*(s.get("zone_counts", {}) for s in base[side] + changed[side]))
+        return {
+            z: float(
+                np.mean(
+                    [
+                        after.get("zone_counts", {}).get(z, 0)
+                        - before.get("zone_counts", {}).get(z, 0)
+                        for before, after in zip(base[side], changed[side], strict=True)
+                    ]
+                )
+            )
+            for z in zones
+        }
+
+    twin, reference = change("twin"), change("reference")
+    rows = [
+        {"zone": z, "twin": twin.get(z, 0.0), "reference": reference.get(z, 0.0)}
+        for z in set(twin) | set(reference)
+    ]
+    return sorted(rows, key=lambda r: (-abs(r["twin"] - r["reference"]), r["zone"]))
 
 
 # --------------------------------------------------------------------------- running
@@ -444,6 +502,7 @@ def validate(
     reference: str | Sequence[str] = "scripted",
     columns: Columns | None = None,
     with_interventions: bool = True,
+    intervention_keys: Sequence[str] | None = None,
     workers: int = 1,
     scenario: Scenario | None = None,
     on_done: Callable[[int, int], None] | None = None,
@@ -455,7 +514,8 @@ def validate(
     ``policy``: the twin's avatars (``"gpt"``, or ``"markov"``: a chain fitted on the
     scenario's ``markov_logs``, as a baseline);
     ``scenario``: the base scenario (its venue, crowd and length are overridden by the
-    arguments given)."""
+    arguments given); ``intervention_keys``: the what-ifs run (``twin.whatifs.WHATIFS``;
+    default: all those the venue can have)."""
     if seeds < 1:
         raise ScenarioError("--seeds must be at least 1")
     if isinstance(reference, str) and reference == "scripted":
@@ -477,18 +537,20 @@ def validate(
         changes["hours"] = hours
     base = base.replace(**changes) if changes else base
     base.check(venue_spec)
-    data = base.to_dict()
     seed_list = [first_seed + k for k in range(seeds)]
-    cases: list[tuple[str, Levers]] = [("base", base.levers)]
+    cases: list[tuple[str, str | None, Scenario]] = [("base", None, base)]
     if with_interventions and logs is None:
-        cases += [(i.name, _on_top(base.levers, i.levers)) for i in interventions(venue_spec)]
+        for what in interventions(venue_spec, base, intervention_keys):
+            changed = what.apply(base)
+            changed.check(venue_spec)
+            cases.append((what.name, what.key, changed))
     sides = [("twin", policy)] + ([("reference", "scripted")] if logs is None else [])
     jobs, keys = [], []
-    for case, levers in cases:
-        for side, policy in sides:
+    for case, _, scenario_of_case in cases:
+        data = scenario_of_case.to_dict()
+        for side, side_policy in sides:
             for seed in seed_list:
-                scenario_data = data | {"seed": seed, "levers": _levers_dict(levers)}
-                jobs.append((scenario_data, policy, model, zones))
+                jobs.append((data | {"seed": seed}, side_policy, model, zones))
                 keys.append((case, side))
     results = run_all(jobs, workers, on_done)
     by_case: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -506,7 +568,8 @@ def validate(
         "seeds": seed_list,
         **compare(twin, ref),
         "interventions": [
-            intervention_figures(case, by_case["base"], by_case[case]) for case, _ in cases[1:]
+            intervention_figures(case, by_case["base"], by_case[case], key)
+            for case, key, _ in cases[1:]
         ],
         "dwell_quantiles": {
             "twin": twin.get("dwell_quantiles"),
@@ -531,23 +594,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     return value
-
-
-def _on_top(base: Levers, change: Levers) -> Levers:
-    """The scenario's own levers with an intervention's on top."""
-    return Levers(
-        servers={**base.servers, **change.servers},
-        open_gates=change.open_gates if change.open_gates is not None else base.open_gates,
-        capacity_caps={**base.capacity_caps, **change.capacity_caps},
-    )
-
-
-def _levers_dict(levers: Levers) -> dict[str, Any]:
-    data: dict[str, Any] = {"servers": dict(levers.servers)}
-    data["capacity_caps"] = dict(levers.capacity_caps)
-    if levers.open_gates is not None:
-        data["open_gates"] = list(levers.open_gates)
-    return data
 
 
 def crowd_of_log(frame: pd.DataFrame, venue: Venue, source: str) -> tuple[dict, dict]:
@@ -592,7 +638,16 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     figures = {
         key: report[key]["passed"] for key in TARGETS if key in report and key != "p95_wait_s"
     }
+    for stage, item in (report.get("show_attendance") or {}).items():
+        for side in ("booked", "others"):
+            if side in item:
+                figures[f"attendance at {stage}, {side}"] = item[side]["passed"]
+    cells = [ok for item in report["interventions"] for ok in item["passed"].values()]
     for item in report["interventions"]:
         for kpi, ok in item["passed"].items():
             figures[f"{item['name']}: {kpi}"] = ok
-    return {"all": all(figures.values()), "figures": figures}
+    return {
+        "all": all(figures.values()),
+        "figures": figures,
+        "intervention_cells": {"met": int(sum(cells)), "of": len(cells)},
+    }

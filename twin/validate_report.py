@@ -2,8 +2,11 @@
 the dashboard's Validate section shows (one definition of each chart).
 
 ``figures(report)`` gives plotly figures: visit shares by kind side by side, occupancy of
-each kind of zone over the day, dwell distributions, the interventions' changes.
-``table(report)`` gives the compared KPIs as rows; ``html(report)`` one self-contained page.
+each kind of zone over the day, dwell distributions, show attendance per stage, the
+interventions' changes. ``table(report)`` gives the compared KPIs as rows,
+``attendance_rows`` who attended the shows, ``intervention_rows`` each what-if's cells and
+``zone_rows`` where a what-if's response parts from the reference's; ``html(report)`` one
+self-contained page.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twin.validate import OCCUPANCY_BIN_S, TARGETS
+from twin.validate import OCCUPANCY_BIN_S, TARGETS, ZONE_ROWS
 
 TWIN, REFERENCE = "#1f77b4", "#7f7f7f"
 #: The compared KPIs, in the order a reader takes them, with their labels.
@@ -79,6 +82,33 @@ def intervention_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def attendance_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (stage, booked or others): the share who attended its shows, twin and
+    reference, the relative error and whether it is met."""
+    rows = []
+    for stage, item in (report.get("show_attendance") or {}).items():
+        for side, label in (("booked", "who booked"), ("others", "the others")):
+            if side in item:
+                figure = item[side]
+                rows.append(
+                    {
+                        "stage": stage,
+                        "who": label,
+                        "twin": figure["twin"],
+                        "reference": figure["reference"],
+                        "error": figure["rel_error"],
+                        "met": figure["passed"],
+                    }
+                )
+    return rows
+
+
+def zone_rows(item: dict[str, Any], n: int = ZONE_ROWS) -> list[dict[str, Any]]:
+    """The ``n`` zones whose change of visits under one intervention differs most between
+    the twin and the reference."""
+    return list(item.get("zone_visits") or [])[:n]
+
+
 def _number(value: Any) -> Any:
     return value if isinstance(value, (int, float)) or value is None else "—"
 
@@ -112,6 +142,22 @@ def figures(report: dict[str, Any]) -> dict[str, go.Figure]:
         out["How long visits last: dwell quantiles (5%..95%) by kind"] = _dwell(
             dwell["twin"] or {}, dwell["reference"]
         )
+    shown = attendance_rows(report)
+    if shown:
+        labels = [f"{r['stage']}<br>{r['who']}" for r in shown]
+        fig = go.Figure(
+            [
+                go.Bar(name="twin (GPT)", x=labels, y=[r["twin"] for r in shown]),
+                go.Bar(
+                    name="reference",
+                    x=labels,
+                    y=[r["reference"] for r in shown],
+                    marker_color=REFERENCE,
+                ),
+            ]
+        )
+        fig.update_layout(barmode="group", yaxis_title="share who attended", height=380)
+        out["Who attends the shows: per stage, of those who booked them and of the others"] = fig
     rows = intervention_rows(report)
     if rows:
         labels = [f"{r['intervention']}<br>{r['kpi']}" for r in rows]
@@ -210,16 +256,44 @@ def html(report: dict[str, Any]) -> str:
         for r in intervention_rows(report)
     )
     if what_ifs:
+        cells = verdict.get("intervention_cells", {})
         what_ifs = (
-            "<h2>Interventions</h2><table border=1 cellpadding=4><tr><th>intervention</th>"
+            f"<h2>Interventions: {cells.get('met', 0)} of {cells.get('of', 0)} cells met</h2>"
+            "<p>A cell is met when the twin's change is 0.67 to 1.5 times the reference's, or "
+            "both are within the reference's seed noise.</p>"
+            "<table border=1 cellpadding=4><tr><th>intervention</th>"
             "<th>KPI</th><th>twin change</th><th>reference change</th><th>ratio</th>"
             f"<th></th><th></th></tr>{what_ifs}</table>"
+        )
+        for item in report.get("interventions", []):
+            zones = "".join(
+                f"<tr><td>{escape.escape(r['zone'])}</td><td>{_fmt(r['twin'])}</td>"
+                f"<td>{_fmt(r['reference'])}</td></tr>"
+                for r in zone_rows(item)
+            )
+            what_ifs += (
+                f"<h3>{escape.escape(item['name'])}: visits per zone, change</h3>"
+                "<table border=1 cellpadding=4><tr><th>zone</th><th>twin</th>"
+                f"<th>reference</th></tr>{zones}</table>"
+            )
+    shows = "".join(
+        f"<tr><td>{escape.escape(r['stage'])}</td><td>{escape.escape(r['who'])}</td>"
+        f"<td>{_fmt(r['twin'], 'share')}</td><td>{_fmt(r['reference'], 'share')}</td>"
+        f"<td>{_fmt(r['error'], 'relative')}</td><td>{'met' if r['met'] else 'MISSED'}</td></tr>"
+        for r in attendance_rows(report)
+    )
+    if shows:
+        shows = (
+            "<h2>Who attends the shows</h2><p>The share of visitors present for at least half "
+            "of a stage's shows, of those who booked them and of the others.</p><table border=1 "
+            "cellpadding=4><tr><th>stage</th><th>visitors</th><th>twin</th><th>reference</th>"
+            f"<th>error</th><th></th></tr>{shows}</table>"
         )
     charts = "".join(
         f"<h2>{escape.escape(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=i == 0)
         for i, (title, fig) in enumerate(figures(report).items())
     )
-    body = f"{head}{kpis}{what_ifs}{charts}"
+    body = f"{head}{kpis}{shows}{what_ifs}{charts}"
     return f"<html><head><meta charset='utf-8'></head><body>{body}</body></html>\n"
 
 
@@ -228,6 +302,8 @@ def _fmt(value: Any, kind: str = "") -> str:
         return escape.escape(str(value if value is not None else "—"))
     if kind == "relative":
         return f"{value:+.1%}"
+    if kind == "share":
+        return f"{value:.1%}"
     if isinstance(value, float) and not math.isfinite(value):
         return "—"
     return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"

@@ -3,8 +3,10 @@
 Runs ``twin.validate.validate`` for the current venue and model (the Simulate page's
 scenario, the model selected on Train or the venue's shipped one) against the scripted
 visitors or an uploaded visit log, and shows what ``venuetwin validate --html`` writes:
-the compared KPIs with their targets, the interventions, shares, occupancy curves and
-dwell distributions (``twin.validate_report``, one definition of each).
+the compared KPIs with their targets, who attends the shows, every what-if's cells (its
+noise, whether it passed, how many did) and the zones where its response parts from the
+reference's, shares, occupancy curves and dwell distributions (``twin.validate_report``,
+one definition of each).
 
 Session state: reads ``"scenario"`` and ``"model_path"`` (``dashboards.state``); keeps the
 last report in ``"validation"``.
@@ -24,8 +26,9 @@ from llm.checkpoint import CheckpointError
 from llm.logs import Columns, LogError
 from twin import ScenarioError, VenueError
 from twin.validate import validate
-from twin.validate_report import figures, intervention_rows, table
+from twin.validate_report import attendance_rows, figures, intervention_rows, table, zone_rows
 from twin.venue import BUILTIN_VENUES
+from twin.whatifs import WHATIFS
 
 log = logging.getLogger(__name__)
 REPORT = "validation"
@@ -60,7 +63,13 @@ def settings() -> dict[str, Any]:
     chosen["reference"] = st.radio(
         "Reference", ["scripted visitors", "an uploaded visit log"], horizontal=True, key="val-ref"
     )
-    chosen["what_ifs"] = st.checkbox("Compare the interventions too (4 times the runs)", value=True)
+    chosen["what_ifs"] = st.multiselect(
+        "What-ifs (each runs twin and reference again)",
+        list(WHATIFS),
+        default=list(WHATIFS),
+        format_func=WHATIFS.get,
+        key="val-whatifs",
+    )
     chosen["upload"] = None
     if chosen["reference"] == "an uploaded visit log":
         chosen["upload"] = st.file_uploader("Visit log (CSV or Parquet)", type=["csv", "parquet"])
@@ -97,7 +106,8 @@ def run_validation(chosen: dict[str, Any]) -> None:
             model=chosen["model"],
             reference=logs or "scripted",
             columns=Columns(),
-            with_interventions=chosen["what_ifs"],
+            with_interventions=bool(chosen["what_ifs"]),
+            intervention_keys=chosen["what_ifs"],
             scenario=base if base.venue == venue else None,  # its shows, arrivals, levers
             on_done=progress,
         )
@@ -120,10 +130,23 @@ def show(report: dict[str, Any]) -> None:
     cols[3].metric("Seeds", len(report["seeds"]))
     st.caption(f"Model: {report['model']}; reference: {report['reference']}.")
     st.dataframe(pd.DataFrame(table(report)), hide_index=True, key="val-table")
+    shows = attendance_rows(report)
+    if shows:
+        st.subheader("Who attends the shows")
+        st.caption("The share present for at least half of each of a stage's shows.")
+        st.dataframe(pd.DataFrame(shows), hide_index=True, key="val-attendance")
     rows = intervention_rows(report)
     if rows:
-        st.subheader("Interventions")
+        cells = verdict["intervention_cells"]
+        st.subheader(f"What-ifs: {cells['met']} of {cells['of']} cells met")
+        st.caption(
+            "A cell is met when the twin's change is 0.67 to 1.5 times the reference's, or "
+            "both are within the reference's seed noise (two standard errors)."
+        )
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="val-interventions")
+        for i, item in enumerate(report["interventions"]):
+            with st.expander(f"{item['name']}: the visits per zone, twin against reference"):
+                st.dataframe(pd.DataFrame(zone_rows(item)), hide_index=True, key=f"val-zones-{i}")
     for i, (title, fig) in enumerate(figures(report).items()):
         st.subheader(title)
         st.plotly_chart(fig, key=f"val-figure-{i}")
@@ -134,8 +157,8 @@ def render() -> None:
     st.caption(
         "The GPT avatars and a reference run the same scenario with the same seeds (the "
         "same arrivals and visitors); each figure is held to a target. Against the scripted "
-        "visitors it also compares what-ifs: staff halved, a gate closed, the biggest stage "
-        "capped."
+        "visitors it also compares what-ifs: staff, gates, caps, arrivals, the crowd's "
+        "size, the programme and a zone closed."
     )
     chosen = settings()
     if st.button("Run the validation", type="primary", key="val-run"):
