@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from llm import checkpoint
 from llm.features import FEATURES
-from twin import Scenario, VenueModel
+from twin import Scenario, VenueModel, load_venue
 from twin.catalog import shipped_model_path
 from twin.crowd import IN_ZONE
 
@@ -267,3 +268,48 @@ def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: i
     assert config.n_profile  # the shipped model takes profiles
     for a, b in zip(got, numpy_path, strict=True):
         np.testing.assert_allclose(a, b, atol=3e-5)
+
+
+def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cache(
+    tmp_path,
+) -> None:
+    """A model trained with the programme in every token (``show_view``): the probabilities
+    a cached step gave live equal a full forward over the context with each visit's show
+    states (``explain``), caches re-encoded from a short window included, so that the
+    programme a re-encoded visit saw is the one it saw when it chose."""
+    from llm.train import TrainConfig, train
+    from twin.shipped import programme_of
+
+    scenario = Scenario(venue="expo", avatars=400, hours=4.0, seed=5, policy="scripted")
+    log = tmp_path / "expo.parquet"
+    VenueModel(scenario).run().visits().to_parquet(log)
+    train(
+        [log],
+        tmp_path / "run",
+        vocab=load_venue("expo").vocabulary(),
+        cfg=TrainConfig(max_steps=20, eval_every=10, seed=0),
+        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
+        progress=False,
+        programme=programme_of(scenario),
+    )
+    ckpt = checkpoint.load(tmp_path / "run" / "model.safetensors")
+    assert ckpt.model.config.show_view == 1 and ckpt.model.config.n_show_states == 7
+    with torch.no_grad():  # a programme strong enough to matter in the context
+        ckpt.model.programme_state.weight.normal_(0.0, 0.3)
+    policy = GPTPolicy(ckpt, window=6)
+    model = VenueModel(scenario.replace(policy="gpt", seed=2, avatars=300), policy=policy)
+    index = model.venue.index
+    checked, longest = 0, 0
+    while model.running:
+        model.step()
+        if model.steps % 5 or policy.last_avatars is None:
+            continue
+        for row, avatar in list(enumerate(policy.last_avatars))[:3]:
+            visit = int(policy.count[avatar]) - 1
+            explanation = policy.explain(int(avatar), visit)
+            for zone, probability in explanation.candidates:
+                assert policy.last_probs[row][index[zone]] == pytest.approx(probability, abs=1e-4)
+            longest = max(longest, visit)
+            checked += 1
+        policy.last_avatars = None
+    assert checked >= 50 and longest >= policy.window
