@@ -1,11 +1,14 @@
 """Fidelity of the shipped models at the venues' design crowds: ``venuetwin validate`` on
-each built-in venue, 2 seeds, every intervention, printed as the tables of bench/README.md.
+each built-in venue, 2 seeds, every what-if, printed as the tables of bench/README.md.
 
     .venv/bin/python bench/bench_validate.py [--out runs/validate] [--seeds 2] [--workers 2]
-        [--venues concert_hall expo festival]
+        [--venues concert_hall expo festival] [--models DIR]
 
-Writes ``OUT/<venue>.json`` and ``OUT/<venue>.html`` (the reports) and prints one markdown
-table of the figures and one of the interventions.
+Writes ``OUT/<venue>.json`` and ``OUT/<venue>.html`` (the reports) and prints markdown
+tables: the figures, who attends the shows, the interventions (with the count of cells met
+per venue and over all), and per what-if the zones where the twin parts most from the
+reference. ``--models DIR``: the checkpoints ``DIR/<venue>.safetensors`` instead of the
+shipped ones (a candidate build of ``python -m twin.shipped --out DIR``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from pathlib import Path
 
 from llm.fileio import write_text_atomic
 from twin.validate import validate
-from twin.validate_report import LABELS, html, intervention_rows, table
+from twin.validate_report import (
+    LABELS,
+    attendance_rows,
+    html,
+    intervention_rows,
+    table,
+    zone_rows,
+)
 
 #: The crowds the issue names: (avatars, hours) per venue.
 DESIGN = {"concert_hall": (2500, 4.0), "expo": (10_000, 4.0), "festival": (30_000, 6.0)}
@@ -29,14 +39,27 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--venues", nargs="+", default=list(DESIGN))
+    parser.add_argument("--models", type=Path, help="checkpoints DIR/<venue>.safetensors")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="print the tables of the reports in --out"
+    )
     args = parser.parse_args()
+    if args.tables_only:
+        print_tables({v: json.loads((args.out / f"{v}.json").read_text()) for v in args.venues})
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     reports = {}
     for venue in args.venues:
         avatars, hours = DESIGN[venue]
         started = time.perf_counter()
+        model = str(args.models / f"{venue}.safetensors") if args.models else None
         report = validate(
-            venue, avatars=avatars, hours=hours, seeds=args.seeds, workers=args.workers
+            venue,
+            avatars=avatars,
+            hours=hours,
+            seeds=args.seeds,
+            workers=args.workers,
+            model=model,
         )
         report["wall_s"] = round(time.perf_counter() - started, 1)
         reports[venue] = report
@@ -48,6 +71,11 @@ def main() -> None:
             f"targets met ({report['wall_s']} s)",
             flush=True,
         )
+    print_tables(reports)
+
+
+def print_tables(reports: dict[str, dict]) -> None:
+    """The markdown tables of bench/README.md from the venues' reports."""
     print("\n| figure | target | " + " | ".join(reports) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in reports) + " |")
     rows = {venue: {r["figure"]: r for r in table(report)} for venue, report in reports.items()}
@@ -69,6 +97,15 @@ def main() -> None:
             else:
                 cells.append(f"{error}{mark}")
         print(f"| {label} | {target} | " + " | ".join(cells) + " |")
+    print("\n| venue | stage | visitors | twin | reference | error | |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for venue, report in reports.items():
+        for r in attendance_rows(report):
+            print(
+                f"| {venue} | {r['stage']} | {r['who']} | {r['twin']:.1%} | "
+                f"{r['reference']:.1%} | {r['error']:+.1%} | "
+                f"{'met' if r['met'] else '**missed**'} |"
+            )
     print("\n| venue | intervention | KPI | twin | reference | ratio | |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for venue, report in reports.items():
@@ -80,6 +117,23 @@ def main() -> None:
                 f"| {venue} | {r['intervention']} | {r['kpi']} | {_short(r['twin_change'])} | "
                 f"{_short(r['reference_change'])} | {ratio} | {verdict}{noise} |"
             )
+
+    total_met = total = 0
+    print()
+    for venue, report in reports.items():
+        cells = report["passed"]["intervention_cells"]
+        total_met, total = total_met + cells["met"], total + cells["of"]
+        print(f"- {venue}: {cells['met']} of {cells['of']} intervention cells met")
+    print(f"- all: {total_met} of {total} ({total_met / max(total, 1):.0%})")
+    print("\n| venue | intervention | zones most apart: change of visits, twin vs reference |")
+    print("| --- | --- | --- |")
+    for venue, report in reports.items():
+        for item in report["interventions"]:
+            apart = "; ".join(
+                f"{r['zone']} {r['twin']:+,.0f} vs {r['reference']:+,.0f}"
+                for r in zone_rows(item, 3)
+            )
+            print(f"| {venue} | {item['name']} | {apart} |")
 
 
 def _short(value: object) -> str:

@@ -426,7 +426,13 @@ def prepare(
     else:
         check_zones(frame, vocab, where, vocab.source)
         vocab = with_observed_moves(vocab, learnt_from)
+    del learnt_from  # a copy of most of the log: gone before the tokens are made
+    visitors = {
+        name: visitor_digests(np.unique(np.asarray(frame["visitor"][part == p], dtype=str)))
+        for p, name in enumerate(checkpoint.SPLIT_PARTS)
+    }
     seqs = encode(frame, vocab, programme)
+    del frame
     train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
     for name, seqs_of in (("training", train_seqs), ("validation", val_seqs)):
         if seqs_of.n_targets == 0:  # a perplexity over no target is no perplexity
@@ -438,10 +444,6 @@ def prepare(
             )
     if not cfg.test_fraction:
         test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
-    visitors = {
-        name: visitor_digests(np.unique(np.asarray(frame["visitor"][part == p], dtype=str)))
-        for p, name in enumerate(checkpoint.SPLIT_PARTS)
-    }
     return Prepared(
         vocab, train_seqs, val_seqs, test_seqs, visitors, seqs.has_profiles, seqs.shows is not None
     )

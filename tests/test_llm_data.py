@@ -839,6 +839,37 @@ def test_encoded_choices_see_the_shows_their_visitor_booked(tmp_path):
     assert blocks(seqs, 4)["shows"].shape == (2, 4, 3)
 
 
+def test_each_log_is_read_with_its_own_days_programme(tmp_path):
+    """Two days, the same visits, the show an hour apart: with one programme per log each
+    day's choices see its own timetable; one programme for both sees the first's; a count
+    of programmes that is not the logs' is refused."""
+    from llm.features import SHOW_STATES, Programme
+
+    state = {name: i for i, name in enumerate(SHOW_STATES)}
+    rows = [(1, 0, "g"), (1, 40, "s"), (1, 2000, "x")]
+    frame = log_frame(rows, dwell_s=[40.0, 1960.0, 0.0], profile=["show=s@18:10", "", ""])
+    for name in ("day1.csv", "day2.csv"):
+        frame.to_csv(tmp_path / name, index=False)
+    read = read_logs([tmp_path / "day1.csv", tmp_path / "day2.csv"])
+    vocab = ZoneVocab.from_venue(
+        ["g", "s", "x"], ["entrance", "stage", "exit"], [10.0, 50.0, 10.0], np.ones((3, 3))
+    )
+    early = Programme(("s",), (65400.0,), (67800.0,))  # 18:10 to 18:50: booked
+    late = Programme(("s",), (69000.0,), (71400.0,))  # 19:10 to 19:50: another's
+    both = encode(read, vocab, [early, late]).shows[:, 1].tolist()
+    assert both == [
+        state["wanted soon"],
+        state["wanted on"],
+        state["wanted on"],
+        state["none"],  # day 2: the show at 19:10 is nobody's booking, and not soon
+        state["none"],
+        state["none"],
+    ]
+    assert encode(read, vocab, early).shows[:, 1].tolist() == both[:3] * 2
+    with pytest.raises(LogError, match="3 programmes for 2 logs"):
+        encode(read, vocab, [early, late, late])
+
+
 def test_a_token_is_its_own_array_never_the_callers() -> None:
     """The live policy writes into the tokens it builds (a visit read again keeps its old
     token): that must never change the avatars' zones it built them from."""

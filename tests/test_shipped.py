@@ -28,3 +28,35 @@ def test_shipped_model_fits_its_venue_and_beats_markov(venue: str) -> None:
     trained_on = {seed_of(log) for log in ckpt.training["logs"]}
     assert len(trained_on) == len(ckpt.training["logs"]) >= 2
     assert seed_of(figures["held_out"]) not in trained_on
+
+
+@pytest.mark.parametrize("venue", BUILTIN_VENUES)
+def test_training_days_vary_as_a_venues_history_does(venue: str) -> None:
+    """The shipped models learn from days as a venue keeps them: crowds within 60-130% of
+    the design crowd, and over the days staff cut and added, a gate closed, a stage capped,
+    shows moved (each stage's together, never before a quarter hour after opening, the day
+    longer where they run late), arrivals compressed; the same seed gives the same day, and
+    every day is a scenario the venue runs. The held-out day is the plain design day."""
+    from twin.shipped import AVATARS, HOURS, TEST_SEED, train_seeds, training_scenario
+
+    spec = load_venue(venue)
+    days = [training_scenario(venue, seed) for seed in train_seeds(venue)]
+    assert [d.to_dict() for d in days] == [
+        training_scenario(venue, seed).to_dict() for seed in train_seeds(venue)
+    ]
+    for day in days:
+        day.check(spec)
+        assert 0.6 * AVATARS[venue] <= day.avatars <= 1.3 * AVATARS[venue]
+        if day.shows is not None:
+            assert min(s.start_h for s in day.shows) >= 0.25 - 1e-9
+            assert day.hours >= max(s.end_h for s in day.shows) + 0.75 - 1e-9
+    seen = {
+        "servers": any(d.levers.servers for d in days),
+        "gate": any(d.levers.open_gates is not None for d in days),
+        "cap": any(d.levers.capacity_caps for d in days),
+        "shows": any(d.shows is not None for d in days),
+        "arrivals": any(d.arrival_window_s < HOURS[venue] / 2 * 3600 for d in days),
+    }
+    assert all(seen.values()), seen
+    plain = training_scenario(venue, TEST_SEED)
+    assert plain.avatars == AVATARS[venue] and not plain.levers.servers and plain.shows is None
