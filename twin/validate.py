@@ -482,7 +482,11 @@ def run_all(
                 on_done(len(results), len(jobs))
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    # A fresh process per run: a festival's run leaves its worker holding gigabytes the
+    # allocator does not give back, and the next runs would pile on them.
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, max_tasks_per_child=1
+    ) as pool:
         for result in pool.map(_run, jobs):
             results.append(result)
             if on_done:
