@@ -1,7 +1,7 @@
 """GPT avatars against scripted ones on every built-in venue, on a quiet or a busy machine.
 
     python bench/bench_venues.py [--venues concert_hall expo festival] [--pairs 3]
-                                 [--busy] [--json FILE]
+                                 [--busy] [--against DIR] [--json FILE]
 
 Each venue runs at its design crowd (concert hall 2,500 avatars x 4 h, expo 10,000 x 4 h,
 festival 30,000 x 6 h) with the scripted policy and with the shipped GPT, in alternating
@@ -14,7 +14,9 @@ simulation or a browser would keep it), to see how each policy bears a shared ma
 Per venue it prints the median and min-max of each policy's wall time, and the ratio GPT /
 scripted as the median of the pairs' ratios (a pair shares the machine's state). The
 issue's goals: GPT within 1.5x of scripted on every venue, quiet; busy, the GPT run slows
-by no more than the scripted one does.
+by no more than the scripted one does. ``--against DIR`` adds, to each pair, a GPT run with
+the checkpoints ``DIR/<venue>.safetensors`` (an earlier build of the shipped models), and
+prints the shipped GPT's time over theirs: how much a new model costs a run.
 """
 
 from __future__ import annotations
@@ -33,13 +35,18 @@ DESIGN = {"concert_hall": (2_500, 4.0), "expo": (10_000, 4.0), "festival": (30_0
 
 
 def one(venue: str, policy: str, seed: int) -> dict[str, float]:
-    """One run in this process: wall time, user CPU, peak memory."""
+    """One run in this process: wall time, user CPU, peak memory. ``policy``: a policy's
+    name, or ``gpt@DIR`` for GPT avatars with ``DIR/<venue>.safetensors``."""
     sys.path.insert(0, str(ROOT))
     from twin import Scenario, VenueModel
 
     avatars, hours = DESIGN[venue]
     start = time.perf_counter()
-    scenario = Scenario(venue=venue, avatars=avatars, hours=hours, policy=policy, seed=seed)
+    policy, _, folder = policy.partition("@")
+    checkpoint = str(Path(folder) / f"{venue}.safetensors") if folder else None
+    scenario = Scenario(
+        venue=venue, avatars=avatars, hours=hours, policy=policy, seed=seed, model=checkpoint
+    )
     model = VenueModel(scenario)
     model.run()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -67,16 +74,17 @@ def median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def bench(venues: list[str], pairs: int, busy: bool) -> dict[str, Any]:
+def bench(venues: list[str], pairs: int, busy: bool, against: Path | None = None) -> dict[str, Any]:
     hog = None
     if busy:
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         results: dict[str, Any] = {}
         for venue in venues:
-            runs: dict[str, list[dict[str, float]]] = {"scripted": [], "gpt": []}
+            policies = ["scripted", "gpt"] + ([f"gpt@{against}"] if against else [])
+            runs: dict[str, list[dict[str, float]]] = {p: [] for p in policies}
             for seed in range(pairs):
-                for policy in ("scripted", "gpt"):
+                for policy in policies:
                     run = spawn(venue, policy, seed)
                     runs[policy].append(run)
                     print(
@@ -87,6 +95,9 @@ def bench(venues: list[str], pairs: int, busy: bool) -> dict[str, Any]:
             pairs_run = zip(runs["scripted"], runs["gpt"], strict=True)
             ratios = [g["wall_s"] / s["wall_s"] for s, g in pairs_run]
             results[venue] = {"runs": runs, "ratio": median(ratios), "ratios": ratios}
+            if against:
+                news = zip(runs[f"gpt@{against}"], runs["gpt"], strict=True)
+                results[venue]["new_over_old"] = [n["wall_s"] / o["wall_s"] for o, n in news]
     finally:
         if hog is not None:
             hog.kill()
@@ -108,6 +119,13 @@ def report(results: dict[str, Any], busy: bool) -> None:
             f"| {venue} | {avatars:,} x {hours:g} h | {cells[0]} | {cells[1]} | "
             f"{r['ratio']:.2f}x ({min(r['ratios']):.2f}-{max(r['ratios']):.2f}) | {user:.1f} |"
         )
+    for venue, r in results.items():
+        if "new_over_old" in r:
+            ratios = r["new_over_old"]
+            print(
+                f"{venue}: shipped GPT over the other build's: {median(ratios):.2f}x "
+                f"({min(ratios):.2f}-{max(ratios):.2f})"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venues", nargs="+", default=list(DESIGN), choices=list(DESIGN))
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--busy", action="store_true", help="another CPU-bound process runs")
+    parser.add_argument("--against", type=Path, help="checkpoints DIR/<venue>.safetensors")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    results = bench(args.venues, args.pairs, args.busy)
+    results = bench(args.venues, args.pairs, args.busy, args.against)
     report(results, args.busy)
     if args.json:
         args.json.write_text(json.dumps({"busy": args.busy, "venues": results}, indent=2))

@@ -387,10 +387,12 @@ def evaluate_checkpoint(
     baseline_logs: Sequence[str | os.PathLike[str]] | None = None,
     seed: int = 0,
     bleu_trajectories: int = 300,
+    programme: Programme | None = None,
 ) -> dict[str, Any]:
     """A checkpoint scored on the visitors of ``logs`` it was not trained on, beside
     baselines fitted on the visitors it was trained on (``evaluate``), as
-    ``venuetwin evaluate`` does.
+    ``venuetwin evaluate`` does. ``programme``: the shows of the logs' day (default: the
+    programme the checkpoint keeps, its first training log's).
 
     The logs are read with ``columns`` (default: as the model's training logs were). A
     visitor counts as trained on when its digest is among the checkpoint's training and
@@ -406,7 +408,8 @@ def evaluate_checkpoint(
     columns = columns or trained_format
     where = ", ".join(map(str, logs))
     stored_programme = ckpt.training.get("programme")
-    programme = Programme.from_json(stored_programme) if stored_programme else None
+    if programme is None and stored_programme:
+        programme = Programme.from_json(stored_programme)
     seqs = read_sequences(logs, ckpt.vocab, columns, programme)
     seen = ckpt.trained_on(visitor_digests(seqs.visitors))
     test = seqs.take(np.flatnonzero(~seen))
