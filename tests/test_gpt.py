@@ -405,10 +405,8 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     ``interest_gain`` while the others' logits stay put. With the pull on the places seen
     in the context (``seen_gain``), the full forward, ``decode_step`` and the NumPy decoder
     give the same numbers."""
-    import numpy as np
 
-    from llm.decoder import Decoder
-    from llm.features import FEATURES, profile_size
+    from llm.features import profile_size
 
     model = tiny(n_profile=profile_size(Z), n_show_states=6)
     c = model.config
@@ -436,12 +434,7 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     shows = torch.randint(0, 6, (3, 6, Z), generator=torch.Generator().manual_seed(3))
     tokens["shows"] = shows
     full = model({**tokens, "profile": profile}, options, mask_illegal=False)
-    size = c.n_embd // c.n_head
-    cache = torch.zeros(3, c.n_layer, 2, c.n_head, 8, size)
-    for layer, (k, v) in enumerate(full.past):
-        cache[:, layer, 0, :, :5] = k[:, :, :5]
-        cache[:, layer, 1, :, :5] = v[:, :, :5]
-    lengths = torch.full((3,), 5)
+    cache, lengths = cache_of(full, c, visits=5)
     new = {f: t[:, 5] for f, t in tokens.items()}
     seen = torch.nn.functional.one_hot(tokens["zone"][:, :6], Z).amax(dim=1)  # (3, Z)
     no_shows = {k: v for k, v in tokens.items() if k != "shows"}
@@ -451,19 +444,37 @@ def test_a_declared_profile_reaches_every_path_alike_and_pulls_towards_its_zones
     new |= {"profile": profile, "seen": seen}
     logits, hidden, _, _ = model.decode_step(new, options[:, 5], cache.clone(), lengths)
     assert torch.allclose(logits, full.zone_logits[:, 5], atol=1e-5)
-    venue = options[0, 5]
-    logits, _, _, _ = model.decode_step(new, venue.expand(3, -1), cache.clone(), lengths)
+    numpy_step_matches(model, new | {"shows": shows[:, 5]}, options[0, 5], cache, lengths)
+
+
+def numpy_step_matches(model: GPT, new: dict, venue, cache, lengths) -> None:  # noqa: ANN001
+    """The NumPy decoder's step gives ``decode_step``'s logits for the new tokens ``new``
+    (with ``profile``, ``seen``, ``shows`` where given) over one venue state."""
+    import numpy as np
+
+    from llm.decoder import Decoder
+    from llm.features import FEATURES
+
+    b = len(lengths)
+    logits, _, _, _ = model.decode_step(new, venue.expand(b, -1), cache.clone(), lengths)
     stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
+    extra = {k: new[k].numpy() for k in ("profile", "seen", "shows") if k in new}
     got, _, _ = Decoder(model).numpy_step(
-        stacked,
-        venue.numpy(),
-        cache.numpy().copy(),
-        lengths.numpy(),
-        profile.numpy(),
-        seen.numpy().astype(np.uint8),
-        shows[:, 5].numpy(),
+        stacked, venue.numpy(), cache.numpy().copy(), lengths.numpy(), **extra
     )
     np.testing.assert_allclose(got, logits.numpy(), atol=2e-5)
+
+
+def cache_of(full, config: GPTConfig, visits: int, width: int = 8):  # noqa: ANN001, ANN201
+    """The keys and values of the first ``visits`` tokens of a forward pass ``full`` as a
+    decoder's cache of ``width`` positions, and the lengths."""
+    b = full.hidden.shape[0]
+    size = config.n_embd // config.n_head
+    cache = torch.zeros(b, config.n_layer, 2, config.n_head, width, size)
+    for layer, (k, v) in enumerate(full.past):
+        cache[:, layer, 0, :, :visits] = k[:, :, :visits]
+        cache[:, layer, 1, :, :visits] = v[:, :, :visits]
+    return cache, torch.full((b,), visits)
 
 
 def test_the_programme_in_every_token_is_the_same_in_every_path():
@@ -471,10 +482,8 @@ def test_the_programme_in_every_token_is_the_same_in_every_path():
     the candidates' scores: the hidden state changes with the programme, and the full
     forward, ``decode_step`` and the NumPy decoder (which adds only the zones that show a
     show to the "none" sum) agree, "wanted over" included."""
-    import numpy as np
 
-    from llm.decoder import Decoder
-    from llm.features import FEATURES, N_SHOW_STATES
+    from llm.features import N_SHOW_STATES
 
     model = tiny(n_show_states=N_SHOW_STATES, show_view=1)
     c = model.config
@@ -487,12 +496,7 @@ def test_the_programme_in_every_token_is_the_same_in_every_path():
         blind = model(tokens, options, mask_illegal=False)
         full = model({**tokens, "shows": shows}, options, mask_illegal=False)
     assert not torch.allclose(full.hidden[0], blind.hidden[0])  # the programme is context
-    size = c.n_embd // c.n_head
-    cache = torch.zeros(3, c.n_layer, 2, c.n_head, 8, size)
-    for layer, (k, v) in enumerate(full.past):
-        cache[:, layer, 0, :, :5] = k[:, :, :5]
-        cache[:, layer, 1, :, :5] = v[:, :, :5]
-    lengths = torch.full((3,), 5)
+    cache, lengths = cache_of(full, c, visits=5)
     new = {f: t[:, 5] for f, t in tokens.items()} | {"shows": shows[:, 5]}
     seen = torch.nn.functional.one_hot(tokens["zone"][:, :6], Z).amax(dim=1)
     logits, hidden, _, _ = model.decode_step(
@@ -500,20 +504,7 @@ def test_the_programme_in_every_token_is_the_same_in_every_path():
     )
     assert torch.allclose(logits, full.zone_logits[:, 5], atol=1e-5)
     assert torch.allclose(hidden, full.hidden[:, 5], atol=1e-5)
-    venue = options[0, 5]
-    logits, _, _, _ = model.decode_step(
-        new | {"seen": seen}, venue.expand(3, -1), cache.clone(), lengths
-    )
-    stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
-    got, _, _ = Decoder(model).numpy_step(
-        stacked,
-        venue.numpy(),
-        cache.numpy().copy(),
-        lengths.numpy(),
-        seen=seen.numpy().astype(np.uint8),
-        shows=shows[:, 5].numpy().astype(np.int8),
-    )
-    np.testing.assert_allclose(got, logits.numpy(), atol=2e-5)
+    numpy_step_matches(model, new | {"seen": seen}, options[0, 5], cache, lengths)
 
 
 def test_a_model_of_six_show_states_reads_wanted_over_as_none():

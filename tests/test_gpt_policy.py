@@ -61,11 +61,19 @@ def test_cache_gives_the_full_forward_numbers() -> None:
     included."""
     policy = GPTPolicy(shipped_model_path("expo"), window=8)  # most visit more places
     model = VenueModel(Scenario(venue="expo", avatars=300, hours=4.0, seed=2), policy=policy)
+    checked, longest = live_against_explained(model, policy, every=7)
+    assert checked >= 100
+    assert longest >= policy.window  # some caches were full and re-encoded
+
+
+def live_against_explained(model: VenueModel, policy: GPTPolicy, every: int) -> tuple[int, int]:
+    """Run ``model`` and, every ``every`` steps, hold three deciders' live probabilities to a
+    full forward over their context (``explain``); the decisions checked, the longest."""
     index = model.venue.index
     checked, longest = 0, 0
     while model.running:
         model.step()
-        if model.steps % 7 or policy.last_avatars is None:
+        if model.steps % every or policy.last_avatars is None:
             continue
         for row, avatar in list(enumerate(policy.last_avatars))[:3]:
             visit = int(policy.count[avatar]) - 1
@@ -76,8 +84,7 @@ def test_cache_gives_the_full_forward_numbers() -> None:
             longest = max(longest, visit)
             checked += 1
         policy.last_avatars = None
-    assert checked >= 100
-    assert longest >= policy.window  # some caches were full and re-encoded
+    return checked, longest
 
 
 def test_explanation_names_the_context_and_weighs_it() -> None:
@@ -298,18 +305,5 @@ def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cac
         ckpt.model.programme_state.weight.normal_(0.0, 0.3)
     policy = GPTPolicy(ckpt, window=6)
     model = VenueModel(scenario.replace(policy="gpt", seed=2, avatars=300), policy=policy)
-    index = model.venue.index
-    checked, longest = 0, 0
-    while model.running:
-        model.step()
-        if model.steps % 5 or policy.last_avatars is None:
-            continue
-        for row, avatar in list(enumerate(policy.last_avatars))[:3]:
-            visit = int(policy.count[avatar]) - 1
-            explanation = policy.explain(int(avatar), visit)
-            for zone, probability in explanation.candidates:
-                assert policy.last_probs[row][index[zone]] == pytest.approx(probability, abs=1e-4)
-            longest = max(longest, visit)
-            checked += 1
-        policy.last_avatars = None
+    checked, longest = live_against_explained(model, policy, every=5)
     assert checked >= 50 and longest >= policy.window
