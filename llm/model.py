@@ -341,6 +341,14 @@ class GPTOutput:
     past: list[KV]  # per layer keys/values, for the next token
 
 
+def zone_states(states: torch.Tensor, table: torch.Tensor, n_states: int) -> torch.Tensor:
+    """(..., Z) a state of every zone -> (..., C): the sum over zones of ``table``'s row for
+    that zone in that state (rows zone-major, ``n_states`` a zone), as one ``embedding_bag``."""
+    z = states.shape[-1]
+    rows = states.long().reshape(-1, z) + torch.arange(z, device=states.device) * n_states
+    return F.embedding_bag(rows, table, mode="sum").view(*states.shape[:-1], -1)
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -417,26 +425,17 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ forward
     def venue_view(self, options: torch.Tensor) -> torch.Tensor:
         """(..., Z) option states of every zone -> (..., C): the sum over zones of a learned
-        vector for that zone in that state, as one ``embedding_bag``."""
-        z, s = self.config.n_zones, self.config.n_options
-        rows = options.long().reshape(-1, z) + torch.arange(z, device=options.device) * s
-        return F.embedding_bag(rows, self.venue_state.weight, mode="sum").view(
-            *options.shape[:-1], -1
-        )
+        vector for that zone in that state (``zone_states``)."""
+        return zone_states(options, self.venue_state.weight, self.config.n_options)
 
     def programme_view(self, shows: torch.Tensor) -> torch.Tensor:
-        """(..., Z) show states of every zone -> (..., C): the sum over zones of a learned
-        vector for that zone in that state (what ``venue_view`` is for crowds and queues)."""
-        z, s = self.config.n_zones, self.config.n_show_states
-        rows = shows.long().reshape(-1, z) + torch.arange(z, device=shows.device) * s
-        return F.embedding_bag(rows, self.programme_state.weight, mode="sum").view(
-            *shows.shape[:-1], -1
-        )
+        """(..., Z) show states of every zone -> (..., C), as ``venue_view`` is for crowds
+        and queues."""
+        return zone_states(shows, self.programme_state.weight, self.config.n_show_states)
 
-    def known_shows(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``tokens["shows"]`` as this model knows them: one trained with six states sees
-        "wanted over" as "none" (``llm.features.cap_show_states``)."""
-        shows = tokens["shows"]
+    def known_shows(self, shows: torch.Tensor) -> torch.Tensor:
+        """Show states as this model knows them: one trained with six states sees "wanted
+        over" as "none" (``llm.features.cap_show_states``)."""
         if self.config.n_show_states > WANTED_OVER:
             return shows
         return shows.masked_fill(shows == WANTED_OVER, 0)
@@ -482,7 +481,7 @@ class GPT(nn.Module):
         if self.uses_profile(tokens):
             x = x + self.profile_vector(tokens["profile"])[:, None, :]
         if self.config.show_view and self.uses_shows(tokens):
-            x = x + self.programme_view(self.known_shows(tokens))
+            x = x + self.programme_view(self.known_shows(tokens["shows"]))
         return self.drop(x)
 
     def zone_table(self) -> torch.Tensor:
@@ -520,7 +519,7 @@ class GPT(nn.Module):
             logits = logits + self.interest_logits(tokens["profile"])[:, None, :]
         if self.uses_shows(tokens):
             by_show = h @ self.show_state.weight.t()  # (B, T, show states)
-            logits = logits + torch.gather(by_show, 2, self.known_shows(tokens).long())
+            logits = logits + torch.gather(by_show, 2, self.known_shows(tokens["shows"]).long())
         if mask_illegal:
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
@@ -584,7 +583,7 @@ class GPT(nn.Module):
         if self.uses_profile(tokens):
             x = x + self.profile_vector(tokens["profile"])
         if self.config.show_view and self.uses_shows(tokens):
-            x = x + self.programme_view(self.known_shows(tokens))
+            x = x + self.programme_view(self.known_shows(tokens["shows"]))
         visible = torch.arange(past.shape[4])[None, :] <= lengths[:, None]  # (B, W)
         mask = visible[:, None, None, :]
         additive = torch.zeros(mask.shape).masked_fill_(~mask, float("-inf"))
@@ -618,7 +617,7 @@ class GPT(nn.Module):
             logits = logits + self.interest_logits(tokens["profile"])
         if self.uses_shows(tokens):
             by_show = hidden @ self.show_state.weight.t()
-            logits = logits + torch.gather(by_show, 1, self.known_shows(tokens).long())
+            logits = logits + torch.gather(by_show, 1, self.known_shows(tokens["shows"]).long())
         return logits, hidden, torch.stack(new_kv, 1), attention if need_weights else None
 
     def dwell_logits(
@@ -628,7 +627,7 @@ class GPT(nn.Module):
         ``next_show`` (B, T) of the programme (for a model that takes one)."""
         x = hidden + self.zone_table()[next_zone.clamp(min=0)]
         if next_show is not None and self.config.n_show_states:
-            next_show = self.known_shows({"shows": next_show.long()})
+            next_show = self.known_shows(next_show.long())
             x = x + self.show_state(next_show)
         return self.dwell_head(x)
 
