@@ -4,7 +4,8 @@ Nothing is captured for explanations while the twin runs beyond what the GPT pol
 anyway (each avatar's recent visit tokens, when it decided, the venue's option states at
 each decision call): ``explain_decision`` feeds that context through the model's forward
 pass with ``need_weights`` and returns the weights of every layer and head, the
-candidates with their probabilities and what each showed (crowd level, queue wait).
+candidates with their probabilities and what each showed (crowd level, queue wait, and
+for a model that takes the programme, its show state: "wanted in 30-40 min").
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from llm.features import DWELL_EDGES_S, FEATURES, N_CROWD, TOD_BUCKET_S, WAIT_LABELS
+from llm.features import (
+    DWELL_EDGES_S,
+    FEATURES,
+    N_CROWD,
+    SHOW_STATES,
+    TOD_BUCKET_S,
+    WAIT_LABELS,
+)
 from llm.zones import FRUIN_LABELS
 
 #: Visits remembered per avatar for explanations (the cache itself holds block_size).
@@ -35,7 +43,7 @@ class Explanation:
     attention: np.ndarray  # (layers, heads, T, T) attention weights over the context
     candidates: list[tuple[str, float]]  # legal next zones with probabilities, best first
     chosen: str | None  # the zone actually chosen next (None if not yet known)
-    #: What each candidate showed the avatar (crowd level, queue wait), as candidates.
+    #: What each candidate showed the avatar (crowd level, queue wait, show), as candidates.
     shown: list[str] = field(default_factory=list)
 
 
@@ -80,7 +88,10 @@ def explain_decision(policy: Any, avatar: int, visit: int | None = None) -> Expl
         attention=torch.stack(out.attention)[:, 0].numpy(),
         candidates=candidates,
         chosen=names[chosen] if chosen >= 0 else None,
-        shown=[describe_option(int(state[z])) for z in shown],
+        shown=[
+            describe_option(int(state[z]), None if shows is None else int(shows[-1, z]))
+            for z in shown
+        ],
     )
 
 
@@ -96,9 +107,11 @@ def label(zones: Sequence[str], token: np.ndarray) -> str:
     )
 
 
-def describe_option(state: int) -> str:
-    """What a candidate zone showed, from its option state: "crowd B, queue <5 min"."""
-    return f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
+def describe_option(state: int, show: int | None = None) -> str:
+    """What a candidate zone showed, from its option state and show state: "crowd B, queue
+    <6 min" or "crowd C, queue none, wanted in 30-40 min" (no show state: none named)."""
+    text = f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
+    return f"{text}, {SHOW_STATES[show]}" if show else text
 
 
 def _short(seconds: float) -> str:

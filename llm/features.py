@@ -210,9 +210,14 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
 #: timetable) and of its own profile (the shows it declared it came for): nothing, another
 #: show starting within ``SHOW_SOON_S`` or running, a wanted show later today, starting
 #: soon or running, or a wanted show that is over (a zone with several shows shows the most
-#: pressing: a wanted show on, soon, later, then another show on, soon, then a wanted one
-#: over). "wanted over" came last (index 6): a model trained before it has six states and
-#: sees such a zone as "none", as it did (``cap_show_states``).
+#: pressing: a wanted show on, soon, in so many minutes, later, then another show on, soon,
+#: then a wanted one over). A wanted show to come is told by how soon it starts
+#: (``WANTED_IN_MIN``: "wanted in 30-40 min"), so that a visitor at another stage, or at a
+#: bar, knows how long it may stay before it must go; "wanted later" is beyond the last.
+#: States came in three models' times, each appended: six (before issue 25), "wanted over"
+#: (index 6), then the minutes (7 on). A model trained with fewer sees the newer ones as it
+#: was shown them (``cap_show_states``): the minutes as "wanted later", "over" as "none".
+WANTED_IN_MIN: tuple[int, ...] = (15, 20, 25, 30, 40, 50, 60, 75, 90, 120)
 SHOW_STATES: tuple[str, ...] = (
     "none",
     "show soon",
@@ -221,12 +226,28 @@ SHOW_STATES: tuple[str, ...] = (
     "wanted soon",
     "wanted on",
     "wanted over",
+    *(f"wanted in {lo}-{hi} min" for lo, hi in zip(WANTED_IN_MIN, WANTED_IN_MIN[1:])),
 )
 N_SHOW_STATES = len(SHOW_STATES)
+WANTED_LATER = SHOW_STATES.index("wanted later")
 WANTED_OVER = SHOW_STATES.index("wanted over")
+#: The first "wanted in ... min" state (the soonest); the others follow, later and later.
+WANTED_IN = WANTED_OVER + 1
 #: How pressing each state is (by index): where a zone has several shows, the highest wins.
-SHOW_STATE_RANK = np.array([0, 2, 3, 4, 5, 6, 1], dtype=np.int8)
-SHOW_SOON_S = 900.0
+#: none, wanted over, show soon, show on, wanted later, the minutes (latest first), wanted
+#: soon, wanted on.
+_PRESSING = (
+    "none",
+    "wanted over",
+    "show soon",
+    "show on",
+    "wanted later",
+    *reversed(SHOW_STATES[WANTED_IN:]),
+    "wanted soon",
+    "wanted on",
+)
+SHOW_STATE_RANK = np.array([_PRESSING.index(s) for s in SHOW_STATES], dtype=np.int8)
+SHOW_SOON_S = 60.0 * WANTED_IN_MIN[0]
 
 
 def show_tag(stage: str, start_s_of_day: float) -> str:
@@ -309,7 +330,10 @@ def show_states(
     soon = (now >= start - SHOW_SOON_S) & (now < start)
     on = (now >= start) & (now < end)
     state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (booked & (soon | on))
-    state = np.where(booked & later, 3, state)
+    # A wanted show to come: how many minutes until it starts (beyond the last: "later").
+    step = np.searchsorted(60.0 * np.asarray(WANTED_IN_MIN[1:]), start - now, side="left")
+    in_minutes = np.where(step < N_SHOW_STATES - WANTED_IN, WANTED_IN + step, WANTED_LATER)
+    state = np.where(booked & later, in_minutes, state)
     state = np.where(booked & (now >= end), WANTED_OVER, state).astype(np.int8)
     zones, first = np.unique(show_zone[shows], return_index=True)
     rank = np.maximum.reduceat(SHOW_STATE_RANK[state], first, axis=1)  # a zone's most pressing
@@ -318,11 +342,15 @@ def show_states(
 
 
 def cap_show_states(shows: np.ndarray, n_show_states: int) -> np.ndarray:
-    """Show states as a model with ``n_show_states`` of them knows them: one trained before
-    "wanted over" sees such a zone as "none" (as it was shown then)."""
-    if n_show_states > WANTED_OVER:
+    """Show states as a model with ``n_show_states`` of them knows them: one trained
+    before the minutes sees "wanted in ... min" as "wanted later", one trained before
+    "wanted over" sees that as "none" (as each was shown then)."""
+    if n_show_states >= N_SHOW_STATES:
         return shows
-    return np.where(shows == WANTED_OVER, 0, shows).astype(shows.dtype)
+    shows = np.where(shows >= WANTED_IN, WANTED_LATER, shows)
+    if n_show_states <= WANTED_OVER:
+        shows = np.where(shows == WANTED_OVER, 0, shows)
+    return shows.astype(np.int8)
 
 
 def read_programme(path: str | os.PathLike[str]) -> Programme:

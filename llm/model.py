@@ -50,7 +50,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm.features import FEATURES, N_CROWD, N_DWELL, N_OPTION, N_STAY, N_TOD, WANTED_OVER
+from llm.features import (
+    FEATURES,
+    N_CROWD,
+    N_DWELL,
+    N_OPTION,
+    N_SHOW_STATES,
+    N_STAY,
+    N_TOD,
+    WANTED_IN,
+    WANTED_LATER,
+    WANTED_OVER,
+)
 from llm.zones import ZONE_KINDS
 
 #: A layer's cached keys and values, each (batch, heads, time, head_size).
@@ -434,11 +445,14 @@ class GPT(nn.Module):
         return zone_states(shows, self.programme_state.weight, self.config.n_show_states)
 
     def known_shows(self, shows: torch.Tensor) -> torch.Tensor:
-        """Show states as this model knows them: one trained with six states sees "wanted
+        """Show states as this model knows them: one trained before the minutes sees
+        "wanted in ... min" as "wanted later", one trained with six states sees "wanted
         over" as "none" (``llm.features.cap_show_states``)."""
-        if self.config.n_show_states > WANTED_OVER:
+        n = self.config.n_show_states
+        if n >= N_SHOW_STATES:
             return shows
-        return shows.masked_fill(shows == WANTED_OVER, 0)
+        shows = shows.masked_fill(shows >= WANTED_IN, WANTED_LATER)
+        return shows.masked_fill(shows == WANTED_OVER, 0) if n <= WANTED_OVER else shows
 
     def profile_vector(self, profile: torch.Tensor) -> torch.Tensor:
         """(B, n_profile) multi-hot profiles -> (B, C): the mean vector of their tags."""

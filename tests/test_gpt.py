@@ -519,3 +519,25 @@ def test_a_model_of_six_show_states_reads_wanted_over_as_none():
     new = model({**tokens, "shows": shows}, options, mask_illegal=False).zone_logits
     old = model({**tokens, "shows": torch.zeros_like(shows)}, options, mask_illegal=False)
     assert torch.equal(new, old.zone_logits)
+
+
+def test_a_model_of_seven_show_states_reads_the_minutes_as_wanted_later():
+    """Checkpoints trained before a wanted show's minutes (seven states: the shipped
+    models of before) score "wanted in 30-40 min" as "wanted later", in the PyTorch model
+    and as the live policy caps them (``cap_show_states``), and keep "wanted over"."""
+    import numpy as np
+
+    from llm.features import SHOW_STATES, WANTED_OVER, cap_show_states
+
+    model = tiny(n_show_states=7, show_view=1)
+    tokens, options = random_tokens(model.config, b=2, t=4)
+    shows = torch.zeros(2, 4, Z, dtype=torch.long)
+    shows[:, :, 1] = SHOW_STATES.index("wanted in 30-40 min")
+    shows[:, :, 2] = WANTED_OVER
+    later = shows.clone()
+    later[:, :, 1] = SHOW_STATES.index("wanted later")
+    with torch.no_grad():
+        new = model({**tokens, "shows": shows}, options, mask_illegal=False)
+        old = model({**tokens, "shows": later}, options, mask_illegal=False)
+    assert torch.equal(new.zone_logits, old.zone_logits)
+    np.testing.assert_array_equal(cap_show_states(shows.numpy(), 7), later.numpy())

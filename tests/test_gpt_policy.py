@@ -9,7 +9,7 @@ import torch
 from agents.gpt_policy import GPTPolicy
 from agents.markov_policy import MarkovPolicy
 from llm import checkpoint
-from llm.features import FEATURES
+from llm.features import FEATURES, N_SHOW_STATES
 from twin import Scenario, VenueModel, load_venue
 from twin.catalog import shipped_model_path
 from twin.crowd import IN_ZONE
@@ -300,10 +300,20 @@ def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cac
         programme=programme_of(scenario),
     )
     ckpt = checkpoint.load(tmp_path / "run" / "model.safetensors")
-    assert ckpt.model.config.show_view == 1 and ckpt.model.config.n_show_states == 7
+    assert ckpt.model.config.show_view == 1 and ckpt.model.config.n_show_states == N_SHOW_STATES
     with torch.no_grad():  # a programme strong enough to matter in the context
         ckpt.model.programme_state.weight.normal_(0.0, 0.3)
     policy = GPTPolicy(ckpt, window=6)
     model = VenueModel(scenario.replace(policy="gpt", seed=2, avatars=300), policy=policy)
     checked, longest = live_against_explained(model, policy, every=5)
     assert checked >= 50 and longest >= policy.window
+    # An explanation names what each candidate showed of the programme to this visitor.
+    booked = np.flatnonzero(policy.show_wanted.any(axis=1) & (policy.count > 3))[:20]
+    shown = [
+        what
+        for avatar in booked
+        for visit in range(int(policy.count[avatar]))
+        for what in policy.explain(int(avatar), visit).shown
+    ]
+    assert any("wanted in" in what for what in shown)
+    assert any(what.endswith("wanted on") for what in shown)

@@ -750,16 +750,22 @@ def test_show_states_follow_the_clock_and_the_visitors_bookings():
 
     state = {name: i for i, name in enumerate(SHOW_STATES)}
     start, end = np.array([72000.0]), np.array([75600.0])  # 20:00 to 21:00 on zone 1
-    now = np.array([72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600, 60000])
-    wanted = np.array([[True], [True], [False], [True], [True], [False]])
+    now = np.array(
+        [72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600, 60000, 72000 - 2700]
+        + [72000 - 7200, 72000 - 7201]
+    )
+    wanted = np.array([[True], [True], [False], [True], [True], [False], [True], [True], [True]])
     got = show_states(now, np.array([1]), start, end, wanted, 3)
     assert got[:, 1].tolist() == [
-        state["wanted later"],
+        state["wanted in 15-20 min"],
         state["wanted soon"],
         state["show soon"],
         state["wanted on"],
         state["wanted over"],  # booked, over at 21:00
         state["none"],  # not booked, not soon
+        state["wanted in 40-50 min"],  # booked, 45 minutes to go
+        state["wanted in 90-120 min"],  # two hours to go: the last of the minutes
+        state["wanted later"],  # a second more
     ]
     assert not got[:, [0, 2]].any()
 
@@ -767,7 +773,8 @@ def test_show_states_follow_the_clock_and_the_visitors_bookings():
 def test_a_stage_shows_its_most_pressing_show_and_old_models_see_what_they_knew():
     """Two shows on one stage: a booked one over and another on: the one on wins over the
     one over, and a booked one later wins over another on. A model of six states (before
-    "wanted over") sees a booked show that is over as "none", as it was shown then."""
+    "wanted over") sees a booked show that is over as "none", and one of seven (before the
+    minutes) a booked show in 58 minutes as "wanted later", as each was shown then."""
     from llm.features import SHOW_STATES, cap_show_states, show_states
 
     state = {name: i for i, name in enumerate(SHOW_STATES)}
@@ -780,13 +787,20 @@ def test_a_stage_shows_its_most_pressing_show_and_old_models_see_what_they_knew(
         state["show on"],  # the second, not the booked first that is over
         state["show on"],
         state["wanted over"],
-        state["wanted later"],  # booked later beats another's show on now
+        state["wanted in 50-60 min"],  # booked later beats another's show on now
     ]
     old = cap_show_states(got, 6)
     assert old.tolist() == [
         state["show on"],
         state["show on"],
         state["none"],
+        state["wanted later"],
+    ]
+    seven = cap_show_states(got, 7)
+    assert seven.tolist() == [
+        state["show on"],
+        state["show on"],
+        state["wanted over"],
         state["wanted later"],
     ]
     assert cap_show_states(got, len(SHOW_STATES)) is got
@@ -889,7 +903,15 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
     booked show about to begin on a stage over the unbooked one still on there, and either
     over a booked one that is over); by a plain loop over shows, on random programmes with
     shared stages and shows on no zone."""
-    from llm.features import SHOW_SOON_S, SHOW_STATE_RANK, show_states
+    from llm.features import SHOW_SOON_S, SHOW_STATE_RANK, SHOW_STATES, show_states
+
+    def wanted_in(minutes: float) -> int:
+        for i, name in enumerate(SHOW_STATES):
+            if name.startswith("wanted in "):
+                lo, hi = name.removeprefix("wanted in ").removesuffix(" min").split("-")
+                if float(lo) < minutes <= float(hi):
+                    return i
+        return SHOW_STATES.index("wanted later")
 
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -904,7 +926,8 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
             later, on = now < start[s] - SHOW_SOON_S, (now >= start[s]) & (now < end[s])
             soon = (now >= start[s] - SHOW_SOON_S) & (now < start[s])
             state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (wanted[:, s] & (soon | on))
-            state = np.where(wanted[:, s] & later, 3, state)
+            minutes = np.array([wanted_in(m) for m in (start[s] - now) / 60.0])
+            state = np.where(wanted[:, s] & later, minutes, state)
             state = np.where(wanted[:, s] & (now >= end[s]), 6, state)
             higher = SHOW_STATE_RANK[state] > SHOW_STATE_RANK[expected[:, zone[s]]]
             expected[higher, zone[s]] = state[higher]
