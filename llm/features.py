@@ -226,7 +226,10 @@ SHOW_STATES: tuple[str, ...] = (
     "wanted soon",
     "wanted on",
     "wanted over",
-    *(f"wanted in {lo}-{hi} min" for lo, hi in zip(WANTED_IN_MIN, WANTED_IN_MIN[1:])),
+    *(
+        f"wanted in {lo}-{hi} min"
+        for lo, hi in zip(WANTED_IN_MIN[:-1], WANTED_IN_MIN[1:], strict=True)
+    ),
 )
 N_SHOW_STATES = len(SHOW_STATES)
 WANTED_LATER = SHOW_STATES.index("wanted later")
