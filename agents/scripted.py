@@ -82,7 +82,7 @@ class ScriptedPolicy:
         show_goal, show_end, show_soon = self.wanted_show(idx, now)
         self.queue_wait_s = obs.queue_wait_s
         goal = self.choose_goal(idx, zone, now, goal, crowded, show_goal, show_soon)
-        goal = self.balk(zone, goal, crowded)
+        goal = self.balk(idx, zone, goal, crowded)
         self.goal[idx] = goal
 
         next_zone = self.layout.next_hop[zone, goal]
@@ -152,7 +152,8 @@ class ScriptedPolicy:
             ((fatigue >= 0.7) & (needs.rested_s[idx] < 600.0), self.lounges),
         ):
             if len(places):
-                new = np.where((new < 0) & wanted, self.nearest(zone, places, crowded), new)
+                nearest = self.nearest(zone, places, crowded, idx)
+                new = np.where((new < 0) & wanted, nearest, new)
         keep = (new < 0) & (goal >= 0)
         keep[keep] &= ~crowded[goal[keep]] & ~needs.seen[idx[keep], goal[keep]]
         keep[keep] &= ~self.given_up[idx[keep], goal[keep]]
@@ -175,7 +176,9 @@ class ScriptedPolicy:
             new[explore] = picked
         return new
 
-    def balk(self, zone: np.ndarray, goal: np.ndarray, crowded: np.ndarray) -> np.ndarray:
+    def balk(
+        self, idx: np.ndarray, zone: np.ndarray, goal: np.ndarray, crowded: np.ndarray
+    ) -> np.ndarray:
         """At the door of a bar or restroom, the visitor sees its queue and weighs it again:
         another one is taken if walking there and waiting is quicker (balking)."""
         hop = self.layout.next_hop
@@ -185,7 +188,7 @@ class ScriptedPolicy:
             if len(places) > 1:
                 turn = at_door & np.isin(goal, places)
                 if turn.any():
-                    new[turn] = self.nearest(zone[turn], places, crowded)
+                    new[turn] = self.nearest(zone[turn], places, crowded, idx[turn])
         # Not through the queue it turns away from.
         through = (new >= 0) & (hop[zone, np.maximum(new, 0)] == goal)
         return np.where(through, goal, new)
@@ -198,13 +201,23 @@ class ScriptedPolicy:
         over = lay.show_headline[None, :] & (now[:, None] >= lay.show_end_s[None, :])
         return (over & self.needs.show_wanted[idx]).any(axis=1)
 
-    def nearest(self, zone: np.ndarray, places: np.ndarray, crowded: np.ndarray) -> np.ndarray:
+    def nearest(
+        self,
+        zone: np.ndarray,
+        places: np.ndarray,
+        crowded: np.ndarray,
+        idx: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The closest of ``places`` from each zone, counting a queue's wait as the walk it
-        is worth, and avoiding crowded ones when possible."""
+        is worth, and avoiding crowded ones when possible; for avatars ``idx``, never one
+        that refused them (closed, or full: a thirsty visitor turned away at a shut bar
+        goes to another, not back to the same door)."""
         if len(places) == 0:
             return np.full(len(zone), -1)
         queue_m = PLANNING_SPEED * self.queue_wait_s[places]
         cost = self.layout.distance[zone][:, places] + queue_m + 1e5 * crowded[places][None, :]
+        if idx is not None:
+            cost = np.where(self.given_up[idx][:, places], np.inf, cost)
         best = np.argmin(cost, axis=1)
         return np.where(np.isfinite(cost[np.arange(len(zone)), best]), places[best], -1)
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from twin import Scenario, Show, Venue, VenueModel, load_venue
+from twin.scenario import Levers
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,19 @@ def test_crowded_zones_are_avoided_as_goals() -> None:
     levels = runs["cramped"].zones_frame().query("zone == 'booth_b1'")["fruin"]
     assert levels.isin(["E", "F"]).any()  # it did get crowded
     assert goal_share(runs["cramped"]) < 0.7 * goal_share(runs["roomy"])
+
+
+def test_a_visitor_turned_away_at_a_shut_bar_goes_to_another() -> None:
+    """A bar closed for the day (a capacity cap of 0) refuses thirsty visitors at its door;
+    each gives it up and drinks elsewhere, instead of walking back to the same door (it
+    did: some 20 times each, by way of the lounge beside it, until closing)."""
+    levers = Levers(capacity_caps={"cafe_east": 0})
+    scenario = Scenario(venue="expo", avatars=1500, hours=3.0, seed=1, policy="scripted")
+    shut = VenueModel(scenario.replace(levers=levers)).run().visits()
+    plain = VenueModel(scenario).run().visits()
+    assert (shut["zone"] == "cafe_east").sum() == 0
+    door = shut[shut["zone"] == "back_aisle_east"].groupby("avatar_id").size()
+    assert door.max() <= 8  # nobody walks back and forth to the shut door (was 21)
+    assert len(shut) == pytest.approx(len(plain), rel=0.01)  # the day is as long as ever
+    bars = shut[shut["zone_kind"] == "bar"]
+    assert len(bars) >= 0.9 * (plain["zone_kind"] == "bar").sum()  # drinks elsewhere
