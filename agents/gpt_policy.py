@@ -299,9 +299,12 @@ class GPTPolicy:
         dwell: np.ndarray,
     ) -> np.ndarray:
         """A stay at a stage whose dwell bucket (or one within ``SHOW_END_REACH`` of it)
-        holds the end of the show on there (or about to begin) lasts until the show ends:
-        the model chose how long to stay, in buckets; the programme says when. So the
-        audience leaves together, as visitors do, and the bars by the stage see the rush."""
+        holds the end of the first show there that is on or still to come lasts until that
+        show ends: the model chose how long to stay, in buckets; the programme says when. So
+        the audience leaves together, as visitors do, and the bars by the stage see the
+        rush. (A long stay chosen hours before a show, in the last, open-ended buckets,
+        lasts until that show ends too: on the festival, visitors who booked the headline
+        and chose such a stay at its stage wait there for it.)"""
         lay = self.layout
         staged = np.flatnonzero(np.isin(place, lay.show_stage))
         if len(staged) == 0:
