@@ -350,10 +350,10 @@ def cap_show_states(shows: np.ndarray, n_show_states: int) -> np.ndarray:
     "wanted over" sees that as "none" (as each was shown then)."""
     if n_show_states >= N_SHOW_STATES:
         return shows
-    shows = np.where(shows >= WANTED_IN, WANTED_LATER, shows)
+    known = np.where(shows >= WANTED_IN, WANTED_LATER, shows)
     if n_show_states <= WANTED_OVER:
-        shows = np.where(shows == WANTED_OVER, 0, shows)
-    return shows.astype(np.int8)
+        known = np.where(known == WANTED_OVER, 0, known)
+    return known.astype(shows.dtype)
 
 
 def read_programme(path: str | os.PathLike[str]) -> Programme:
