@@ -344,16 +344,24 @@ def show_states(
     return out
 
 
+def known_show_states(n_show_states: int) -> np.ndarray:
+    """(N_SHOW_STATES,) int8: each show state as a model with ``n_show_states`` of them
+    knows it: one trained before the minutes sees "wanted in ... min" as "wanted later",
+    one trained before "wanted over" sees that as "none" (as each was shown then)."""
+    table = np.arange(N_SHOW_STATES, dtype=np.int8)
+    if n_show_states < N_SHOW_STATES:
+        table[WANTED_IN:] = WANTED_LATER
+    if n_show_states <= WANTED_OVER:
+        table[WANTED_OVER] = 0
+    return table
+
+
 def cap_show_states(shows: np.ndarray, n_show_states: int) -> np.ndarray:
-    """Show states as a model with ``n_show_states`` of them knows them: one trained
-    before the minutes sees "wanted in ... min" as "wanted later", one trained before
-    "wanted over" sees that as "none" (as each was shown then)."""
+    """Show states as a model with ``n_show_states`` of them knows them
+    (``known_show_states``)."""
     if n_show_states >= N_SHOW_STATES:
         return shows
-    known = np.where(shows >= WANTED_IN, WANTED_LATER, shows)
-    if n_show_states <= WANTED_OVER:
-        known = np.where(known == WANTED_OVER, 0, known)
-    return known.astype(shows.dtype)
+    return known_show_states(n_show_states)[shows].astype(shows.dtype)
 
 
 def read_programme(path: str | os.PathLike[str]) -> Programme:

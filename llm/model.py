@@ -58,9 +58,7 @@ from llm.features import (
     N_SHOW_STATES,
     N_STAY,
     N_TOD,
-    WANTED_IN,
-    WANTED_LATER,
-    WANTED_OVER,
+    known_show_states,
 )
 from llm.zones import ZONE_KINDS
 
@@ -445,14 +443,13 @@ class GPT(nn.Module):
         return zone_states(shows, self.programme_state.weight, self.config.n_show_states)
 
     def known_shows(self, shows: torch.Tensor) -> torch.Tensor:
-        """Show states as this model knows them: one trained before the minutes sees
-        "wanted in ... min" as "wanted later", one trained with six states sees "wanted
-        over" as "none" (``llm.features.cap_show_states``)."""
-        n = self.config.n_show_states
-        if n >= N_SHOW_STATES:
+        """Show states as this model knows them (``llm.features.known_show_states``: one
+        trained before the minutes sees them as "wanted later", one of six states sees
+        "wanted over" as "none")."""
+        if self.config.n_show_states >= N_SHOW_STATES:
             return shows
-        shows = shows.masked_fill(shows >= WANTED_IN, WANTED_LATER)
-        return shows.masked_fill(shows == WANTED_OVER, 0) if n <= WANTED_OVER else shows
+        table = torch.from_numpy(known_show_states(self.config.n_show_states))
+        return table.to(shows.device, shows.dtype)[shows.long()]
 
     def profile_vector(self, profile: torch.Tensor) -> torch.Tensor:
         """(B, n_profile) multi-hot profiles -> (B, C): the mean vector of their tags."""
