@@ -214,10 +214,17 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
 #: then a wanted one over). A wanted show to come is told by how soon it starts
 #: (``WANTED_IN_MIN``: "wanted in 30-40 min"), so that a visitor at another stage, or at a
 #: bar, knows how long it may stay before it must go; "wanted later" is beyond the last.
-#: States came in three models' times, each appended: six (before issue 25), "wanted over"
-#: (index 6), then the minutes (7 on). A model trained with fewer sees the newer ones as it
-#: was shown them (``cap_show_states``): the minutes as "wanted later", "over" as "none".
+#: A wanted show to come that is not the visitor's next (another it booked is on, or
+#: starts before it) says so: "wanted in 60-75 min, after another", so that the order of a
+#: visitor's shows is read from the programme and its bookings, as its day is lived.
+#: States came in four models' times, each appended: six (before issue 25), "wanted over"
+#: (index 6), the minutes (7 on), then "after another" (16 on). A model trained with fewer
+#: sees the newer ones as it was shown them (``cap_show_states``): "after another" as the
+#: plain minutes, the minutes as "wanted later", "over" as "none".
 WANTED_IN_MIN: tuple[int, ...] = (15, 20, 25, 30, 40, 50, 60, 75, 90, 120)
+_MINUTES: tuple[str, ...] = tuple(
+    f"wanted in {lo}-{hi} min" for lo, hi in zip(WANTED_IN_MIN[:-1], WANTED_IN_MIN[1:], strict=True)
+)
 SHOW_STATES: tuple[str, ...] = (
     "none",
     "show soon",
@@ -226,26 +233,28 @@ SHOW_STATES: tuple[str, ...] = (
     "wanted soon",
     "wanted on",
     "wanted over",
-    *(
-        f"wanted in {lo}-{hi} min"
-        for lo, hi in zip(WANTED_IN_MIN[:-1], WANTED_IN_MIN[1:], strict=True)
-    ),
+    *_MINUTES,
+    *(f"{name}, after another" for name in _MINUTES),
 )
 N_SHOW_STATES = len(SHOW_STATES)
 WANTED_LATER = SHOW_STATES.index("wanted later")
 WANTED_OVER = SHOW_STATES.index("wanted over")
 #: The first "wanted in ... min" state (the soonest); the others follow, later and later.
 WANTED_IN = WANTED_OVER + 1
+#: The first "wanted in ... min, after another" state; ``WANTED_AFTER + i`` is
+#: ``WANTED_IN + i`` for a show that is not the visitor's next.
+WANTED_AFTER = WANTED_IN + len(_MINUTES)
 #: How pressing each state is (by index): where a zone has several shows, the highest wins.
-#: none, wanted over, show soon, show on, wanted later, the minutes (latest first), wanted
-#: soon, wanted on.
+#: none, wanted over, show soon, show on, wanted later, the minutes after another (latest
+#: first), the minutes (latest first), wanted soon, wanted on.
 _PRESSING = (
     "none",
     "wanted over",
     "show soon",
     "show on",
     "wanted later",
-    *reversed(SHOW_STATES[WANTED_IN:]),
+    *reversed(SHOW_STATES[WANTED_AFTER:]),
+    *reversed(SHOW_STATES[WANTED_IN:WANTED_AFTER]),
     "wanted soon",
     "wanted on",
 )
@@ -319,7 +328,8 @@ def show_states(
     """(B, Z) int8 show state (``SHOW_STATES``) of every zone for B visitors choosing at
     ``now_s_of_day`` (B,): ``show_zone``/``start_s``/``end_s`` (S,) the programme's shows
     (their zones in the vocabulary, -1 for none), ``wanted`` (B, S) the shows each booked.
-    A zone with several shows shows the most pressing (``SHOW_STATE_RANK``)."""
+    A zone with several shows shows the most pressing (``SHOW_STATE_RANK``). A visitor's
+    next show is the earliest to start of those it booked that are not over."""
     now = np.round(np.asarray(now_s_of_day, dtype=np.float64), 3)[:, None]
     out = np.zeros((len(now), n_zones), dtype=np.int8)
     show_zone = np.asarray(show_zone)
@@ -333,9 +343,12 @@ def show_states(
     soon = (now >= start - SHOW_SOON_S) & (now < start)
     on = (now >= start) & (now < end)
     state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (booked & (soon | on))
-    # A wanted show to come: how many minutes until it starts (beyond the last: "later").
+    # A wanted show to come: how many minutes until it starts (beyond the last: "later"),
+    # and whether another booked show comes first (on now, or starting before it).
     step = np.searchsorted(60.0 * np.asarray(WANTED_IN_MIN[1:]), start - now, side="left")
-    in_minutes = np.where(step < N_SHOW_STATES - WANTED_IN, WANTED_IN + step, WANTED_LATER)
+    first = np.where(booked & (now < end), start, np.inf).min(axis=1, keepdims=True)
+    minutes = np.where(start > first, WANTED_AFTER, WANTED_IN) + step
+    in_minutes = np.where(step < WANTED_AFTER - WANTED_IN, minutes, WANTED_LATER)
     state = np.where(booked & later, in_minutes, state)
     state = np.where(booked & (now >= end), WANTED_OVER, state).astype(np.int8)
     zones, first = np.unique(show_zone[shows], return_index=True)
@@ -346,13 +359,16 @@ def show_states(
 
 def known_show_states(n_show_states: int) -> np.ndarray:
     """(N_SHOW_STATES,) int8: each show state as a model with ``n_show_states`` of them
-    knows it: one trained before the minutes sees "wanted in ... min" as "wanted later",
-    one trained before "wanted over" sees that as "none" (as each was shown then)."""
+    knows it: one trained before "after another" sees those as the plain minutes, one
+    before the minutes sees them as "wanted later", one before "wanted over" sees that as
+    "none" (as each was shown then)."""
     table = np.arange(N_SHOW_STATES, dtype=np.int8)
-    if n_show_states < N_SHOW_STATES:
-        table[WANTED_IN:] = WANTED_LATER
+    if n_show_states <= WANTED_AFTER:
+        table[WANTED_AFTER:] -= WANTED_AFTER - WANTED_IN
+    if n_show_states <= WANTED_IN:
+        table[table >= WANTED_IN] = WANTED_LATER
     if n_show_states <= WANTED_OVER:
-        table[WANTED_OVER] = 0
+        table[table == WANTED_OVER] = 0
     return table
 
 

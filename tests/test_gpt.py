@@ -541,3 +541,25 @@ def test_a_model_of_seven_show_states_reads_the_minutes_as_wanted_later():
         old = model({**tokens, "shows": later}, options, mask_illegal=False)
     assert torch.equal(new.zone_logits, old.zone_logits)
     np.testing.assert_array_equal(cap_show_states(shows.numpy(), 7), later.numpy())
+
+
+def test_a_model_of_sixteen_show_states_reads_after_another_as_the_minutes():
+    """Checkpoints trained before "after another" (sixteen states) score "wanted in 30-40
+    min, after another" as "wanted in 30-40 min", in the PyTorch model and as the live
+    policy caps them: what they were shown."""
+    import numpy as np
+
+    from llm.features import SHOW_STATES, cap_show_states
+
+    model = tiny(n_show_states=16, show_view=1)
+    tokens, options = random_tokens(model.config, b=2, t=4)
+    shows = torch.zeros(2, 4, Z, dtype=torch.long)
+    shows[:, :, 1] = SHOW_STATES.index("wanted in 30-40 min, after another")
+    plain = shows.clone()
+    plain[:, :, 1] = SHOW_STATES.index("wanted in 30-40 min")
+    with torch.no_grad():
+        new = model({**tokens, "shows": shows}, options, mask_illegal=False)
+        old = model({**tokens, "shows": plain}, options, mask_illegal=False)
+    assert torch.equal(new.zone_logits, old.zone_logits)
+    np.testing.assert_array_equal(cap_show_states(shows.numpy(), 16), plain.numpy())
+    assert torch.equal(model.known_shows(shows).long(), plain)

@@ -901,19 +901,53 @@ def test_a_token_is_its_own_array_never_the_callers() -> None:
 def test_show_states_are_each_zones_highest_over_its_shows() -> None:
     """Every zone shows the most pressing state of its shows (a visitor choosing sees the
     booked show about to begin on a stage over the unbooked one still on there, and either
-    over a booked one that is over); by a plain loop over shows, on random programmes with
-    shared stages and shows on no zone."""
-    from llm.features import SHOW_SOON_S, SHOW_STATE_RANK, SHOW_STATES, show_states
+    over a booked one that is over); a booked show to come that is not the visitor's next
+    (another booked one is on, or starts before it) is "after another". By a plain loop
+    over shows and visitors, on random programmes with shared stages and shows on no zone.
+    A model of sixteen states (before "after another") sees what it was shown: the loop
+    without that rule."""
+    from llm.features import (
+        SHOW_SOON_S,
+        SHOW_STATE_RANK,
+        SHOW_STATES,
+        WANTED_AFTER,
+        WANTED_IN,
+        cap_show_states,
+        show_states,
+    )
 
     def wanted_in(minutes: float) -> int:
-        for i, name in enumerate(SHOW_STATES):
-            if name.startswith("wanted in "):
-                lo, hi = name.removeprefix("wanted in ").removesuffix(" min").split("-")
-                if float(lo) < minutes <= float(hi):
-                    return i
+        for i, name in enumerate(SHOW_STATES[WANTED_IN:WANTED_AFTER], start=WANTED_IN):
+            lo, hi = name.removeprefix("wanted in ").removesuffix(" min").split("-")
+            if float(lo) < minutes <= float(hi):
+                return i
         return SHOW_STATES.index("wanted later")
 
+    def by_loop(now, zone, start, end, wanted, zones, order: bool) -> np.ndarray:
+        expected = np.zeros((len(now), zones), dtype=np.int8)
+        for v in range(len(now)):
+            mine = [s for s in np.flatnonzero(zone >= 0) if wanted[v, s] and now[v] < end[s]]
+            first = min((start[s] for s in mine), default=np.inf)
+            for s in np.flatnonzero(zone >= 0):
+                t, booked = now[v], wanted[v, s]
+                if t >= end[s]:
+                    state = 6 if booked else 0
+                elif t >= start[s]:
+                    state = 5 if booked else 2
+                elif t >= start[s] - SHOW_SOON_S:
+                    state = 4 if booked else 1
+                elif booked:
+                    state = wanted_in((start[s] - t) / 60.0)
+                    if order and state >= WANTED_IN and start[s] > first:
+                        state += WANTED_AFTER - WANTED_IN
+                else:
+                    state = 0
+                if SHOW_STATE_RANK[state] > SHOW_STATE_RANK[expected[v, zone[s]]]:
+                    expected[v, zone[s]] = state
+        return expected
+
     rng = np.random.default_rng(0)
+    after = 0
     for _ in range(200):
         shows, zones, visitors = int(rng.integers(0, 8)), 12, int(rng.integers(1, 40))
         zone = rng.integers(-1, zones, shows)
@@ -921,15 +955,29 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
         end = start + rng.uniform(600, 7_200, shows)
         now = rng.uniform(0, 30_000, visitors)
         wanted = rng.random((visitors, shows)) < 0.5
-        expected = np.zeros((visitors, zones), dtype=np.int8)
-        for s in np.flatnonzero(zone >= 0):
-            later, on = now < start[s] - SHOW_SOON_S, (now >= start[s]) & (now < end[s])
-            soon = (now >= start[s] - SHOW_SOON_S) & (now < start[s])
-            state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (wanted[:, s] & (soon | on))
-            minutes = np.array([wanted_in(m) for m in (start[s] - now) / 60.0])
-            state = np.where(wanted[:, s] & later, minutes, state)
-            state = np.where(wanted[:, s] & (now >= end[s]), 6, state)
-            higher = SHOW_STATE_RANK[state] > SHOW_STATE_RANK[expected[:, zone[s]]]
-            expected[higher, zone[s]] = state[higher]
         got = show_states(now, zone, start, end, wanted, zones)
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(got, by_loop(now, zone, start, end, wanted, zones, True))
+        before = by_loop(now, zone, start, end, wanted, zones, False)
+        np.testing.assert_array_equal(cap_show_states(got, WANTED_AFTER), before)
+        after += int((got >= WANTED_AFTER).sum())
+    assert after > 100  # the rule was tried, not only the states without it
+
+
+def test_a_booked_show_after_another_says_so():
+    """A visitor who booked 20:00 on stage 0 and 21:30 on stage 1 sees, at 19:00, stage
+    0's show in 60 minutes and stage 1's in 150 minutes (later); at 20:15, during the
+    first, stage 1's in 75 minutes after another; at 21:05, the first over, the second is
+    its next. A visitor who booked only the second sees it as its next at 20:15."""
+    from llm.features import SHOW_STATES, show_states
+
+    state = {name: i for i, name in enumerate(SHOW_STATES)}
+    start, end = np.array([72000.0, 77400.0]), np.array([75600.0, 81000.0])
+    now = np.array([68400.0, 72900.0, 75900.0, 72900.0])
+    wanted = np.array([[True, True], [True, True], [True, True], [False, True]])
+    got = show_states(now, np.array([0, 1]), start, end, wanted, 2)
+    assert got.tolist() == [
+        [state["wanted in 50-60 min"], state["wanted later"]],
+        [state["wanted on"], state["wanted in 60-75 min, after another"]],
+        [state["wanted over"], state["wanted in 20-25 min"]],
+        [state["show on"], state["wanted in 60-75 min"]],
+    ]
