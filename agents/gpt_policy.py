@@ -39,6 +39,7 @@ from llm import checkpoint
 from llm.decoder import Decoder
 from llm.features import (
     FEATURES,
+    UNTIL_SHOW_ENDS,
     cap_show_states,
     option_state,
     profile_vectors,
@@ -244,11 +245,19 @@ class GPTPolicy:
         place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         place = np.where(choices.any(axis=1), place, zone)  # nowhere open: stays on
         next_show = None if shows is None else shows[np.arange(len(idx)), place]
-        dwell_logits = self.decoder.dwell_logits(hidden, place, next_show)
-        dwell_probs = softmax_rows(dwell_logits.astype(np.float64) / self.temperature)
+        dwell_logits = self.decoder.dwell_logits(hidden, place, next_show).astype(np.float64)
+        left = self.show_left(zone, now, place)
+        if self.model.config.show_end_dwell:  # "until the show ends" where one is to end
+            dwell_logits[:, UNTIL_SHOW_ENDS] = np.where(
+                np.isfinite(left), dwell_logits[:, UNTIL_SHOW_ENDS], -np.inf
+            )
+        dwell_probs = softmax_rows(dwell_logits / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
-        stay = self.until_show_ends(zone, now, place, bucket, stay)
+        if self.model.config.show_end_dwell:
+            stay = np.where(bucket == UNTIL_SHOW_ENDS, left, stay)
+        else:
+            stay = self.until_show_ends(left, bucket, stay)
         self.goal_wait[idx] = wait_level(obs.queue_wait_s)[place]
         self.chosen[idx, visit % MEMORY] = place
         self.kv.release(idx[self.is_exit[place]])  # heading out: no more decisions
@@ -290,34 +299,33 @@ class GPTPolicy:
         best = far.argmin(axis=1)
         return np.where(np.isfinite(far[np.arange(len(zone)), best]), best, -1)
 
-    def until_show_ends(
-        self,
-        zone: np.ndarray,
-        now: np.ndarray,
-        place: np.ndarray,
-        bucket: np.ndarray,
-        dwell: np.ndarray,
-    ) -> np.ndarray:
-        """A stay at a stage whose dwell bucket (or one within ``SHOW_END_REACH`` of it)
-        holds the end of the first show there that is on or still to come lasts until that
-        show ends: the model chose how long to stay, in buckets; the programme says when. So
-        the audience leaves together, as visitors do, and the bars by the stage see the
-        rush. (A long stay chosen hours before a show, in the last, open-ended buckets,
-        lasts until that show ends too: on the festival, visitors who booked the headline
-        and chose such a stay at its stage wait there for it.)"""
+    def show_left(self, zone: np.ndarray, now: np.ndarray, place: np.ndarray) -> np.ndarray:
+        """(B,) seconds from the avatars' entry at ``place`` (walking there from ``zone``
+        from ``now``) until the first show there that is on or to come then ends (inf where
+        none: not a stage, or its shows over)."""
         lay = self.layout
+        left = np.full(len(place), np.inf)
         staged = np.flatnonzero(np.isin(place, lay.show_stage))
-        if len(staged) == 0:
-            return dwell
-        here, stage = zone[staged], place[staged]
-        entry = now[staged] + lay.place_distance[here, stage] / PLANNING_SPEED
-        remaining = show_end_after(lay.show_stage, lay.show_end_s, stage, entry) - entry
-        lower, _ = dwell_bounds(bucket[staged] - SHOW_END_REACH)
-        _, upper = dwell_bounds(bucket[staged] + SHOW_END_REACH)
-        ends_within = (remaining >= lower) & (remaining <= upper)
-        dwell = dwell.copy()
-        dwell[staged] = np.where(ends_within, remaining, dwell[staged])
-        return dwell
+        if len(staged):
+            here, stage = zone[staged], place[staged]
+            entry = now[staged] + lay.place_distance[here, stage] / PLANNING_SPEED
+            left[staged] = show_end_after(lay.show_stage, lay.show_end_s, stage, entry) - entry
+        return left
+
+    def until_show_ends(
+        self, left: np.ndarray, bucket: np.ndarray, dwell: np.ndarray
+    ) -> np.ndarray:
+        """For a model without the "until the show ends" class (``show_end_dwell``): a stay
+        at a stage whose dwell bucket (or one within ``SHOW_END_REACH`` of it) holds the
+        end of the first show there that is on or still to come (``left`` seconds after
+        entry) lasts until that show ends: the model chose how long to stay, in buckets;
+        the programme says when. So the audience leaves together, as visitors do, and the
+        bars by the stage see the rush. (A long stay chosen hours before a show, in the
+        last, open-ended buckets, lasts until that show ends too.)"""
+        lower, _ = dwell_bounds(bucket - SHOW_END_REACH)
+        _, upper = dwell_bounds(bucket + SHOW_END_REACH)
+        ends_within = np.isfinite(left) & (left >= lower) & (left <= upper)
+        return np.where(ends_within, left, dwell)
 
     def probabilities(self, logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
         """Next-place probabilities over the places open (``legal``), with temperature and

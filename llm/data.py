@@ -25,8 +25,10 @@ from llm.features import (
     FEATURES,
     Programme,
     dwell_bucket,
+    ends_with_show,
     option_state,
     profile_vectors,
+    show_left_s,
     show_states,
     visit_features,
     zone_crowd,
@@ -59,6 +61,17 @@ class Sequences:
     #: dwell less the log's queue wait, 0 where it states none): what the model predicts
     #: of a next visit, the twin adding the queue it has then (``GPTPolicy.dwell_from``).
     served_dwell: np.ndarray | None = None
+    #: (N,) float64 seconds from each visit's entry until the first show at its zone that
+    #: is on or to come then ends (``llm.features.show_left_s``; inf where none), where a
+    #: programme was given: whether a visit stayed until the show ended.
+    show_left_s: np.ndarray | None = None
+
+    def until_show_ends(self) -> np.ndarray:
+        """(N,) bool: visits that stayed until the show at their zone ended
+        (``llm.features.ends_with_show``); none without a programme."""
+        if self.show_left_s is None:
+            return np.zeros(self.n_visits, dtype=bool)
+        return ends_with_show(self.dwell_s, self.show_left_s)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -91,6 +104,7 @@ class Sequences:
             profiles=None if self.profiles is None else self.profiles[which],
             served_dwell=None if self.served_dwell is None else self.served_dwell[rows],
             shows=None if self.shows is None else self.shows[rows],
+            show_left_s=None if self.show_left_s is None else self.show_left_s[rows],
         )
 
     @property
@@ -141,6 +155,7 @@ def encode(
         profiles = frame["profile"].to_numpy() if "profile" in frame else np.full(len(frame), "")
         moment = frame["seconds_of_day"].to_numpy() + decided
         shows = np.zeros((len(frame), len(vocab)), dtype=np.int8)
+        show_left = np.full(len(frame), np.inf)
         for i, day in enumerate(programmes):
             rows = np.flatnonzero(which == i)
             if len(day) == 0 or len(rows) == 0:
@@ -153,6 +168,9 @@ def encode(
                 np.asarray(day.end_s),
                 day.wanted(profiles[rows]),
                 len(vocab),
+            )
+            show_left[rows] = show_left_s(
+                stage, np.asarray(day.end_s), zone[rows], frame["seconds_of_day"].to_numpy()[rows]
             )
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = frame["trajectory"].to_numpy()[place]
@@ -167,6 +185,7 @@ def encode(
         visitors=frame["visitor"].to_numpy()[place][starts],
         served_dwell=served[place],
         shows=None if shows is None else shows[place],
+        show_left_s=None if shows is None else show_left[place],
         profiles=profile_vectors(frame["profile"].to_numpy()[place][starts], vocab.index)
         if "profile" in frame
         else None,
@@ -334,9 +353,11 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
 
     Each window holds the token features (B, T), ``options`` (B, T, Z) option states,
     ``profile`` (B, P) the trajectory's declared profile (where ``seqs`` has profiles),
-    the targets ``next_zone`` and ``next_dwell`` (B, T; -1 where there is none) and
-    ``length``. A trajectory longer than the window is cut into windows overlapping by
-    half, and each target is counted in one window only.
+    the targets ``next_zone`` and ``next_dwell`` (B, T; -1 where there is none),
+    ``next_ends_show`` (B, T) bool, whether that next visit stayed until the show there
+    ended (the ``UNTIL_SHOW_ENDS`` class of a model that has it), and ``length``. A
+    trajectory longer than the window is cut into windows overlapping by half, and each
+    target is counted in one window only.
     """
     stride = max(1, block_size // 2)
     windows: list[tuple[int, int, int]] = []  # (start, end, first position with a target)
@@ -351,6 +372,8 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     out["options"] = np.zeros((n, block_size, z), dtype=np.int8)
     out["next_zone"] = np.full((n, block_size), -1, dtype=np.int64)
     out["next_dwell"] = np.full((n, block_size), -1, dtype=np.int64)
+    out["next_ends_show"] = np.zeros((n, block_size), dtype=bool)
+    ends_show = seqs.until_show_ends()
     out["length"] = np.zeros(n, dtype=np.int64)
     if seqs.shows is not None:
         out["shows"] = np.zeros((n, block_size, z), dtype=np.int8)
@@ -377,4 +400,5 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
         out["next_zone"][w, :length] = np.where(keep, seqs.features["zone"][nxt], -1)
         dwell = seqs.features["dwell"] if seqs.served_dwell is None else seqs.served_dwell
         out["next_dwell"][w, :length] = np.where(keep, dwell[nxt], -1)
+        out["next_ends_show"][w, :length] = keep & ends_show[nxt]
     return {k: torch.from_numpy(v) for k, v in out.items()}

@@ -45,7 +45,16 @@ from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
 from llm.checkpoint import Checkpoint
 from llm.data import Sequences, blocks, read_sequences, split, visitor_digests
-from llm.features import DWELL_CENTRES_S, FEATURES, TOD_BUCKET_S, Programme, visit_features
+from llm.features import (
+    DWELL_CENTRES_S,
+    FEATURES,
+    N_DWELL,
+    TOD_BUCKET_S,
+    UNTIL_SHOW_ENDS,
+    Programme,
+    dwell_bucket,
+    visit_features,
+)
 from llm.logs import Columns, LogError
 from llm.markov import MarkovBaseline, PopularBaseline
 from llm.model import GPT
@@ -193,7 +202,7 @@ class GPTPredictor:
         self.model.eval()
         try:
             data = blocks(seqs, self.model.config.block_size)
-            log_probs, dwell = [], []
+            log_probs, dwell, buckets = [], [], []
             for lo in range(0, len(data["length"]), self.batch_size):
                 hi = lo + self.batch_size
                 tokens = {name: data[name][lo:hi].to(self.device) for name in FEATURES}
@@ -212,9 +221,28 @@ class GPTPredictor:
                 dwell_logits = self.model.dwell_logits(out.hidden, top, next_show)
                 log_probs.append(F.log_softmax(logits[keep], dim=-1).cpu())
                 dwell.append(dwell_logits.argmax(dim=-1)[keep].cpu())
+                buckets.append(dwell_logits[..., :N_DWELL].argmax(dim=-1)[keep].cpu())
         finally:
             self.model.train(was_training)
-        return torch.cat(log_probs).double().numpy(), torch.cat(dwell).numpy()
+        return torch.cat(log_probs).double().numpy(), self.until_show_ends(
+            seqs, torch.cat(dwell).numpy(), torch.cat(buckets).numpy()
+        )
+
+    @staticmethod
+    def until_show_ends(seqs: Sequences, dwell: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+        """Dwell buckets of predictions, "until the show ends" (``UNTIL_SHOW_ENDS``) read as
+        the bucket of the time left until the show at the next visit's zone ends; where
+        no show is on or to come there, the likeliest bucket."""
+        until = dwell == UNTIL_SHOW_ENDS
+        if not until.any():
+            return dwell
+        left = np.full(len(dwell), np.inf)
+        if seqs.show_left_s is not None:
+            left = seqs.show_left_s[target_positions(seqs) + 1]
+        known = until & np.isfinite(left)
+        dwell = np.where(until, buckets, dwell)
+        dwell[known] = dwell_bucket(left[known])
+        return dwell
 
     @torch.no_grad()
     def sample(
@@ -264,6 +292,7 @@ class GPTPredictor:
             probs = F.softmax(logits.masked_fill(stuck, 0.0), dim=-1)
             zone = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
             dwell_logits = self.model.dwell_logits(out.hidden[:, -1:], zone)[:, 0].float()
+            dwell_logits = dwell_logits[:, :N_DWELL]  # no programme here: buckets only
             dwell = torch.multinomial(
                 F.softmax(dwell_logits / temperature, dim=-1), 1, generator=generator
             )

@@ -70,6 +70,14 @@ DWELL_CENTRES_S: tuple[float, ...] = tuple(
     round((lo * hi) ** 0.5, 1)
     for lo, hi in zip((1.0, *DWELL_EDGES_S), (*DWELL_EDGES_S, 2 * DWELL_EDGES_S[-1]), strict=True)
 )
+#: The dwell class after the buckets, of a model whose dwell head has it
+#: (``GPTConfig.show_end_dwell``): "until the show there ends", a stay at a stage that ends
+#: with the first show there on or still to come when the visitor came in. Learnt from
+#: the programme and the log (``ends_with_show``), so that a model says which visitors
+#: stay to the end, and the twin reads the end from the programme, to the second.
+UNTIL_SHOW_ENDS = N_DWELL
+#: A visit ends with a show when the visitor chose to leave within this of the show's end.
+SHOW_END_TOLERANCE_S = 120.0
 N_CROWD = len(FRUIN_BOUNDS) + 1
 #: Queue-wait levels of a candidate zone: upper bounds in seconds of the wait a visitor
 #: joining now would have (the last bound open-ended). Level 0: no queue to speak of.
@@ -315,6 +323,22 @@ def show_end_after(
         end_s[None, :] > np.asarray(t)[:, None]
     )
     return np.where(on, end_s[None, :], np.inf).min(axis=1, initial=np.inf)
+
+
+def show_left_s(
+    show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, entered_s: np.ndarray
+) -> np.ndarray:
+    """(B,) seconds from each visit's entry (``entered_s``, seconds of the day) at
+    ``zone`` until the first show there that is on or to come then ends (inf where none)."""
+    entered = np.asarray(entered_s, dtype=np.float64)
+    return show_end_after(show_zone, end_s, zone, entered) - entered
+
+
+def ends_with_show(stay_s: np.ndarray, show_left: np.ndarray) -> np.ndarray:
+    """(B,) bool: visits whose choice to leave (``stay_s`` after entry) came within
+    ``SHOW_END_TOLERANCE_S`` of the end of the show there (``show_left_s``): the
+    "until the show ends" class of a model that has it (``UNTIL_SHOW_ENDS``)."""
+    return np.abs(np.asarray(stay_s) - np.asarray(show_left)) <= SHOW_END_TOLERANCE_S
 
 
 def show_states(

@@ -58,6 +58,7 @@ from llm.features import (
     N_SHOW_STATES,
     N_STAY,
     N_TOD,
+    UNTIL_SHOW_ENDS,
     known_show_states,
 )
 from llm.zones import ZONE_KINDS
@@ -92,6 +93,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "n_profile": (0, 100_000),
     "n_show_states": (0, 1_000),
     "show_view": (0, 1),
+    "show_end_dwell": (0, 1),
 }
 
 
@@ -123,6 +125,10 @@ class GPTConfig:
     # included, knows which of its shows are to come and which are over, not only the
     # score of a stage. 0: only the candidates' scores see it (models before issue 25).
     show_view: int = 0
+    # 1: the dwell head has one class more, "until the show there ends"
+    # (``llm.features.UNTIL_SHOW_ENDS``): the model says who stays to the end of a show, the
+    # programme says when that is. 0: buckets only (models before it, and without shows).
+    show_end_dwell: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
@@ -392,7 +398,7 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(d)
-        self.dwell_head = nn.Linear(d, config.n_dwell)
+        self.dwell_head = nn.Linear(d, config.n_dwell + config.show_end_dwell)
         # The vocabulary's kinds and, for each zone, the places that may come next (legal
         # moves and walks through passages, ``ZoneVocab.destinations``): set, not learned.
         self.register_buffer("zone_kind", torch.zeros(config.n_zones, dtype=torch.long), False)
@@ -634,8 +640,9 @@ class GPT(nn.Module):
     def dwell_logits(
         self, hidden: torch.Tensor, next_zone: torch.Tensor, next_show: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """(B, T, dwell buckets) for the stay at ``next_zone`` (B, T), which shows
-        ``next_show`` (B, T) of the programme (for a model that takes one)."""
+        """(B, T, dwell classes) for the stay at ``next_zone`` (B, T), which shows
+        ``next_show`` (B, T) of the programme (for a model that takes one): the buckets,
+        then ``UNTIL_SHOW_ENDS`` for a model that has it (``show_end_dwell``)."""
         x = hidden + self.zone_table()[next_zone.clamp(min=0)]
         if next_show is not None and self.config.n_show_states:
             next_show = self.known_shows(next_show.long())
@@ -660,9 +667,12 @@ class GPT(nn.Module):
         if shows is not None:
             next_show = torch.gather(shows.long(), 2, target.clamp(min=0)[..., None])[..., 0]
         dwell = self.dwell_logits(out.hidden, target, next_show)
+        dwell_target = batch["next_dwell"]
+        if self.config.show_end_dwell and "next_ends_show" in batch:
+            dwell_target = dwell_target.masked_fill(batch["next_ends_show"], UNTIL_SHOW_ENDS)
         dwell_loss = F.cross_entropy(
             dwell.flatten(0, 1),
-            batch["next_dwell"].flatten(),
+            dwell_target.flatten(),
             ignore_index=-1,
             reduction=reduction,
         )

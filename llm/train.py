@@ -477,7 +477,11 @@ def build_model(
                 n_zones=len(vocab),
                 n_profile=n_profile,
                 n_show_states=n_show_states,
-                **{"show_view": int(bool(n_show_states)), **(model_config or {})},
+                **{
+                    "show_view": int(bool(n_show_states)),
+                    "show_end_dwell": int(bool(n_show_states)),
+                    **(model_config or {}),
+                },
             )
         )
     model.set_vocabulary(torch.from_numpy(vocab.kind_ids), torch.from_numpy(vocab.destinations))

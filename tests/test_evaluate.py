@@ -236,3 +236,27 @@ def test_gpt_samples_are_reproducible_legal_and_bounded(expo) -> None:
         assert 1 <= len(s) <= 16  # the window caps the length
         assert vocab.destinations[s[:-1], s[1:]].all()
         assert vocab.kinds[s[-1]] == "exit" or len(s) == 16
+
+
+def test_until_the_show_ends_is_scored_as_the_time_left_to_the_show() -> None:
+    """A prediction "until the show ends" is scored as the bucket of the time the next
+    visit had left until its show ended; where that visit's zone has no show to come, as
+    the likeliest bucket instead (the dwell metrics stay comparable with the baselines')."""
+    from llm.features import UNTIL_SHOW_ENDS, dwell_bucket
+
+    # Two trajectories of three visits: targets at positions 0, 1, 3, 4.
+    zone = np.array([0, 1, 2, 0, 1, 2])
+    seqs = Sequences(
+        features={"zone": zone},
+        options=np.zeros((6, 3), dtype=np.int8),
+        dwell_s=np.full(6, 60.0),
+        known=np.ones(6, dtype=bool),
+        offsets=np.array([0, 3, 6]),
+        keys=np.array(["a", "b"]),
+        visitors=np.array(["a", "b"]),
+        show_left_s=np.array([np.inf, 1800.0, np.inf, np.inf, np.inf, np.inf]),
+    )
+    dwell = np.array([UNTIL_SHOW_ENDS, 5, UNTIL_SHOW_ENDS, 7])
+    buckets = np.array([3, 5, 9, 7])
+    got = GPTPredictor.until_show_ends(seqs, dwell, buckets)
+    assert got.tolist() == [dwell_bucket(np.array([1800.0]))[0], 5, 9, 7]

@@ -563,3 +563,31 @@ def test_a_model_of_sixteen_show_states_reads_after_another_as_the_minutes():
     assert torch.equal(new.zone_logits, old.zone_logits)
     np.testing.assert_array_equal(cap_show_states(shows.numpy(), 16), plain.numpy())
     assert torch.equal(model.known_shows(shows).long(), plain)
+
+
+@torch.no_grad()
+def test_a_model_that_says_until_the_show_ends_learns_it_as_a_class_of_its_own():
+    """With ``show_end_dwell`` the dwell head has one class more, and a next visit that
+    stayed until its show ended is scored against it (``UNTIL_SHOW_ENDS``); a model
+    without it scores the same visit against its dwell bucket."""
+    import torch.nn.functional as F
+
+    from llm.features import N_DWELL, UNTIL_SHOW_ENDS
+
+    for flag in (0, 1):
+        model = tiny(dropout=0.0, show_end_dwell=flag)
+        assert model.dwell_head.out_features == N_DWELL + flag
+        tokens, options = random_tokens(model.config, b=2, t=5)
+        batch = dict(tokens, options=options)
+        batch["next_zone"] = (tokens["zone"] + 1) % Z
+        batch["next_dwell"] = tokens["dwell"]
+        batch["next_ends_show"] = torch.zeros(2, 5, dtype=torch.bool)
+        batch["next_ends_show"][0, 1:3] = True
+        _, dwell_loss = model.loss(batch)
+        out = model(batch, options)
+        logits = model.dwell_logits(out.hidden, batch["next_zone"])
+        target = batch["next_dwell"].clone()
+        if flag:
+            target[batch["next_ends_show"]] = UNTIL_SHOW_ENDS
+        expected = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        assert torch.allclose(dwell_loss, expected)

@@ -317,3 +317,44 @@ def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cac
     ]
     assert any("wanted in" in what for what in shown)
     assert any(what.endswith("wanted on") for what in shown)
+
+
+def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:
+    """A model trained with the programme has the dwell class "until the show ends"; an
+    avatar that draws it at a stage stays until the first show there that is on or to come
+    ends, read from the programme (forced here: every stay at a stage ends with its show,
+    and no stay elsewhere is endless); a model that never draws it leaves at its buckets."""
+    from llm.features import UNTIL_SHOW_ENDS
+    from llm.train import TrainConfig, train
+    from twin.shipped import programme_of
+
+    scenario = Scenario(venue="concert_hall", avatars=400, hours=4.0, seed=5, policy="scripted")
+    log = tmp_path / "hall.parquet"
+    VenueModel(scenario).run().visits().to_parquet(log)
+    train(
+        [log],
+        tmp_path / "run",
+        vocab=load_venue("concert_hall").vocabulary(),
+        cfg=TrainConfig(max_steps=20, eval_every=10, seed=0),
+        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
+        progress=False,
+        programme=programme_of(scenario),
+    )
+    ckpt = checkpoint.load(tmp_path / "run" / "model.safetensors")
+    assert ckpt.model.config.show_end_dwell == 1
+    ends_with_show = {}
+    for bias in (30.0, -30.0):
+        with torch.no_grad():
+            ckpt.model.dwell_head.bias[UNTIL_SHOW_ENDS] = bias
+        run = VenueModel(scenario.replace(policy="gpt", seed=2), policy=GPTPolicy(ckpt)).run()
+        visits, lay = run.visits(), run.layout
+        start = (visits["timestamp"] - run.scenario.opening_time).dt.total_seconds()
+        chose = start + visits["dwell_s"] - visits["leave_wait_s"]
+        at_stage = (visits["zone"] == lay.zones[lay.show_stage[0]]) & (start < lay.show_end_s[-1])
+        ends = np.sort(lay.show_end_s)
+        show_end = ends[np.searchsorted(ends, start[at_stage], side="right")]
+        ends_with_show[bias] = float((abs(chose[at_stage] - show_end) < 60).mean())
+        assert at_stage.sum() > 200 and np.isfinite(visits["dwell_s"]).all()
+        assert run.kpis()["left"] == 400
+    assert ends_with_show[30.0] > 0.95, ends_with_show
+    assert ends_with_show[-30.0] < 0.5, ends_with_show
