@@ -20,6 +20,7 @@ import torch
 from llm.features import (
     DWELL_EDGES_S,
     FEATURES,
+    FULL_OPTION,
     N_CROWD,
     SHOW_STATES,
     TOD_BUCKET_S,
@@ -110,7 +111,10 @@ def label(zones: Sequence[str], token: np.ndarray) -> str:
 def describe_option(state: int, show: int | None = None) -> str:
     """What a candidate zone showed, from its option state and show state: "crowd B, queue
     <6 min" or "crowd C, queue none, wanted in 30-40 min" (no show state: none named)."""
-    text = f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
+    if state == FULL_OPTION:
+        text = "full"
+    else:
+        text = f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
     return f"{text}, {SHOW_STATES[show]}" if show else text
 
 

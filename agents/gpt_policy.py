@@ -39,6 +39,7 @@ from llm import checkpoint
 from llm.decoder import Decoder
 from llm.features import (
     FEATURES,
+    FULL_OPTION,
     UNTIL_SHOW_ENDS,
     cap_show_states,
     option_state,
@@ -230,7 +231,8 @@ class GPTPolicy:
         self.rewindow(idx, slots)
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
         self.remember(idx, visit, stacked, now)
-        state = option_state(obs.crowd, obs.queue_wait_s)
+        full = obs.full if self.model.config.n_options > FULL_OPTION else None
+        state = option_state(obs.crowd, obs.queue_wait_s, full)
         self.call_of[idx, visit % MEMORY] = self.keep_state(state)
 
         profile = None if self.profile is None else self.profile[idx]

@@ -103,6 +103,10 @@ class Observation:
     goal: np.ndarray  # (B,) the place each avatar is heading for (-1: none)
     goal_stay_s: np.ndarray  # (B,) the stay it planned there
     walking: np.ndarray  # (B,) bool: on its way in a passage, the next step open
+    # (Z,) bool: zones that take nobody more now (as many in as their capacity, or closed:
+    # what a log read with the day's capacities shows, ``llm.data.encode``); None where the
+    # twin does not say.
+    full: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.avatar)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from llm.causal import last_served_before, present_at, stay_until_choice
 from llm.features import (
     FEATURES,
+    Capacities,
     Programme,
     dwell_bucket,
     ends_with_show,
@@ -121,6 +122,7 @@ def encode(
     frame: pd.DataFrame,
     vocab: ZoneVocab,
     programme: Programme | Sequence[Programme] | None = None,
+    capacities: Capacities | Sequence[Capacities] | None = None,
 ) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
     walked through, not visited: ``llm.zones.PASSAGE_KINDS``), with what every zone
@@ -128,7 +130,9 @@ def encode(
     passages included. Zones a log vocabulary has not seen are its ``UNKNOWN_ZONE``.
     With a ``programme``, every zone's show state at each choice (``show_states``): the
     shows on the clock then, and whether the visitor's profile booked them; with one
-    programme per log read (``frame["log"]``), each log's own (days whose shows moved)."""
+    programme per log read (``frame["log"]``), each log's own (days whose shows moved).
+    With ``capacities`` (the day's, as ``Capacities``; one per log read, or one for all), a
+    zone holding as many as it takes (or closed) shows ``FULL_OPTION`` at a choice."""
     frame = with_gates(frame, vocab)
     zone, known = vocab.lookup(frame["zone"])
     if not known.all() and vocab.unknown is None:
@@ -144,7 +148,8 @@ def encode(
         zone_crowd(frame["occupancy"].to_numpy(), vocab.area[zone]),
         decided,
     )
-    options = _options_at_choices(frame, zone, vocab, decided)  # every visit counts
+    limits = capacity_arrays(capacities, vocab, int(frame["log"].max()) + 1 if len(frame) else 0)
+    options = _options_at_choices(frame, zone, vocab, decided, limits)  # every visit counts
     served = dwell_bucket(np.maximum(decided - frame["wait_s"].to_numpy(), 0.0))
     shows = None
     programmes = [programme] if isinstance(programme, Programme) else list(programme or [])
@@ -197,13 +202,18 @@ def read_sequences(
     vocab: ZoneVocab,
     columns: Columns = Columns(),
     programme: Programme | None = None,
+    capacities: Capacities | None = None,
 ) -> Sequences:
     """Logs to tokens, the one way: read (``read_logs``), refuse zones the vocabulary lacks
     (``check_zones``), encode (``encode``). Used wherever a model or a baseline meets logs
     with a vocabulary already fixed: evaluation, the Markov avatars."""
     frame = read_logs(logs, columns)
-    check_zones(frame, vocab, ", ".join(map(str, logs)), vocab.source)
-    return encode(frame, vocab, programme)
+    where = ", ".join(map(str, logs))
+    check_zones(frame, vocab, where, vocab.source)
+    try:
+        return encode(frame, vocab, programme, capacities)
+    except LogError as exc:
+        raise LogError(f"{where}: {exc}") from None
 
 
 def with_gates(frame: pd.DataFrame, vocab: ZoneVocab) -> pd.DataFrame:
@@ -263,13 +273,46 @@ def with_gates(frame: pd.DataFrame, vocab: ZoneVocab) -> pd.DataFrame:
     return joined.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
 
+def capacity_arrays(
+    capacities: Capacities | Sequence[Capacities] | None, vocab: ZoneVocab, n_logs: int
+) -> list[np.ndarray] | None:
+    """(Z,) capacity of every zone (inf where none is stated) for each of ``n_logs`` logs;
+    None without capacities. A zone outside the vocabulary, a capacity that is not a
+    number of persons, or a count of capacities that is not the logs' raises ``LogError``."""
+    if capacities is None:
+        return None
+    days = [capacities] if isinstance(capacities, Mapping) else list(capacities)
+    if len(days) not in (1, n_logs):
+        raise LogError(f"{len(days)} capacities for {n_logs} logs")
+    out = []
+    for day in days:
+        limit = np.full(len(vocab), np.inf)
+        for name, value in day.items():
+            if name not in vocab.index:
+                raise LogError(f"capacities: zone {name!r} is not in the vocabulary")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = -1.0
+            if not number >= 0:
+                raise LogError(f"capacities: zone {name!r}: {value!r} is not a number >= 0")
+            limit[vocab.index[name]] = number
+        out.append(limit)
+    return out * n_logs if len(out) == 1 else out
+
+
 def _options_at_choices(
-    frame: pd.DataFrame, zone: np.ndarray, vocab: ZoneVocab, decided: np.ndarray
+    frame: pd.DataFrame,
+    zone: np.ndarray,
+    vocab: ZoneVocab,
+    decided: np.ndarray,
+    limits: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """(N, Z) option state (``llm.features.option_state``) of every zone at each visit's
     choice (``decided`` seconds into it), from the visits of the same run as the
     causality rule allows (``llm.causal``): the persons vouched present then, and the wait
-    behind the last to queue before then."""
+    behind the last to queue before then; with ``limits`` (each log's capacities), whether
+    a zone then held as many as it takes (``FULL_OPTION``)."""
     start = _seconds(frame["timestamp"])
     present = frame["present_s"].to_numpy()
     served = start + frame["wait_s"].to_numpy()
@@ -283,7 +326,10 @@ def _options_at_choices(
             occupancy[:, z] = present_at(start[here], present[here], when)
             last_served[:, z] = last_served_before(start[here], served[here], when)
         crowd = zone_crowd(occupancy, vocab.area[None, :])
-        states[rows] = option_state(crowd, queue_wait(last_served, when[:, None]))
+        full = None
+        if limits is not None:
+            full = occupancy >= limits[int(frame["log"].iat[rows[0]])][None, :]
+        states[rows] = option_state(crowd, queue_wait(last_served, when[:, None]), full)
     return states
 
 

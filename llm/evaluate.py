@@ -48,9 +48,11 @@ from llm.data import Sequences, blocks, read_sequences, split, visitor_digests
 from llm.features import (
     DWELL_CENTRES_S,
     FEATURES,
+    FULL_OPTION,
     N_DWELL,
     TOD_BUCKET_S,
     UNTIL_SHOW_ENDS,
+    Capacities,
     Programme,
     dwell_bucket,
     visit_features,
@@ -417,11 +419,13 @@ def evaluate_checkpoint(
     seed: int = 0,
     bleu_trajectories: int = 300,
     programme: Programme | None = None,
+    capacities: Capacities | None = None,
 ) -> dict[str, Any]:
     """A checkpoint scored on the visitors of ``logs`` it was not trained on, beside
     baselines fitted on the visitors it was trained on (``evaluate``), as
     ``venuetwin evaluate`` does. ``programme``: the shows of the logs' day (default: the
-    programme the checkpoint keeps, its first training log's).
+    programme the checkpoint keeps, its first training log's); ``capacities`` likewise,
+    for a model that sees full zones.
 
     The logs are read with ``columns`` (default: as the model's training logs were). A
     visitor counts as trained on when its digest is among the checkpoint's training and
@@ -439,7 +443,9 @@ def evaluate_checkpoint(
     stored_programme = ckpt.training.get("programme")
     if programme is None and stored_programme:
         programme = Programme.from_json(stored_programme)
-    seqs = read_sequences(logs, ckpt.vocab, columns, programme)
+    if capacities is None and ckpt.model.config.n_options > FULL_OPTION:
+        capacities = ckpt.training.get("capacities")
+    seqs = read_sequences(logs, ckpt.vocab, columns, programme, capacities)
     seen = ckpt.trained_on(visitor_digests(seqs.visitors))
     test = seqs.take(np.flatnonzero(~seen))
     if len(test) and test.n_targets == 0:

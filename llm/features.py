@@ -6,9 +6,10 @@ at decision time exactly what the model saw when it was trained.
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,9 +129,34 @@ def wait_level(wait_s: np.ndarray | float) -> np.ndarray:
     )
 
 
-def option_state(crowd: np.ndarray, wait_s: np.ndarray) -> np.ndarray:
-    """What the model sees of a candidate zone: one index for (crowd level, wait level)."""
-    return (np.asarray(crowd, dtype=np.int64) + N_CROWD * wait_level(wait_s)).astype(np.int8)
+#: A candidate zone that takes nobody more (at its capacity, or closed: a cap of 0) shows
+#: that, whatever its crowd and queue: the option state after the (crowd, wait) ones. A
+#: model learns it from logs read with the day's capacities (``llm.data.encode``); one
+#: trained without them (``n_options == N_OPTION``) is never shown it live, and in a log
+#: read with capacities sees a full zone as its most crowded state (``known_option_states``).
+FULL_OPTION = N_OPTION
+N_OPTION_STATES = N_OPTION + 1
+
+
+def option_state(
+    crowd: np.ndarray, wait_s: np.ndarray, full: np.ndarray | None = None
+) -> np.ndarray:
+    """What the model sees of a candidate zone: one index for (crowd level, wait level),
+    or ``FULL_OPTION`` where ``full`` (a model that knows it)."""
+    state = np.asarray(crowd, dtype=np.int64) + N_CROWD * wait_level(wait_s)
+    if full is not None:
+        state = np.where(full, FULL_OPTION, state)
+    return state.astype(np.int8)
+
+
+def known_option_states(n_options: int) -> np.ndarray:
+    """(N_OPTION_STATES,) int8: each option state as a model with ``n_options`` of them
+    knows it: one trained before ``FULL_OPTION`` sees a full zone as crowd F with a queue of
+    15 minutes or more (the most a zone could keep it out)."""
+    table = np.arange(N_OPTION_STATES, dtype=np.int8)
+    if n_options <= FULL_OPTION:
+        table[FULL_OPTION] = N_OPTION - 1
+    return table
 
 
 #: A visit token's features, in the order the model and the policy's arrays keep them.
@@ -426,6 +452,42 @@ def read_programme(path: str | os.PathLike[str]) -> Programme:
         raise ValueError(f"{path}: the programme lists no show")
     stages, starts, ends = zip(*rows, strict=True)
     return Programme(tuple(stages), tuple(starts), tuple(ends))
+
+
+#: Zone name -> how many persons it took at most on a day (0: closed); zones not named take
+#: any number (``llm.data.encode``: one for every log, or one per log read).
+Capacities = Mapping[str, float]
+
+
+def read_capacities(path: str | os.PathLike[str]) -> dict[str, float]:
+    """Capacities from a CSV file with columns ``zone`` and ``capacity`` (persons, 0 for a
+    zone closed that day). A bad file raises ``ValueError`` naming the file, the row and
+    the column."""
+    import csv
+
+    out: dict[str, float] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"zone", "capacity"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            for number, row in enumerate(reader, start=2):
+                zone, text = (row["zone"] or "").strip(), (row["capacity"] or "").strip()
+                if not zone:
+                    raise ValueError(f"{path}: row {number}, column 'zone': no zone named")
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = -1.0
+                if not (value >= 0 and math.isfinite(value)):
+                    raise ValueError(
+                        f"{path}: row {number}, column 'capacity': {text!r} is not a number >= 0"
+                    )
+                out[zone] = value
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the capacities ({exc.strerror})") from None
+    return out
 
 
 def _clock(text: str | None, path: object, row: int, column: str) -> float:

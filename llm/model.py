@@ -52,6 +52,7 @@ from torch import nn
 
 from llm.features import (
     FEATURES,
+    FULL_OPTION,
     N_CROWD,
     N_DWELL,
     N_OPTION,
@@ -59,6 +60,7 @@ from llm.features import (
     N_STAY,
     N_TOD,
     UNTIL_SHOW_ENDS,
+    known_option_states,
     known_show_states,
 )
 from llm.zones import ZONE_KINDS
@@ -448,6 +450,14 @@ class GPT(nn.Module):
         and queues."""
         return zone_states(shows, self.programme_state.weight, self.config.n_show_states)
 
+    def known_options(self, options: torch.Tensor) -> torch.Tensor:
+        """Option states as this model knows them (``llm.features.known_option_states``:
+        one trained before ``FULL_OPTION`` sees a full zone as its most crowded state)."""
+        if self.config.n_options > FULL_OPTION:
+            return options
+        table = torch.from_numpy(known_option_states(self.config.n_options))
+        return table.to(options.device, options.dtype)[options.long()]
+
     def known_shows(self, shows: torch.Tensor) -> torch.Tensor:
         """Show states as this model knows them (``llm.features.known_show_states``: one
         trained before the minutes sees them as "wanted later", one of six states sees
@@ -518,6 +528,8 @@ class GPT(nn.Module):
         ``options``: (B, T, Z) option state of each candidate zone at each decision;
         ``past``: cached keys/values of earlier tokens (then T is usually 1)."""
         start = past[0][0].size(2) if past else 0
+        if options is not None:
+            options = self.known_options(options)
         x = self.embed(tokens, start, options)
         attention: list[torch.Tensor] = []
         cache: list[KV] = []
@@ -593,6 +605,8 @@ class GPT(nn.Module):
         features = [tokens[f] for f in FEATURES]
         ids = torch.stack([*features, positions], dim=1) + starts
         x = F.embedding_bag(ids, table, mode="sum")
+        if self.config.n_options <= FULL_OPTION:
+            options = self.known_options(options)
         if options.stride(0) == 0:  # one venue state expanded over the batch: view it once
             x = x + self.venue_view(options[:1])
         else:

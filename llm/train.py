@@ -34,7 +34,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,16 @@ from safetensors.torch import save_file
 
 from llm import checkpoint
 from llm.data import Sequences, blocks, encode, split, visitor_digests, visitor_parts
-from llm.features import N_SHOW_STATES, Programme, profile_size, read_programme
+from llm.features import (
+    N_OPTION,
+    N_OPTION_STATES,
+    N_SHOW_STATES,
+    Capacities,
+    Programme,
+    profile_size,
+    read_capacities,
+    read_programme,
+)
 from llm.fileio import (
     OutputPathError,
     atomic_path,
@@ -261,12 +270,16 @@ def train(
     progress: bool = True,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
     programme: Programme | Sequence[Programme] | None = None,
+    capacities: Capacities | Sequence[Capacities] | None = None,
 ) -> dict[str, Any]:
     """Train (or fine-tune with ``init``) on ``logs``; returns the summary written to
     ``out_dir/metrics.json``. Nothing is written before the logs have been read.
     ``programme``: the event's shows, which the model then sees at every choice (and the
     checkpoint keeps, to read its logs again the same way); or one per log, for days whose
     shows were at other times (the checkpoint keeps the first as its programme).
+    ``capacities``: how many each zone took on the day (0: closed; ``llm.data.
+    Capacities``), one for all logs or one per log: a new model then sees a zone that takes
+    nobody more as full (``FULL_OPTION``), as the twin shows it live.
 
     ``on_eval``, if given, is called on rank 0 with every evaluation row (the row added to
     ``metrics.csv``: step, epoch, lr, train and validation losses, tokens) once the best
@@ -277,7 +290,7 @@ def train(
     if rank == 0 and out.is_dir():  # what a killed run left half-written: never read
         for stale in out.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
-    data = prepare(logs, columns, vocab, cfg, programme)
+    data = prepare(logs, columns, vocab, cfg, programme, capacities)
     vocab, train_seqs, val_seqs, test_seqs = data.vocab, data.train, data.val, data.test
     model = build_model(data, cfg, init, model_config)
     device = training_device()
@@ -308,6 +321,8 @@ def train(
             if programme is not None and not isinstance(programme, Programme)
             else {}
         ),
+        # The first log's capacities (``evaluate_checkpoint`` reads logs with them).
+        "capacities": first_capacities(capacities),
         "split": {"seed": cfg.seed, "fractions": list(cfg.fractions), "by": "visitor"},
         "vocab_source": vocab.source,
         "init": init,
@@ -402,6 +417,7 @@ class Prepared:
     visitors: dict[str, np.ndarray]  # digests of each part's visitors, for the checkpoint
     has_profiles: bool
     has_shows: bool
+    has_capacities: bool = False
 
 
 def prepare(
@@ -410,6 +426,7 @@ def prepare(
     vocab: ZoneVocab | None,
     cfg: TrainConfig,
     programme: Programme | Sequence[Programme] | None,
+    capacities: Capacities | Sequence[Capacities] | None = None,
 ) -> Prepared:
     """Logs -> tokens: read, split by visitor (``cfg.fractions``, ``cfg.seed``), the
     vocabulary from the training and validation visitors (or the venue's, with the moves
@@ -431,7 +448,10 @@ def prepare(
         name: visitor_digests(np.unique(np.asarray(frame["visitor"][part == p], dtype=str)))
         for p, name in enumerate(checkpoint.SPLIT_PARTS)
     }
-    seqs = encode(frame, vocab, programme)
+    try:
+        seqs = encode(frame, vocab, programme, capacities)
+    except LogError as exc:
+        raise LogError(f"{where}: {exc}") from None
     del frame
     train_seqs, val_seqs, test_seqs = split(seqs, cfg.fractions, cfg.seed)
     for name, seqs_of in (("training", train_seqs), ("validation", val_seqs)):
@@ -445,8 +465,25 @@ def prepare(
     if not cfg.test_fraction:
         test_seqs = test_seqs.take(np.empty(0, dtype=np.int64))
     return Prepared(
-        vocab, train_seqs, val_seqs, test_seqs, visitors, seqs.has_profiles, seqs.shows is not None
+        vocab,
+        train_seqs,
+        val_seqs,
+        test_seqs,
+        visitors,
+        seqs.has_profiles,
+        seqs.shows is not None,
+        capacities is not None,
     )
+
+
+def first_capacities(
+    capacities: Capacities | Sequence[Capacities] | None,
+) -> dict[str, float] | None:
+    """The capacities a checkpoint keeps: those given, or the first log's."""
+    if capacities is None:
+        return None
+    day = capacities if isinstance(capacities, Mapping) else next(iter(capacities), {})
+    return {str(zone): float(value) for zone, value in day.items()}
 
 
 def _first(programme: Programme | Sequence[Programme] | None) -> Programme | None:
@@ -480,6 +517,7 @@ def build_model(
                 **{
                     "show_view": int(bool(n_show_states)),
                     "show_end_dwell": int(bool(n_show_states)),
+                    "n_options": N_OPTION_STATES if data.has_capacities else N_OPTION,
                     **(model_config or {}),
                 },
             )
@@ -595,6 +633,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the event's shows, a CSV with columns stage,start,end (HH:MM on the venue's "
         "clock): the model then sees which show each stage has on or about to start",
     )
+    p.add_argument(
+        "--capacities",
+        help="how many persons each zone took on the logs' days, a CSV with columns "
+        "zone,capacity (0: closed; zones not listed take any number): the model then sees "
+        "a zone that is full, as the twin shows it live",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--epochs", type=float, default=TrainConfig.epochs)
     p.add_argument("--max-steps", type=int, default=None)
@@ -698,6 +742,10 @@ def run_from_args(args: argparse.Namespace, vocab: ZoneVocab | None) -> dict[str
         programme = read_programme(args.programme) if args.programme else None
     except ValueError as exc:
         raise OptionError(f"--programme: {exc}") from None
+    try:
+        capacities = read_capacities(args.capacities) if args.capacities else None
+    except ValueError as exc:
+        raise OptionError(f"--capacities: {exc}") from None
     return train(
         args.logs,
         args.out,
@@ -709,6 +757,7 @@ def run_from_args(args: argparse.Namespace, vocab: ZoneVocab | None) -> dict[str
         model_config=model_config,
         progress=not args.quiet,
         programme=programme,
+        capacities=capacities,
     )
 
 

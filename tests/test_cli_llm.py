@@ -235,3 +235,35 @@ def test_train_with_a_programme_and_attributes(logs: Path, tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "attribute column 'ticket' is missing" in err
     assert not (tmp_path / "no").exists()
+
+
+def test_train_with_the_days_capacities(logs: Path, tmp_path: Path, capsys) -> None:
+    """``--capacities`` makes a model that sees full zones (kept in the checkpoint and
+    read again by evaluate); a bad file, or a zone the venue lacks, is one line naming it
+    and status 2, and nothing is written."""
+    from llm.features import N_OPTION_STATES
+
+    caps = tmp_path / "caps.csv"
+    caps.write_text("zone,capacity\nfoyer_bar,0\nmain_hall,1800\n")
+    out = tmp_path / "model"
+    base = ["train", str(logs / "visits.parquet"), "--venue", "concert_hall", *TINY]
+    code = cli.main([*base, "--max-steps", "10", "--capacities", str(caps), "--out", str(out)])
+    assert code == 0
+    ckpt = checkpoint.load(out / "model.safetensors")
+    assert ckpt.model.config.n_options == N_OPTION_STATES
+    assert ckpt.training["capacities"] == {"foyer_bar": 0.0, "main_hall": 1800.0}
+    assert cli.main(["evaluate", str(out / "model.safetensors"), str(logs / "visits.parquet"),
+                     "--bleu-trajectories", "5"]) == 0  # fmt: skip
+    capsys.readouterr()
+    for text, message in (
+        ("zone,cap\nfoyer_bar,0\n", "bad.csv: missing column(s) capacity"),
+        ("zone,capacity\nfoyer_bar,-3\n", "bad.csv: row 2, column 'capacity': '-3' is not"),
+        ("zone,capacity\nfoyer_bar,lots\n", "bad.csv: row 2, column 'capacity': 'lots'"),
+        ("zone,capacity\nroof_bar,10\n", "capacities: zone 'roof_bar' is not in the vocabulary"),
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        code = cli.main([*base, "--capacities", str(bad), "--out", str(tmp_path / "no")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "\n" not in err.strip(), err
+    assert not (tmp_path / "no").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -591,3 +592,25 @@ def test_a_model_that_says_until_the_show_ends_learns_it_as_a_class_of_its_own()
             target[batch["next_ends_show"]] = UNTIL_SHOW_ENDS
         expected = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         assert torch.allclose(dwell_loss, expected)
+
+
+@torch.no_grad()
+def test_a_model_before_full_zones_reads_one_as_its_most_crowded_state():
+    """A model of 42 option states (before ``FULL_OPTION``) scores a full zone in a log read
+    with capacities as crowd F with a queue of 15 minutes or more; one of 43 learns its
+    own vector for it."""
+    from llm.features import FULL_OPTION, N_OPTION, N_OPTION_STATES, option_state
+
+    assert option_state(np.array([2, 5]), np.array([0.0, 2000.0])).tolist() == [2, N_OPTION - 1]
+    full = option_state(np.array([2, 5]), np.array([0.0, 0.0]), np.array([True, False]))
+    assert full.tolist() == [FULL_OPTION, 5]
+    old = tiny()
+    assert old.config.n_options == N_OPTION
+    tokens, options = random_tokens(old.config, b=2, t=4)
+    marked = options.clone()
+    marked[:, :, 1] = FULL_OPTION
+    crowded = options.clone()
+    crowded[:, :, 1] = N_OPTION - 1
+    assert torch.equal(old(tokens, marked).zone_logits, old(tokens, crowded).zone_logits)
+    new = tiny(n_options=N_OPTION_STATES)
+    assert not torch.equal(new(tokens, marked).zone_logits, new(tokens, crowded).zone_logits)

@@ -358,3 +358,63 @@ def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:
         assert run.kpis()["left"] == 400
     assert ends_with_show[30.0] > 0.95, ends_with_show
     assert ends_with_show[-30.0] < 0.5, ends_with_show
+
+
+def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> None:
+    """A model trained with the day's capacities (``--capacities``) sees a zone that takes
+    nobody more as full: a closed bar at every decision, the capped shop whenever as many
+    are in as its cap, live as ``encode`` reads the twin's own log with
+    those capacities; a model trained without them never sees it."""
+    from llm.data import encode
+    from llm.features import FULL_OPTION, N_OPTION, N_OPTION_STATES
+    from llm.logs import read_logs
+    from llm.train import TrainConfig, train
+    from twin import Levers
+    from twin.shipped import capacities_of
+
+    levers = Levers(capacity_caps={"merch": 6, "foyer_bar": 0})
+    scenario = Scenario(venue="concert_hall", avatars=600, hours=2.0, seed=4, policy="scripted")
+    scenario = scenario.replace(levers=levers)
+    capacities = capacities_of(scenario)
+    assert capacities["merch"] == 6 and capacities["foyer_bar"] == 0
+    assert "gate_main" not in capacities  # entrances and exits take anyone
+    VenueModel(scenario).run().visits().to_parquet(tmp_path / "day.parquet")
+    hall = load_venue("concert_hall")
+    checkpoints = {}
+    for name, given in (("with", capacities), ("without", None)):
+        train(
+            [tmp_path / "day.parquet"],
+            tmp_path / name,
+            vocab=hall.vocabulary(),
+            cfg=TrainConfig(max_steps=10, eval_every=10, seed=0),
+            model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
+            progress=False,
+            capacities=given,
+        )
+        checkpoints[name] = checkpoint.load(tmp_path / name / "model.safetensors")
+    assert checkpoints["with"].model.config.n_options == N_OPTION_STATES
+    assert checkpoints["without"].model.config.n_options == N_OPTION
+    assert checkpoints["with"].training["capacities"]["foyer_bar"] == 0
+
+    policy = GPTPolicy(checkpoints["with"])
+    model = VenueModel(scenario.replace(policy="gpt"), policy=policy).run()
+    model.visits().to_parquet(tmp_path / "visits.parquet")
+    seqs = encode(read_logs([tmp_path / "visits.parquet"]), hall.vocabulary(), None, capacities)
+    live, logged = [], []
+    for t, key in enumerate(seqs.keys):
+        avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
+        for visit in range(int(seqs.offsets[t + 1]) - first - 1):  # not the exit
+            call = policy.call_of[avatar, visit]
+            if call >= 0 and np.isfinite(policy.decided_at[avatar, visit]):
+                live.append(policy.states[call])
+                logged.append(seqs.options[first + visit])
+    live, logged = np.array(live) == FULL_OPTION, np.array(logged) == FULL_OPTION
+    bar, main = hall.index["foyer_bar"], hall.index["merch"]
+    assert live[:, bar].all() and logged[:, bar].all()
+    assert 0.1 < logged[:, main].mean() < 0.9, logged[:, main].mean()  # full, then not
+    assert (live[:, main] == logged[:, main]).mean() > 0.98
+    assert not (live & ~logged).any(axis=0)[[z for z in range(len(hall.zones)) if z != main]].any()
+
+    plain = VenueModel(scenario.replace(policy="gpt"), policy=GPTPolicy(checkpoints["without"]))
+    plain.run()
+    assert not (plain.policy.states == FULL_OPTION).any()

@@ -1013,3 +1013,28 @@ def test_a_visit_that_stays_until_the_show_ends_is_marked(tmp_path):
         [False, False, False, False],  # g -> s: leaves ten minutes early
     ]
     assert not blocks(encode(read, vocab), 4)["next_ends_show"].any()
+
+
+def test_a_zone_at_its_capacity_shows_full_in_a_log_read_with_capacities(tmp_path):
+    """Read with the day's capacities, a zone that holds as many as it takes when a choice
+    is made (or is closed) shows ``FULL_OPTION``; without them it shows its crowd; a count
+    of capacities that is not the logs' is refused."""
+    from llm.features import FULL_OPTION
+
+    # b takes one: visitor 1 is in it (0-100 s) when visitor 2 chooses at 50 s; c is closed.
+    rows = [(1, 0, "b"), (1, 100, "x"), (2, 0, "g"), (2, 50, "x"), (3, 0, "g"), (3, 150, "x")]
+    frame = log_frame(rows, dwell_s=[100.0, 0.0, 50.0, 0.0, 150.0, 0.0])
+    read = read_frame(tmp_path, frame)
+    vocab = ZoneVocab.from_venue(
+        ["g", "b", "c", "x"], ["entrance", "bar", "bar", "exit"], [10.0] * 4, np.ones((4, 4))
+    )
+    seqs = encode(read, vocab, None, {"b": 1, "c": 0})
+    full = seqs.options == FULL_OPTION
+    assert full[:, 2].all()  # closed
+    # Tokens: 1's gate (choosing at 0 s, b still empty), b and its exit (at 100 s, 1 still
+    # in b), 2's gate and exit (at 50 s: b full), 3's gate and exit (at 150 s: b empty).
+    assert seqs.features["zone"].tolist() == [0, 1, 3, 3, 0, 3, 0, 3]
+    assert full[:, 1].tolist() == [False, True, True, True, True, True, False, False]
+    assert not (encode(read, vocab).options == FULL_OPTION).any()
+    with pytest.raises(LogError, match="2 capacities for 1 logs"):
+        encode(read, vocab, None, [{"b": 1}, {"b": 2}])

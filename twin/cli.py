@@ -445,7 +445,12 @@ def train_model(args: argparse.Namespace) -> int:
     )
     print(f"  model: {args.out}/model.safetensors\nmetrics: {args.out}/metrics.json")
     out = Path(args.out)
-    inputs = {"logs": args.logs, "init": args.init, "programme": args.programme}
+    inputs = {
+        "logs": args.logs,
+        "init": args.init,
+        "programme": args.programme,
+        "capacities": args.capacities,
+    }
     if args.venue:
         inputs |= provenance.scenario_inputs(Scenario(venue=args.venue, policy="scripted"), None)
     outputs = {"files": sorted(p for p in out.iterdir() if p.is_file() and p.name[0] != ".")}

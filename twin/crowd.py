@@ -410,6 +410,7 @@ class Crowd:
             goal=np.full(len(idx), -1) if walks is None else walks.goal[idx],
             goal_stay_s=np.zeros(len(idx)) if walks is None else walks.stay_s[idx],
             walking=walking,
+            full=occupancy >= self.capacity,
         )
         decision = self.policy.decide(obs)
         if walks is not None:  # a place each: the walk there

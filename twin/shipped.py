@@ -36,6 +36,7 @@ from twin.catalog import MODELS_DIR
 from twin.model import VenueModel, build_layout
 from twin.scenario import Levers, Scenario, Show
 from twin.venue import BUILTIN_VENUES, STAFFED_KINDS, load_venue
+from twin.whatifs import CLOSABLE_KINDS
 
 TEST_SEED = 109
 #: Twelve runs, never the held-out one.
@@ -108,12 +109,15 @@ def varied_staff(venue: str, seed: int) -> Levers:
 MORE_BAR_STAFF_CHANCE = 0.3  # bars' servers x ``MORE_BAR_STAFF``
 MORE_BAR_STAFF = (1.5, 2.5)
 GATE_CLOSED_CHANCE = 0.3  # one gate (of several) closed all day
-#: One stage capped at a share ``STAGE_CAP`` of its capacity: off. A visitor cannot see a
-#: cap (the model sees a zone's crowd by density, not whether it is full), so days with a
-#: capped stage taught the model that booked visitors often stay away: with caps on 30% of
-#: the days, the expo's GPT avatars attended 51% of their booked talks (reference 81%).
-STAGE_CAP_CHANCE = 0.0
+#: One stage capped at a share ``STAGE_CAP`` of its capacity. (Off while a model could not
+#: see a cap: days with a capped stage then taught it that booked visitors often stay away,
+#: the expo's GPT avatars attending 51% of their booked talks against 81%. A model now
+#: learns with each day's capacities and sees a full zone as full: ``FULL_OPTION``.)
+STAGE_CAP_CHANCE = 0.3
 STAGE_CAP = (0.3, 0.8)
+#: One service zone (a bar or a shop, of several) closed all day: where its visitors go
+#: instead is what a venue's history can show of a closure.
+SERVICE_CLOSED_CHANCE = 0.3
 SHOWS_MOVED_CHANCE = 0.5  # each stage's shows moved together by up to ``SHOW_SHIFT_H``
 SHOW_SHIFT_H = 1.0
 COMPRESSED_CHANCE = 0.4  # arrivals within a share ``ARRIVAL_WINDOW`` of the usual window
@@ -157,6 +161,9 @@ def training_day(venue: str, seed: int) -> Scenario:
     if len(stages) and rng.random() < STAGE_CAP_CHANCE:
         z = int(stages[rng.integers(len(stages))])
         caps[spec.zones[z]] = max(1, round(int(spec.capacity[z]) * rng.uniform(*STAGE_CAP)))
+    closable = [z for z, kind in enumerate(spec.kinds) if kind in CLOSABLE_KINDS]
+    if len(closable) > 1 and rng.random() < SERVICE_CLOSED_CHANCE:
+        caps[spec.zones[int(closable[rng.integers(len(closable))])]] = 0
     changes: dict = {"levers": Levers(servers=servers, open_gates=open_gates, capacity_caps=caps)}
     if rng.random() < SHOWS_MOVED_CHANCE:
         changes["shows"] = moved_shows(base.programme(spec), rng, hours)
@@ -199,6 +206,19 @@ def training_scenario(venue: str, seed: int) -> Scenario:
         policy="scripted",
         name=f"shipped-{venue}",
     )
+
+
+def capacities_of(scenario: Scenario) -> dict[str, float]:
+    """How many each zone takes on a scenario's day (its caps included, 0 where closed), as
+    the model learns to see a full zone: every zone the twin may fill (not its entrances
+    and exits, which take anyone)."""
+    venue = scenario.load_venue()
+    capacity = scenario.levers.capacity_in(venue)
+    return {
+        zone: float(cap)
+        for zone, kind, cap in zip(venue.zones, venue.kinds, capacity, strict=True)
+        if kind not in ("entrance", "exit")
+    }
 
 
 def programme_of(scenario: Scenario) -> Programme:
@@ -264,10 +284,17 @@ def build(
             model_config=MODEL_SHAPE | {"block_size": BLOCK_SIZE[venue]},
             progress=progress,
             programme=[programme_of(training_scenario(venue, s)) for s in train_seeds(venue)],
+            capacities=[capacities_of(training_scenario(venue, s)) for s in train_seeds(venue)],
         )
         ckpt = checkpoint.load(folder / "run" / "model.safetensors")
-        held_out_day = programme_of(training_scenario(venue, TEST_SEED))
-        figures = evaluate_checkpoint(ckpt, [test_log], seed=0, programme=held_out_day)
+        held_out = training_scenario(venue, TEST_SEED)
+        figures = evaluate_checkpoint(
+            ckpt,
+            [test_log],
+            seed=0,
+            programme=programme_of(held_out),
+            capacities=capacities_of(held_out),
+        )
         training = {
             **{k: v for k, v in summary.items() if k not in ("history", "logs")},
             "logs": [describe_day(training_scenario(venue, s)) for s in train_seeds(venue)],
