@@ -22,6 +22,26 @@ def run(policy: str = "gpt", **changes) -> VenueModel:  # noqa: ANN003
     return VenueModel(scenario.replace(**changes)).run()
 
 
+def tiny_model_of(scenario: Scenario, folder, steps: int = 20, **given) -> checkpoint.Checkpoint:  # noqa: ANN003
+    """A tiny GPT learnt in a few steps from one scripted run of ``scenario`` (with the
+    ``programme`` or ``capacities`` given to training), loaded back from its checkpoint."""
+    from llm.train import TrainConfig, train
+
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "day.parquet"
+    VenueModel(scenario).run().visits().to_parquet(log)
+    train(
+        [log],
+        folder / "run",
+        vocab=scenario.load_venue().vocabulary(),
+        cfg=TrainConfig(max_steps=steps, eval_every=10, seed=0),
+        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
+        progress=False,
+        **given,
+    )
+    return checkpoint.load(folder / "run" / "model.safetensors")
+
+
 def test_gpt_avatars_visit_the_venue_and_leave() -> None:
     model = run()
     kpis = model.kpis()
@@ -154,6 +174,20 @@ def test_tokens_are_the_training_features() -> None:
         np.testing.assert_array_equal(live, logged)
 
 
+def live_and_logged(policy: GPTPolicy, seqs) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """(N, Z) option states every zone showed at the avatars' decisions at places, as the
+    policy saw them live and as ``encode`` read them from the run's log (``seqs``)."""
+    live, logged = [], []
+    for t, key in enumerate(seqs.keys):
+        avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
+        for visit in range(int(seqs.offsets[t + 1]) - first - 1):  # not the exit
+            call = policy.call_of[avatar, visit]
+            if call >= 0 and np.isfinite(policy.decided_at[avatar, visit]):
+                live.append(policy.states[call])
+                logged.append(seqs.options[first + visit])
+    return np.array(live), np.array(logged)
+
+
 def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     """The crowd level and queue wait every zone shows at a decision, live, are what
     ``encode`` derives from the twin's own log (bars and a gate short of staff, so that
@@ -168,15 +202,7 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     model.visits().to_parquet(tmp_path / "visits.parquet")
     seqs = encode(read_logs([tmp_path / "visits.parquet"]), model.venue.vocabulary())
     policy: GPTPolicy = model.policy
-    live, logged = [], []
-    for t, key in enumerate(seqs.keys):
-        avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
-        for visit in range(int(seqs.offsets[t + 1]) - first - 1):  # not the exit
-            call = policy.call_of[avatar, visit]
-            if call >= 0 and np.isfinite(policy.decided_at[avatar, visit]):
-                live.append(policy.states[call])
-                logged.append(seqs.options[first + visit])
-    live, logged = np.array(live), np.array(logged)
+    live, logged = live_and_logged(policy, seqs)
     assert len(live) > 1500  # decisions at places (corridors are walked through)
     assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
     assert (live % N_CROWD == logged % N_CROWD).mean() > 0.995  # crowd levels
@@ -284,22 +310,10 @@ def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cac
     a cached step gave live equal a full forward over the context with each visit's show
     states (``explain``), caches re-encoded from a short window included, so that the
     programme a re-encoded visit saw is the one it saw when it chose."""
-    from llm.train import TrainConfig, train
     from twin.shipped import programme_of
 
     scenario = Scenario(venue="expo", avatars=400, hours=4.0, seed=5, policy="scripted")
-    log = tmp_path / "expo.parquet"
-    VenueModel(scenario).run().visits().to_parquet(log)
-    train(
-        [log],
-        tmp_path / "run",
-        vocab=load_venue("expo").vocabulary(),
-        cfg=TrainConfig(max_steps=20, eval_every=10, seed=0),
-        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
-        progress=False,
-        programme=programme_of(scenario),
-    )
-    ckpt = checkpoint.load(tmp_path / "run" / "model.safetensors")
+    ckpt = tiny_model_of(scenario, tmp_path, programme=programme_of(scenario))
     assert ckpt.model.config.show_view == 1 and ckpt.model.config.n_show_states == N_SHOW_STATES
     with torch.no_grad():  # a programme strong enough to matter in the context
         ckpt.model.programme_state.weight.normal_(0.0, 0.3)
@@ -325,22 +339,10 @@ def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:
     ends, read from the programme (forced here: every stay at a stage ends with its show,
     and no stay elsewhere is endless); a model that never draws it leaves at its buckets."""
     from llm.features import UNTIL_SHOW_ENDS
-    from llm.train import TrainConfig, train
     from twin.shipped import programme_of
 
     scenario = Scenario(venue="concert_hall", avatars=400, hours=4.0, seed=5, policy="scripted")
-    log = tmp_path / "hall.parquet"
-    VenueModel(scenario).run().visits().to_parquet(log)
-    train(
-        [log],
-        tmp_path / "run",
-        vocab=load_venue("concert_hall").vocabulary(),
-        cfg=TrainConfig(max_steps=20, eval_every=10, seed=0),
-        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
-        progress=False,
-        programme=programme_of(scenario),
-    )
-    ckpt = checkpoint.load(tmp_path / "run" / "model.safetensors")
+    ckpt = tiny_model_of(scenario, tmp_path, programme=programme_of(scenario))
     assert ckpt.model.config.show_end_dwell == 1
     ends_with_show = {}
     for bias in (30.0, -30.0):
@@ -368,7 +370,6 @@ def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> Non
     from llm.data import encode
     from llm.features import FULL_OPTION, N_OPTION, N_OPTION_STATES
     from llm.logs import read_logs
-    from llm.train import TrainConfig, train
     from twin import Levers
     from twin.shipped import capacities_of
 
@@ -378,20 +379,11 @@ def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> Non
     capacities = capacities_of(scenario)
     assert capacities["merch"] == 6 and capacities["foyer_bar"] == 0
     assert "gate_main" not in capacities  # entrances and exits take anyone
-    VenueModel(scenario).run().visits().to_parquet(tmp_path / "day.parquet")
     hall = load_venue("concert_hall")
-    checkpoints = {}
-    for name, given in (("with", capacities), ("without", None)):
-        train(
-            [tmp_path / "day.parquet"],
-            tmp_path / name,
-            vocab=hall.vocabulary(),
-            cfg=TrainConfig(max_steps=10, eval_every=10, seed=0),
-            model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
-            progress=False,
-            capacities=given,
-        )
-        checkpoints[name] = checkpoint.load(tmp_path / name / "model.safetensors")
+    checkpoints = {
+        name: tiny_model_of(scenario, tmp_path / name, steps=10, capacities=given)
+        for name, given in (("with", capacities), ("without", None))
+    }
     assert checkpoints["with"].model.config.n_options == N_OPTION_STATES
     assert checkpoints["without"].model.config.n_options == N_OPTION
     assert checkpoints["with"].training["capacities"]["foyer_bar"] == 0
@@ -400,15 +392,7 @@ def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> Non
     model = VenueModel(scenario.replace(policy="gpt"), policy=policy).run()
     model.visits().to_parquet(tmp_path / "visits.parquet")
     seqs = encode(read_logs([tmp_path / "visits.parquet"]), hall.vocabulary(), None, capacities)
-    live, logged = [], []
-    for t, key in enumerate(seqs.keys):
-        avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
-        for visit in range(int(seqs.offsets[t + 1]) - first - 1):  # not the exit
-            call = policy.call_of[avatar, visit]
-            if call >= 0 and np.isfinite(policy.decided_at[avatar, visit]):
-                live.append(policy.states[call])
-                logged.append(seqs.options[first + visit])
-    live, logged = np.array(live) == FULL_OPTION, np.array(logged) == FULL_OPTION
+    live, logged = (states == FULL_OPTION for states in live_and_logged(policy, seqs))
     bar, main = hall.index["foyer_bar"], hall.index["merch"]
     assert live[:, bar].all() and logged[:, bar].all()
     assert 0.1 < logged[:, main].mean() < 0.9, logged[:, main].mean()  # full, then not
