@@ -44,7 +44,7 @@ from llm.features import (
     cap_show_states,
     option_state,
     profile_vectors,
-    show_end_after,
+    show_left_s,
     show_states,
     visit_features,
     wait_level,
@@ -311,7 +311,7 @@ class GPTPolicy:
         if len(staged):
             here, stage = zone[staged], place[staged]
             entry = now[staged] + lay.place_distance[here, stage] / PLANNING_SPEED
-            left[staged] = show_end_after(lay.show_stage, lay.show_end_s, stage, entry) - entry
+            left[staged] = show_left_s(lay.show_stage, lay.show_end_s, stage, entry)
         return left
 
     def until_show_ends(

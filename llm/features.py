@@ -354,8 +354,9 @@ def show_end_after(
 def show_left_s(
     show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, entered_s: np.ndarray
 ) -> np.ndarray:
-    """(B,) seconds from each visit's entry (``entered_s``, seconds of the day) at
-    ``zone`` until the first show there that is on or to come then ends (inf where none)."""
+    """(B,) seconds from each visit's entry (``entered_s``, on the clock of ``end_s``: the
+    day's in a log, the twin's since opening live) at ``zone`` until the first show there
+    that is on or to come then ends (inf where none)."""
     entered = np.asarray(entered_s, dtype=np.float64)
     return show_end_after(show_zone, end_s, zone, entered) - entered
 
@@ -430,24 +431,33 @@ def cap_show_states(shows: np.ndarray, n_show_states: int) -> np.ndarray:
     return known_show_states(n_show_states)[shows].astype(shows.dtype)
 
 
+def _csv_rows(
+    path: str | os.PathLike[str], columns: tuple[str, ...], what: str
+) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a small CSV file with at least ``columns``, each with its row number
+    (the header is row 1); ``ValueError`` naming the file where it cannot be read or
+    lacks a column."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = set(columns) - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            return list(enumerate(reader, start=2))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
 def read_programme(path: str | os.PathLike[str]) -> Programme:
     """A programme from a CSV file with columns ``stage``, ``start`` and ``end`` (clock
     times ``HH:MM``; an end before its start is past midnight). A bad file raises
     ``ValueError`` naming the file, the row and the column."""
-    import csv
-
     rows: list[tuple[str, float, float]] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"stage", "start", "end"} - set(reader.fieldnames or ())
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            for number, row in enumerate(reader, start=2):
-                start, end = (_clock(row[c], path, number, c) for c in ("start", "end"))
-                rows.append((row["stage"].strip(), start, end if end > start else end + 86400))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read the programme ({exc.strerror})") from None
+    for number, row in _csv_rows(path, ("stage", "start", "end"), "programme"):
+        start, end = (_clock(row[c], path, number, c) for c in ("start", "end"))
+        rows.append((row["stage"].strip(), start, end if end > start else end + 86400))
     if not rows:
         raise ValueError(f"{path}: the programme lists no show")
     stages, starts, ends = zip(*rows, strict=True)
@@ -463,30 +473,20 @@ def read_capacities(path: str | os.PathLike[str]) -> dict[str, float]:
     """Capacities from a CSV file with columns ``zone`` and ``capacity`` (persons, 0 for a
     zone closed that day). A bad file raises ``ValueError`` naming the file, the row and
     the column."""
-    import csv
-
     out: dict[str, float] = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"zone", "capacity"} - set(reader.fieldnames or ())
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            for number, row in enumerate(reader, start=2):
-                zone, text = (row["zone"] or "").strip(), (row["capacity"] or "").strip()
-                if not zone:
-                    raise ValueError(f"{path}: row {number}, column 'zone': no zone named")
-                try:
-                    value = float(text)
-                except ValueError:
-                    value = -1.0
-                if not (value >= 0 and math.isfinite(value)):
-                    raise ValueError(
-                        f"{path}: row {number}, column 'capacity': {text!r} is not a number >= 0"
-                    )
-                out[zone] = value
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read the capacities ({exc.strerror})") from None
+    for number, row in _csv_rows(path, ("zone", "capacity"), "capacities"):
+        zone, text = (row["zone"] or "").strip(), (row["capacity"] or "").strip()
+        if not zone:
+            raise ValueError(f"{path}: row {number}, column 'zone': no zone named")
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(
+                f"{path}: row {number}, column 'capacity': {text!r} is not a number >= 0"
+            )
+        out[zone] = value
     return out
 
 
