@@ -107,8 +107,8 @@ class GPTPolicy:
         self.tokens = np.zeros((n, MEMORY, len(FEATURES)), dtype=np.int16)
         self.count = np.zeros(n, dtype=np.int64)  # tokens kept per avatar
         self.decided_at = np.full((n, MEMORY), np.nan, dtype=np.float32)  # when decided
-        self.call_of = np.full((n, MEMORY), -1, dtype=np.int32)  # which decide() call
-        #: Option states of every zone at each decide() call (rows grow as calls come).
+        self.call_of = np.full((n, MEMORY), -1, dtype=np.int32)  # its row of ``states``
+        #: Option states of every zone at the decisions (rows alike in a call kept once).
         self.states = np.zeros((256, layout.n_zones), dtype=np.int8)
         self.n_states = 0
         self.chosen = np.full((n, MEMORY), -1, dtype=np.int16)
@@ -158,8 +158,9 @@ class GPTPolicy:
         door = self.at_door(obs.zone, obs.goal)
         if not door.any():
             return door
-        level = wait_level(obs.queue_wait_s)
-        door[door] &= level[obs.goal[door]] > self.goal_wait[obs.avatar[door]]
+        rows = np.flatnonzero(door)
+        level = wait_level(obs.queue_wait_s[rows, obs.goal[rows]])
+        door[rows] = level > self.goal_wait[obs.avatar[rows]]
         return door & self.has_slot(obs.avatar)
 
     def at_door(self, zone: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -232,14 +233,18 @@ class GPTPolicy:
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
         self.remember(idx, visit, stacked, now)
         full = obs.full if self.model.config.n_options > FULL_OPTION else None
-        state = option_state(obs.crowd, obs.queue_wait_s, full)
-        self.call_of[idx, visit % MEMORY] = self.keep_state(state)
+        # Each avatar's option states (its own queue waits); the rows alike are kept once.
+        states, row = np.unique(
+            option_state(obs.crowd, obs.queue_wait_s[r], full), axis=0, return_inverse=True
+        )
+        row = row.reshape(-1)
+        self.call_of[idx, visit % MEMORY] = self.keep_states(states)[row]
 
         profile = None if self.profile is None else self.profile[idx]
         seen = self.seen_in_context(idx, visit, self.kv.lengths[slots] + 1)
         shows = self.shows_at(idx, now)
         logits, hidden = self.decoder.step(
-            slots, stacked, state.astype(np.int64), profile, seen, shows
+            slots, stacked, states.astype(np.int64), profile, seen, shows, row
         )
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
         probs = self.probabilities(logits, choices)
@@ -260,7 +265,7 @@ class GPTPolicy:
             stay = np.where(bucket == UNTIL_SHOW_ENDS, left, stay)
         else:
             stay = self.until_show_ends(left, bucket, stay)
-        self.goal_wait[idx] = wait_level(obs.queue_wait_s)[place]
+        self.goal_wait[idx] = wait_level(obs.queue_wait_s[r, place])
         self.chosen[idx, visit % MEMORY] = place
         self.kv.release(idx[self.is_exit[place]])  # heading out: no more decisions
         return place, stay
@@ -379,13 +384,14 @@ class GPTPolicy:
         self.decoder.reencode(self.kv.slot[who], tokens, options)
         self.window_start[who] = self.count[who] - self.keep
 
-    def keep_state(self, state: np.ndarray) -> int:
-        """Store one call's option states of every zone; its row number."""
-        if self.n_states == len(self.states):
+    def keep_states(self, states: np.ndarray) -> np.ndarray:
+        """Store rows of option states of every zone (U, Z); their row numbers."""
+        while self.n_states + len(states) > len(self.states):
             self.states = np.concatenate([self.states, np.zeros_like(self.states)])
-        self.states[self.n_states] = state
-        self.n_states += 1
-        return self.n_states - 1
+        rows = self.n_states + np.arange(len(states))
+        self.states[rows] = states
+        self.n_states += len(states)
+        return rows
 
     def remember(
         self, idx: np.ndarray, visit: np.ndarray, token: np.ndarray, now: np.ndarray

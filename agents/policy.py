@@ -97,7 +97,9 @@ class Observation:
     history: np.ndarray  # (B, H) previous zones, most recent last, -1 where none
     occupancy: np.ndarray  # (Z,) persons in each zone now
     crowd: np.ndarray  # (Z,) Fruin level 0 (A) .. 5 (F) of each zone now
-    queue_wait_s: np.ndarray  # (Z,) seconds a visitor joining each zone's queue now waits
+    # (B, Z) seconds a visitor joining each zone's queue at each avatar's moment would wait
+    # (behind those who joined strictly before it, as a log shows it: ``llm.causal``)
+    queue_wait_s: np.ndarray
     # For a policy that chooses places (the twin walks its avatars there):
     places: np.ndarray  # (B, Z) bool: places each avatar can head for now (first step open)
     goal: np.ndarray  # (B,) the place each avatar is heading for (-1: none)

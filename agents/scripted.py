@@ -80,7 +80,7 @@ class ScriptedPolicy:
         goal[self.given_up[idx, np.maximum(goal, 0)]] = -1
 
         show_goal, show_end, show_soon = self.wanted_show(idx, now)
-        self.queue_wait_s = obs.queue_wait_s
+        self.queue_wait_s = obs.queue_wait_s  # (B, Z): each avatar's own
         goal = self.choose_goal(idx, zone, now, goal, crowded, show_goal, show_soon)
         goal = self.balk(idx, zone, goal, crowded)
         self.goal[idx] = goal
@@ -143,7 +143,8 @@ class ScriptedPolicy:
             | (now >= lay.closing_s - CLOSING_LEAD_S)
             | self.headline_over(idx, now)
         )
-        new = np.where(leaving, self.nearest(zone, self.exits, crowded), -1)
+        waits = self.queue_wait_s
+        new = np.where(leaving, self.nearest(zone, self.exits, crowded, waits), -1)
         new = np.where((new < 0) & show_soon, show_goal, new)
         here = self.kinds[zone]  # the visit ending here has just met that need
         for wanted, places in (
@@ -152,7 +153,7 @@ class ScriptedPolicy:
             ((fatigue >= 0.7) & (needs.rested_s[idx] < 600.0), self.lounges),
         ):
             if len(places):
-                nearest = self.nearest(zone, places, crowded, idx)
+                nearest = self.nearest(zone, places, crowded, waits, idx)
                 new = np.where((new < 0) & wanted, nearest, new)
         keep = (new < 0) & (goal >= 0)
         keep[keep] &= ~crowded[goal[keep]] & ~needs.seen[idx[keep], goal[keep]]
@@ -166,13 +167,14 @@ class ScriptedPolicy:
             interest = needs.interest[ex_idx]
             worth = (interest >= MIN_INTEREST) & ~needs.seen[ex_idx] & ~crowded[None, :]
             worth &= ~self.given_up[ex_idx]
-            patience = np.exp(-self.queue_wait_s / QUEUE_AVERSION_S)[None, :]
+            patience = np.exp(-waits[explore] / QUEUE_AVERSION_S)
             weights = interest * worth * nearness * patience
             weights[np.arange(len(ex_zone)), ex_zone] = 0.0
             picked = sample_rows(weights, self.rng)
             # Nothing left worth seeing: wait for a show still to come, or go home.
             picked = np.where(picked < 0, show_goal[explore], picked)
-            picked = np.where(picked < 0, self.nearest(ex_zone, self.exits, crowded), picked)
+            exits = self.nearest(ex_zone, self.exits, crowded, waits[explore])
+            picked = np.where(picked < 0, exits, picked)
             new[explore] = picked
         return new
 
@@ -188,7 +190,8 @@ class ScriptedPolicy:
             if len(places) > 1:
                 turn = at_door & np.isin(goal, places)
                 if turn.any():
-                    new[turn] = self.nearest(zone[turn], places, crowded, idx[turn])
+                    waits = self.queue_wait_s[turn]
+                    new[turn] = self.nearest(zone[turn], places, crowded, waits, idx[turn])
         # Not through the queue it turns away from.
         through = (new >= 0) & (hop[zone, np.maximum(new, 0)] == goal)
         return np.where(through, goal, new)
@@ -206,15 +209,17 @@ class ScriptedPolicy:
         zone: np.ndarray,
         places: np.ndarray,
         crowded: np.ndarray,
+        waits: np.ndarray,
         idx: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The closest of ``places`` from each zone, counting a queue's wait as the walk it
-        is worth, and avoiding crowded ones when possible; for avatars ``idx``, never one
-        that refused them (closed, or full: a thirsty visitor turned away at a shut bar
-        goes to another, not back to the same door)."""
+        """The closest of ``places`` from each zone, counting a queue's wait (``waits``
+        (B, Z), as each avatar sees it) as the walk it is worth, and avoiding crowded ones
+        when possible; for avatars ``idx``, never one that refused them (closed, or full: a
+        thirsty visitor turned away at a shut bar goes to another, not back to the same
+        door)."""
         if len(places) == 0:
             return np.full(len(zone), -1)
-        queue_m = PLANNING_SPEED * self.queue_wait_s[places]
+        queue_m = PLANNING_SPEED * waits[:, places]
         cost = self.layout.distance[zone][:, places] + queue_m + 1e5 * crowded[places][None, :]
         if idx is not None:
             cost = np.where(self.given_up[idx][:, places], np.inf, cost)

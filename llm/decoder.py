@@ -233,6 +233,14 @@ def ragged_attention(
     return mixed
 
 
+def per_row(options: np.ndarray, option_rows: np.ndarray | None, b: int) -> np.ndarray:
+    """(B, Z) each decider's option states, from (Z,) states shared by all or (U, Z) rows
+    and each decider's row ``option_rows`` (B,)."""
+    table = np.atleast_2d(options)
+    rows = np.zeros(b, dtype=np.int64) if option_rows is None else option_rows
+    return table[rows]
+
+
 def _tensor(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).cpu().clone()
 
@@ -313,11 +321,12 @@ class Decoder:
         profile: np.ndarray | None = None,
         seen: np.ndarray | None = None,
         shows: np.ndarray | None = None,
+        option_rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One new token in each of ``slots`` (B,): ``tokens`` (B, features) in
-        ``FEATURES`` order, ``options`` (Z,) every zone's option state, and the rest as
-        ``numpy_step`` takes them. Its keys and values are added to the slot; returns the
-        zone logits (B, Z) and hidden states (B, C)."""
+        ``FEATURES`` order, ``options`` every zone's option states (see ``numpy_step``),
+        and the rest as ``numpy_step`` takes them. Its keys and values are added to the
+        slot; returns the zone logits (B, Z) and hidden states (B, C)."""
         lengths = self.cache.lengths[slots]
         self.cache.reserve(slots)
         pages = lengths // self.cache.page + 1  # the pages each token attends over
@@ -328,7 +337,7 @@ class Decoder:
         ]
         with one_thread():
             logits, hidden, new_kv = self.numpy_step(
-                tokens, options, past, lengths, profile, seen, shows
+                tokens, options, past, lengths, profile, seen, shows, option_rows
             )
         self.cache.append(slots, new_kv)
         return logits, hidden
@@ -365,10 +374,12 @@ class Decoder:
         profile: np.ndarray | None = None,
         seen: np.ndarray | None = None,
         shows: np.ndarray | None = None,
+        option_rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``numpy_step`` by PyTorch's ``GPT.decode_step``: the reference the NumPy step is
         held to (tests, ``bench/bench_agents.py``)."""
         b = len(lengths)
+        options = per_row(options, option_rows, b)
         feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
         if profile is not None:
             feed["profile"] = torch.from_numpy(profile)
@@ -379,7 +390,7 @@ class Decoder:
         with torch.no_grad():
             logits, hidden, new_kv, _ = self.model.decode_step(
                 feed,
-                torch.from_numpy(options).expand(b, -1),
+                torch.from_numpy(options),
                 torch.from_numpy(past),
                 torch.from_numpy(lengths),
             )
@@ -405,9 +416,12 @@ class Decoder:
         profile: np.ndarray | None = None,
         seen: np.ndarray | None = None,
         shows: np.ndarray | None = None,
+        option_rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``tokens`` (B, features) in ``FEATURES`` order; ``options`` (Z,) the option state
-        of every zone, the same for the whole batch; ``past`` (B, layers, 2, heads, W, size)
+        """``tokens`` (B, features) in ``FEATURES`` order; ``options`` the option state of
+        every zone: (Z,) the same for the whole batch, or (U, Z) rows of which each decider
+        has row ``option_rows`` (B,) (decisions of one step see their own queue waits, few
+        rows apart); ``past`` (B, layers, 2, heads, W, size)
         float32, valid below ``lengths`` (B,), written at position ``lengths`` (or, as
         ``Decoder.step`` gives it, (rows, cache of those rows) parts of one width each, for
         ``ragged_attention``). Returns the
@@ -421,7 +435,9 @@ class Decoder:
         positions = np.minimum(lengths, self.block_size - 1)
         ids = np.concatenate([tokens, positions[:, None]], axis=1) + self.starts
         x = self.token_table[ids].sum(axis=1)
-        x += self.venue_table[self.zones, options].sum(axis=0)
+        table = np.atleast_2d(options)  # (U, Z)
+        row = np.zeros(b, dtype=np.int64) if option_rows is None else option_rows
+        x += self.venue_table[self.zones[None, :], table].sum(axis=1)[row]
         declared = None
         if profile is not None and self.model.config.n_profile:
             declared = profile.astype(np.float32)
@@ -435,7 +451,11 @@ class Decoder:
             attend = partial(attention, past=past, layer=layer, lengths=lengths, out=new_kv)
             x = block_step(x, block, attend, NUMPY_OPS)
         hidden = NUMPY_OPS.norm(x, self.ln_f)
-        logits = hidden @ self.zone_table.T + (hidden @ self.option_table.T)[:, options]
+        by_option = hidden @ self.option_table.T
+        if len(table) == 1:
+            logits = hidden @ self.zone_table.T + by_option[:, table[0]]
+        else:
+            logits = hidden @ self.zone_table.T + np.take_along_axis(by_option, table[row], 1)
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         if declared is not None:
             logits += declared[:, : self.n_zones] * self.interest_gain

@@ -257,6 +257,42 @@ def test_the_numpy_decoder_gives_decode_step_numbers():
     )
 
 
+@torch.no_grad()
+def test_the_numpy_decoder_takes_each_deciders_own_venue_state():
+    """Deciders of one step each see their own queue waits: the NumPy step, given the
+    distinct option-state rows and each decider's row, computes what ``decode_step``
+    does with every decider's own row, and differs from one shared row."""
+    import numpy as np
+
+    from llm.decoder import Decoder
+    from llm.features import FEATURES
+
+    model = tiny(n_layer=2)
+    c = model.config
+    tokens, options = random_tokens(c, b=6, t=1)
+    new = {f: t[:, 0] for f, t in tokens.items()}
+    distinct = options[:3, 0]  # (3, Z): three states of the venue
+    row = np.array([0, 2, 1, 1, 0, 2])
+    size = c.n_embd // c.n_head
+    cache = torch.randn(6, c.n_layer, 2, c.n_head, 7, size)
+    lengths = torch.tensor([0, 3, 6, 5, 1, 2])
+    each = distinct[torch.from_numpy(row)]
+    logits, hidden, kv, _ = model.decode_step(new, each, cache.clone(), lengths)
+    decoder = Decoder(model)
+    stacked = np.stack([new[f].numpy() for f in FEATURES], axis=1)
+    got = decoder.numpy_step(
+        stacked, distinct.numpy(), cache.numpy().copy(), lengths.numpy(), option_rows=row
+    )
+    for mine, theirs in zip(got, (logits, hidden, kv), strict=True):
+        np.testing.assert_allclose(mine, theirs.numpy(), atol=2e-5)
+    by_torch = decoder.torch_step(
+        stacked, distinct.numpy(), cache.numpy().copy(), lengths.numpy(), option_rows=row
+    )
+    np.testing.assert_allclose(by_torch[0], logits.numpy(), atol=1e-6)
+    shared = decoder.numpy_step(stacked, distinct[0].numpy(), cache.numpy().copy(), lengths.numpy())
+    assert not np.allclose(shared[0][row != 0], logits.numpy()[row != 0], atol=1e-3)
+
+
 # ============================================================================ masks
 def sparse_legal() -> torch.Tensor:
     """Zone u may go to u+1 and u+2 (mod Z) only; zone 5 (the exit) goes nowhere."""

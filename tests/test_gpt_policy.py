@@ -177,7 +177,13 @@ def test_tokens_are_the_training_features() -> None:
 def live_and_logged(policy: GPTPolicy, seqs) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     """(N, Z) option states every zone showed at the avatars' decisions at places, as the
     policy saw them live and as ``encode`` read them from the run's log (``seqs``)."""
-    live, logged = [], []
+    live, logged, _ = live_and_logged_at(policy, seqs)
+    return live, logged
+
+
+def live_and_logged_at(policy: GPTPolicy, seqs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+    """``live_and_logged``, and when each decision was made (seconds after opening)."""
+    live, logged, when = [], [], []
     for t, key in enumerate(seqs.keys):
         avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
         for visit in range(int(seqs.offsets[t + 1]) - first - 1):  # not the exit
@@ -185,7 +191,8 @@ def live_and_logged(policy: GPTPolicy, seqs) -> tuple[np.ndarray, np.ndarray]:  
             if call >= 0 and np.isfinite(policy.decided_at[avatar, visit]):
                 live.append(policy.states[call])
                 logged.append(seqs.options[first + visit])
-    return np.array(live), np.array(logged)
+                when.append(policy.decided_at[avatar, visit])
+    return np.array(live), np.array(logged), np.array(when)
 
 
 def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
@@ -202,14 +209,24 @@ def test_zones_show_live_what_the_log_reader_computes(tmp_path) -> None:
     model.visits().to_parquet(tmp_path / "visits.parquet")
     seqs = encode(read_logs([tmp_path / "visits.parquet"]), model.venue.vocabulary())
     policy: GPTPolicy = model.policy
-    live, logged = live_and_logged(policy, seqs)
+    live, logged, when = live_and_logged_at(policy, seqs)
     assert len(live) > 1500  # decisions at places (corridors are walked through)
     assert (logged // N_CROWD > 0).any(axis=1).mean() > 0.5  # queues were there to see
     assert (live % N_CROWD == logged % N_CROWD).mean() > 0.995  # crowd levels
-    # Queue waits: the log shows a choice only the joins strictly before it (llm.causal);
-    # live, joins later in the same 5 s step are already in the queue (0.5% of decisions
-    # see a longer wait live; docs/ARCHITECTURE.md, known limits).
-    assert (live // N_CROWD == logged // N_CROWD).mean() > 0.99
+    # Queue waits: each decider sees the joins strictly before its own moment, as a log
+    # shows a choice (llm.causal), and no service after the clearing. Every zone's wait
+    # level agrees at 97% of decisions (the rest: joins of a step handled after its
+    # decisions; docs/ARCHITECTURE.md, known limits); one wait for the step's deciders
+    # (its first moment, every join of the step in) gave 89%.
+    same = (live // N_CROWD == logged // N_CROWD).all(axis=1)
+    assert same.mean() > 0.97
+    # Steps where ten or more decide at once (a show's end: 449 decisions here): all
+    # alike, where one wait for the step showed 15% of them another queue than the log.
+    step = np.floor(when / model.scenario.step_s).astype(np.int64)
+    _, which, count = np.unique(step, return_inverse=True, return_counts=True)
+    busy = count[which] >= 10
+    assert busy.sum() > 300
+    assert same[busy].mean() > 0.995
 
 
 def test_the_audience_leaves_when_the_show_ends() -> None:

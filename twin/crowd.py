@@ -30,6 +30,7 @@ import numpy as np
 from agents.avatar import Phase
 from agents.needs import Needs
 from agents.policy import TRANSIT_DWELL_S, Decision, Layout, Observation, Policy
+from llm.causal import last_served_before
 from llm.sampling import choose, uniforms
 from llm.zones import crowd_level, queue_wait
 from twin import physics
@@ -159,6 +160,12 @@ class Crowd:
         self.inbound = np.zeros(z, dtype=np.int64)
         #: The latest start of service handed out by each zone (its queue's tail).
         self.last_service_start = np.full(z, -np.inf)
+        #: The tails as the current step began, and (zone, entry, start of service) of the
+        #: visitors who joined a queue in it: a decider's wait counts only those who joined
+        #: strictly before its moment (``queue_waits``), as a log shows it.
+        self.step_s = -np.inf
+        self.tail_at_step = self.last_service_start.copy()
+        self.step_joins: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.satisfaction = Satisfaction(layout, needs, n)
         self.log = log or VisitLog()  # the completed visits
         #: (zone, start of service, wait) of every visitor who joined a queue, as chunks
@@ -185,6 +192,23 @@ class Crowd:
         waiting = (self.phase == IN_ZONE) & (self.service_start > now)
         return np.bincount(self.zone[waiting], minlength=self.layout.n_zones)
 
+    def queue_waits(self, now: np.ndarray) -> np.ndarray:
+        """(B, Z) seconds a visitor joining each zone's queue at each moment ``now`` (B,)
+        would wait: behind the last to join strictly before that moment, to the
+        millisecond, as ``llm.data.encode`` reads a choice's waits from a log
+        (``llm.causal.last_served_before``). Deciders of one step differ: the first to
+        choose after a show do not see the queue the others of that step will make."""
+        tail = np.repeat(self.tail_at_step[None, :], len(now), axis=0)
+        if self.step_joins:
+            zone, entered, start = (
+                np.concatenate(part) for part in zip(*self.step_joins, strict=True)
+            )
+            for z in np.unique(zone):
+                here = zone == z
+                joined = last_served_before(entered[here], start[here], now)
+                tail[:, z] = np.maximum(tail[:, z], joined)
+        return queue_wait(tail, now[:, None])
+
     def history(self, idx: np.ndarray) -> np.ndarray:
         """(B, HISTORY) zones visited so far, most recent last, -1 where none."""
         ahead = self.visits[idx, None] - HISTORY + np.arange(HISTORY)[None, :]
@@ -204,6 +228,9 @@ class Crowd:
     # ================================================================== events
     def process(self, idx: np.ndarray, t_start: float, t_end: float) -> None:
         """Handle every event of avatars ``idx`` due before ``t_end``."""
+        if t_start != self.step_s:  # a new step: its joins so far are none
+            self.step_s, self.step_joins = t_start, []
+            self.tail_at_step = self.last_service_start.copy()
         if t_start <= self.clearing_s < t_end:
             self.start_clearing()
             idx = np.union1d(idx, self.due(t_end))
@@ -311,7 +338,11 @@ class Crowd:
                 t[k] = begin + svc  # end of service
             wait = start[order] - self.entered_s[idx[order]]
             self.waits.append((zone[order], start[order], wait))
-            np.maximum.at(self.last_service_start, zone[order], start[order])
+            # The queue's tail as a log dates it: no service begins after the clearing
+            # (a visit waiting then ends then, its wait cut short).
+            tail = np.minimum(start[order], self.clearing_s)
+            self.step_joins.append((zone[order], self.entered_s[idx[order]], tail))
+            np.maximum.at(self.last_service_start, zone[order], tail)
             self.waited_s[idx[order]] += wait
             self.satisfaction.wait(idx[order], wait)
         self.service_start[idx] = np.where(serving, start, -np.inf)
@@ -405,7 +436,7 @@ class Crowd:
             history=self.history(idx),
             occupancy=occupancy,
             crowd=crowd_level(occupancy / area),
-            queue_wait_s=queue_wait(self.last_service_start, now.min()),
+            queue_wait_s=self.queue_waits(now),
             places=places,
             goal=np.full(len(idx), -1) if walks is None else walks.goal[idx],
             goal_stay_s=np.zeros(len(idx)) if walks is None else walks.stay_s[idx],
