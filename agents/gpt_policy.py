@@ -44,6 +44,7 @@ from llm.features import (
     cap_show_states,
     option_state,
     profile_vectors,
+    show_grace_s,
     show_left_s,
     show_states,
     visit_features,
@@ -282,6 +283,7 @@ class GPTPolicy:
             np.asarray(self.programme.end_s),
             self.show_wanted[idx],
             self.n_zones,
+            show_grace_s(self.model.config.n_show_states),
         )
         return cap_show_states(states, self.model.config.n_show_states)
 

@@ -23,6 +23,7 @@ import torch
 from llm.causal import last_served_before, present_at, stay_until_choice
 from llm.features import (
     FEATURES,
+    SHOW_GRACE_S,
     Capacities,
     Programme,
     dwell_bucket,
@@ -123,6 +124,7 @@ def encode(
     vocab: ZoneVocab,
     programme: Programme | Sequence[Programme] | None = None,
     capacities: Capacities | Sequence[Capacities] | None = None,
+    show_grace_s: float = SHOW_GRACE_S,
 ) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
     walked through, not visited: ``llm.zones.PASSAGE_KINDS``), with what every zone
@@ -132,7 +134,9 @@ def encode(
     shows on the clock then, and whether the visitor's profile booked them; with one
     programme per log read (``frame["log"]``), each log's own (days whose shows moved).
     With ``capacities`` (the day's, as ``Capacities``; one per log read, or one for all), a
-    zone holding as many as it takes (or closed) shows ``FULL_OPTION`` at a choice."""
+    zone holding as many as it takes (or closed) shows ``FULL_OPTION`` at a choice.
+    ``show_grace_s``: how long a show reads as on after its end (``llm.features.
+    show_grace_s`` of the model the tokens are for; the newest by default)."""
     frame = with_gates(frame, vocab)
     zone, known = vocab.lookup(frame["zone"])
     if not known.all() and vocab.unknown is None:
@@ -173,6 +177,7 @@ def encode(
                 np.asarray(day.end_s),
                 day.wanted(profiles[rows]),
                 len(vocab),
+                show_grace_s,
             )
             show_left[rows] = show_left_s(
                 stage, np.asarray(day.end_s), zone[rows], frame["seconds_of_day"].to_numpy()[rows]
@@ -203,6 +208,7 @@ def read_sequences(
     columns: Columns = Columns(),
     programme: Programme | None = None,
     capacities: Capacities | None = None,
+    show_grace_s: float = SHOW_GRACE_S,
 ) -> Sequences:
     """Logs to tokens, the one way: read (``read_logs``), refuse zones the vocabulary lacks
     (``check_zones``), encode (``encode``). Used wherever a model or a baseline meets logs
@@ -211,7 +217,7 @@ def read_sequences(
     where = ", ".join(map(str, logs))
     check_zones(frame, vocab, where, vocab.source)
     try:
-        return encode(frame, vocab, programme, capacities)
+        return encode(frame, vocab, programme, capacities, show_grace_s)
     except LogError as exc:
         raise LogError(f"{where}: {exc}") from None
 

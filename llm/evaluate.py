@@ -55,6 +55,7 @@ from llm.features import (
     Capacities,
     Programme,
     dwell_bucket,
+    show_grace_s,
     visit_features,
 )
 from llm.logs import Columns, LogError
@@ -445,7 +446,8 @@ def evaluate_checkpoint(
         programme = Programme.from_json(stored_programme)
     if capacities is None and ckpt.model.config.n_options > FULL_OPTION:
         capacities = ckpt.training.get("capacities")
-    seqs = read_sequences(logs, ckpt.vocab, columns, programme, capacities)
+    grace = show_grace_s(ckpt.model.config.n_show_states)
+    seqs = read_sequences(logs, ckpt.vocab, columns, programme, capacities, grace)
     seen = ckpt.trained_on(visitor_digests(seqs.visitors))
     test = seqs.take(np.flatnonzero(~seen))
     if len(test) and test.n_targets == 0:
@@ -461,11 +463,13 @@ def evaluate_checkpoint(
     fitted_on = "training visitors of the model's training logs"
     fit = None
     if baseline_logs:
-        fit_seqs = read_sequences(baseline_logs, ckpt.vocab, columns, programme)
+        fit_seqs = read_sequences(baseline_logs, ckpt.vocab, columns, programme, None, grace)
         scored = np.isin(visitor_digests(fit_seqs.visitors), visitor_digests(test.visitors))
         fit, fitted_on = fit_seqs.take(np.flatnonzero(~scored)), "the baseline logs"
     elif ckpt.training.get("logs") and all(Path(p).is_file() for p in ckpt.training["logs"]):
-        fit_seqs = read_sequences(ckpt.training["logs"], ckpt.vocab, trained_format, programme)
+        fit_seqs = read_sequences(
+            ckpt.training["logs"], ckpt.vocab, trained_format, programme, None, grace
+        )
         train_part = ckpt.visitors.get("train", np.empty(0, np.int64))
         fit = fit_seqs.take(np.flatnonzero(np.isin(visitor_digests(fit_seqs.visitors), train_part)))
     if fit is None or len(fit) == 0:

@@ -251,10 +251,12 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
 #: A wanted show to come that is not the visitor's next (another it booked is on, or
 #: starts before it) says so: "wanted in 60-75 min, after another", so that the order of a
 #: visitor's shows is read from the programme and its bookings, as its day is lived.
-#: States came in four models' times, each appended: six (before issue 25), "wanted over"
-#: (index 6), the minutes (7 on), then "after another" (16 on). A model trained with fewer
-#: sees the newer ones as it was shown them (``cap_show_states``): "after another" as the
-#: plain minutes, the minutes as "wanted later", "over" as "none".
+#: States came in five models' times, each appended: six (before issue 25), "wanted over"
+#: (index 6), the minutes (7 on), "after another" (16 on), then "wanted on, another after"
+#: (25, with ``SHOW_GRACE_S``). A model trained with fewer sees the newer ones as it was
+#: shown them (``cap_show_states``, ``show_grace_s``): "wanted on, another after" as
+#: "wanted on", "after another" as the plain minutes, the minutes as "wanted later",
+#: "over" as "none".
 WANTED_IN_MIN: tuple[int, ...] = (15, 20, 25, 30, 40, 50, 60, 75, 90, 120)
 _MINUTES: tuple[str, ...] = tuple(
     f"wanted in {lo}-{hi} min" for lo, hi in zip(WANTED_IN_MIN[:-1], WANTED_IN_MIN[1:], strict=True)
@@ -269,6 +271,7 @@ SHOW_STATES: tuple[str, ...] = (
     "wanted over",
     *_MINUTES,
     *(f"{name}, after another" for name in _MINUTES),
+    "wanted on, another after",
 )
 N_SHOW_STATES = len(SHOW_STATES)
 WANTED_LATER = SHOW_STATES.index("wanted later")
@@ -278,6 +281,17 @@ WANTED_IN = WANTED_OVER + 1
 #: The first "wanted in ... min, after another" state; ``WANTED_AFTER + i`` is
 #: ``WANTED_IN + i`` for a show that is not the visitor's next.
 WANTED_AFTER = WANTED_IN + len(_MINUTES)
+WANTED_ON = SHOW_STATES.index("wanted on")
+#: A wanted show on at a zone where the visitor booked another show still to come: its
+#: audience leaving at the end knows whether it will be back (to the bar in the interval)
+#: or is done (home after the headline), where "wanted on" alone hides the later show.
+WANTED_ON_MORE = SHOW_STATES.index("wanted on, another after")
+#: For models that know ``WANTED_ON_MORE``: a show reads as on until this long after its
+#: end, so that its audience, deciding to leave in the seconds around the end, sees the
+#: same state whether it chose a few seconds before the end (as logs mostly show visitors
+#: off to the bar) or after it (as the twin's "until the show ends" class leaves, on the
+#: second). Older models read shows as over at their end (``show_grace_s``).
+SHOW_GRACE_S = 60.0
 #: How pressing each state is (by index): where a zone has several shows, the highest wins.
 #: none, wanted over, show soon, show on, wanted later, the minutes after another (latest
 #: first), the minutes (latest first), wanted soon, wanted on.
@@ -291,6 +305,7 @@ _PRESSING = (
     *reversed(SHOW_STATES[WANTED_IN:WANTED_AFTER]),
     "wanted soon",
     "wanted on",
+    "wanted on, another after",
 )
 SHOW_STATE_RANK = np.array([_PRESSING.index(s) for s in SHOW_STATES], dtype=np.int8)
 SHOW_SOON_S = 60.0 * WANTED_IN_MIN[0]
@@ -375,12 +390,15 @@ def show_states(
     end_s: np.ndarray,
     wanted: np.ndarray,
     n_zones: int,
+    grace_s: float = SHOW_GRACE_S,
 ) -> np.ndarray:
     """(B, Z) int8 show state (``SHOW_STATES``) of every zone for B visitors choosing at
     ``now_s_of_day`` (B,): ``show_zone``/``start_s``/``end_s`` (S,) the programme's shows
     (their zones in the vocabulary, -1 for none), ``wanted`` (B, S) the shows each booked.
-    A zone with several shows shows the most pressing (``SHOW_STATE_RANK``). A visitor's
-    next show is the earliest to start of those it booked that are not over."""
+    A zone with several shows shows the most pressing (``SHOW_STATE_RANK``); a wanted show
+    on where another booked there is to come, "wanted on, another after". A show reads as
+    on until ``grace_s`` after its end (``show_grace_s``: 0 for models before it). A
+    visitor's next show is the earliest to start of those it booked that are not over."""
     now = np.round(np.asarray(now_s_of_day, dtype=np.float64), 3)[:, None]
     out = np.zeros((len(now), n_zones), dtype=np.int8)
     show_zone = np.asarray(show_zone)
@@ -392,6 +410,7 @@ def show_states(
     booked = np.asarray(wanted)[:, shows].astype(bool)  # (B, S)
     later = now < start - SHOW_SOON_S
     soon = (now >= start - SHOW_SOON_S) & (now < start)
+    end = end + grace_s
     on = (now >= start) & (now < end)
     state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (booked & (soon | on))
     # A wanted show to come: how many minutes until it starts (beyond the last: "later"),
@@ -404,18 +423,30 @@ def show_states(
     state = np.where(booked & (now >= end), WANTED_OVER, state).astype(np.int8)
     zones, first = np.unique(show_zone[shows], return_index=True)
     rank = np.maximum.reduceat(SHOW_STATE_RANK[state], first, axis=1)  # a zone's most pressing
-    out[:, zones] = np.argsort(SHOW_STATE_RANK)[rank]
+    pressing = np.argsort(SHOW_STATE_RANK)[rank]
+    to_come = np.maximum.reduceat((booked & (now < start)).astype(np.int8), first, axis=1)
+    out[:, zones] = np.where((pressing == WANTED_ON) & (to_come > 0), WANTED_ON_MORE, pressing)
     return out
+
+
+def show_grace_s(n_show_states: int) -> float:
+    """How long after its end a show still reads as on to a model with ``n_show_states``
+    show states (``SHOW_GRACE_S`` from "wanted on, another after" on; none before)."""
+    return SHOW_GRACE_S if n_show_states > WANTED_ON_MORE else 0.0
 
 
 def known_show_states(n_show_states: int) -> np.ndarray:
     """(N_SHOW_STATES,) int8: each show state as a model with ``n_show_states`` of them
-    knows it: one trained before "after another" sees those as the plain minutes, one
+    knows it: one trained before "wanted on, another after" sees it as "wanted on", one
+    before "after another" sees those as the plain minutes, one
     before the minutes sees them as "wanted later", one before "wanted over" sees that as
     "none" (as each was shown then)."""
     table = np.arange(N_SHOW_STATES, dtype=np.int8)
+    if n_show_states <= WANTED_ON_MORE:
+        table[WANTED_ON_MORE] = WANTED_ON
     if n_show_states <= WANTED_AFTER:
-        table[WANTED_AFTER:] -= WANTED_AFTER - WANTED_IN
+        after = table >= WANTED_AFTER
+        table[after] -= WANTED_AFTER - WANTED_IN
     if n_show_states <= WANTED_IN:
         table[table >= WANTED_IN] = WANTED_LATER
     if n_show_states <= WANTED_OVER:

@@ -57,6 +57,7 @@ from llm.features import (
     profile_size,
     read_capacities,
     read_programme,
+    show_grace_s,
 )
 from llm.fileio import (
     OutputPathError,
@@ -449,7 +450,7 @@ def prepare(
         for p, name in enumerate(checkpoint.SPLIT_PARTS)
     }
     try:
-        seqs = encode(frame, vocab, programme, capacities)
+        seqs = encode(frame, vocab, programme, capacities, show_grace_s(N_SHOW_STATES))
     except LogError as exc:
         raise LogError(f"{where}: {exc}") from None
     del frame

@@ -379,6 +379,48 @@ def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:
     assert ends_with_show[-30.0] < 0.5, ends_with_show
 
 
+def test_the_audience_leaving_at_a_shows_end_sees_what_its_log_shows(tmp_path) -> None:
+    """Avatars that stay "until the show ends" leave with it; visitors in logs choose in
+    the seconds around its end. Both see the show still on for a minute after it
+    (``SHOW_GRACE_S``), and those who booked the hall's second set "wanted on, another
+    after": live, every zone's show state at every decision is what ``encode`` reads from
+    the run's log."""
+    from llm.data import encode
+    from llm.features import SHOW_STATES, UNTIL_SHOW_ENDS
+    from llm.logs import read_logs
+    from twin.shipped import programme_of
+
+    scenario = Scenario(venue="concert_hall", avatars=400, hours=4.0, seed=5, policy="scripted")
+    ckpt = tiny_model_of(scenario, tmp_path, programme=programme_of(scenario))
+    with torch.no_grad():
+        ckpt.model.dwell_head.bias[UNTIL_SHOW_ENDS] = 30.0
+    policy = GPTPolicy(ckpt)
+    run = VenueModel(scenario.replace(policy="gpt", seed=2), policy=policy).run()
+    run.visits().to_parquet(tmp_path / "gpt.parquet")
+    seqs = encode(
+        read_logs([tmp_path / "gpt.parquet"]), run.venue.vocabulary(), programme_of(scenario)
+    )
+    live, logged, where, whens = [], [], [], []
+    for t, key in enumerate(seqs.keys):
+        avatar, first = int(key.split("/")[-1]), int(seqs.offsets[t])
+        n = int(seqs.offsets[t + 1]) - first - 1  # not the exit
+        asked = np.flatnonzero(np.isfinite(policy.decided_at[avatar, :n]))
+        when = policy.decided_at[avatar, asked].astype(np.float64)
+        live.append(policy.shows_at(np.full(len(asked), avatar), when))
+        logged.append(seqs.shows[first + asked])
+        where.append(seqs.features["zone"][first + asked])
+        whens.append(when)
+    live, logged, where = np.concatenate(live), np.concatenate(logged), np.concatenate(where)
+    assert len(live) > 1500
+    np.testing.assert_array_equal(live, logged)
+    # Leaving the hall as the first set ends: back after the interval, or home.
+    hall = run.venue.zones.index("main_hall")
+    when = np.concatenate(whens) - run.layout.show_end_s[0]
+    leaving = [SHOW_STATES[s] for s in logged[(where == hall) & (abs(when) < 60), hall]]
+    assert leaving.count("wanted on, another after") > 50
+    assert leaving.count("wanted on") >= 10  # booked the first set only
+
+
 def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> None:
     """A model trained with the day's capacities (``--capacities``) sees a zone that takes
     nobody more as full: a closed bar at every decision, the capped shop whenever as many

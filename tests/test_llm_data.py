@@ -746,28 +746,65 @@ def test_the_dwell_the_model_predicts_leaves_the_queue_to_the_twin(tmp_path):
 
 # ============================================================================ programme
 def test_show_states_follow_the_clock_and_the_visitors_bookings():
-    from llm.features import SHOW_SOON_S, SHOW_STATES, show_states
+    from llm.features import SHOW_GRACE_S, SHOW_SOON_S, SHOW_STATES, show_states
 
     state = {name: i for i, name in enumerate(SHOW_STATES)}
     start, end = np.array([72000.0]), np.array([75600.0])  # 20:00 to 21:00 on zone 1
     now = np.array(
-        [72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600, 60000, 72000 - 2700]
-        + [72000 - 7200, 72000 - 7201]
+        [72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600 + SHOW_GRACE_S, 60000]
+        + [72000 - 2700, 72000 - 7200, 72000 - 7201, 75600, 75600 + SHOW_GRACE_S - 1]
     )
-    wanted = np.array([[True], [True], [False], [True], [True], [False], [True], [True], [True]])
-    got = show_states(now, np.array([1]), start, end, wanted, 3)
+    wanted = np.array([True, True, False, True, True, False, True, True, True, True, False])
+    got = show_states(now, np.array([1]), start, end, wanted[:, None], 3)
     assert got[:, 1].tolist() == [
         state["wanted in 15-20 min"],
         state["wanted soon"],
         state["show soon"],
         state["wanted on"],
-        state["wanted over"],  # booked, over at 21:00
+        state["wanted over"],  # booked, over a minute after 21:00
         state["none"],  # not booked, not soon
         state["wanted in 40-50 min"],  # booked, 45 minutes to go
         state["wanted in 90-120 min"],  # two hours to go: the last of the minutes
         state["wanted later"],  # a second more
+        state["wanted on"],  # at 21:00 on the second: its audience is leaving
+        state["show on"],  # a second before the minute is out
     ]
     assert not got[:, [0, 2]].any()
+    # Models before the grace (``show_grace_s``: 0) saw a show over at its end.
+    at_end = show_states(now[9:], np.array([1]), start, end, wanted[9:, None], 3, grace_s=0.0)
+    assert at_end[:, 1].tolist() == [state["wanted over"], state["none"]]
+
+
+def test_a_wanted_show_on_says_whether_another_booked_there_is_to_come():
+    """At the end of a concert hall's first set, a visitor who booked the second too sees
+    "wanted on, another after" (back after the interval), one who booked only the first
+    "wanted on" (home); a show booked at another stage does not count. A model before the
+    state sees it as "wanted on"."""
+    from llm.features import SHOW_STATES, WANTED_ON_MORE, cap_show_states, show_states
+
+    state = {name: i for i, name in enumerate(SHOW_STATES)}
+    stage = np.array([0, 0, 1])
+    start, end = np.array([1000.0, 5000.0, 6000.0]), np.array([2000.0, 6000.0, 7000.0])
+    now = np.full(4, 1990.0)
+    wanted = np.array(
+        [[True, True, False], [True, False, False], [True, False, True], [False, True, False]]
+    )
+    got = show_states(now, stage, start, end, wanted, 2)
+    assert got[:, 0].tolist() == [
+        state["wanted on, another after"],
+        state["wanted on"],
+        state["wanted on"],  # its next show is at the other stage
+        state["wanted in 50-60 min"],  # only the second booked: the first is another's
+    ]
+    assert got[2, 1] == state["wanted in 60-75 min, after another"]
+    assert (cap_show_states(got, WANTED_ON_MORE)[:, 0] == state["wanted on"])[:3].all()
+    # A minute after the first set's end the audience still reads it as on; then the
+    # second set is what is wanted, in 50-60 minutes.
+    later = show_states(np.array([2059.0, 2060.0]), stage, start, end, wanted[[0, 0]], 2)
+    assert later[:, 0].tolist() == [
+        state["wanted on, another after"],
+        state["wanted in 40-50 min"],
+    ]
 
 
 def test_a_stage_shows_its_most_pressing_show_and_old_models_see_what_they_knew():
@@ -902,16 +939,20 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
     """Every zone shows the most pressing state of its shows (a visitor choosing sees the
     booked show about to begin on a stage over the unbooked one still on there, and either
     over a booked one that is over); a booked show to come that is not the visitor's next
-    (another booked one is on, or starts before it) is "after another". By a plain loop
-    over shows and visitors, on random programmes with shared stages and shows on no zone.
-    A model of sixteen states (before "after another") sees what it was shown: the loop
-    without that rule."""
+    (another booked one is on, or starts before it) is "after another"; a booked show on
+    where another booked there is to come, "wanted on, another after"; a show reads as on
+    for ``SHOW_GRACE_S`` after its end. By a plain loop over shows and visitors, on random
+    programmes with shared stages and shows on no zone. A model of sixteen states (before
+    "after another", and before the grace) sees what it was shown: the loop without
+    those rules."""
     from llm.features import (
+        SHOW_GRACE_S,
         SHOW_SOON_S,
         SHOW_STATE_RANK,
         SHOW_STATES,
         WANTED_AFTER,
         WANTED_IN,
+        WANTED_ON_MORE,
         cap_show_states,
         show_states,
     )
@@ -923,14 +964,17 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
                 return i
         return SHOW_STATES.index("wanted later")
 
-    def by_loop(now, zone, start, end, wanted, zones, order: bool) -> np.ndarray:
+    def by_loop(now, zone, start, end, wanted, zones, newest: bool) -> np.ndarray:
+        grace = SHOW_GRACE_S if newest else 0.0
         expected = np.zeros((len(now), zones), dtype=np.int8)
         for v in range(len(now)):
-            mine = [s for s in np.flatnonzero(zone >= 0) if wanted[v, s] and now[v] < end[s]]
+            mine = [
+                s for s in np.flatnonzero(zone >= 0) if wanted[v, s] and now[v] < end[s] + grace
+            ]
             first = min((start[s] for s in mine), default=np.inf)
             for s in np.flatnonzero(zone >= 0):
                 t, booked = now[v], wanted[v, s]
-                if t >= end[s]:
+                if t >= end[s] + grace:
                     state = 6 if booked else 0
                 elif t >= start[s]:
                     state = 5 if booked else 2
@@ -938,16 +982,20 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
                     state = 4 if booked else 1
                 elif booked:
                     state = wanted_in((start[s] - t) / 60.0)
-                    if order and state >= WANTED_IN and start[s] > first:
+                    if newest and state >= WANTED_IN and start[s] > first:
                         state += WANTED_AFTER - WANTED_IN
                 else:
                     state = 0
                 if SHOW_STATE_RANK[state] > SHOW_STATE_RANK[expected[v, zone[s]]]:
                     expected[v, zone[s]] = state
+            for z in range(zones):
+                here = [s for s in np.flatnonzero(zone == z) if wanted[v, s] and now[v] < start[s]]
+                if newest and expected[v, z] == 5 and here:
+                    expected[v, z] = WANTED_ON_MORE
         return expected
 
     rng = np.random.default_rng(0)
-    after = 0
+    after = more = 0
     for _ in range(200):
         shows, zones, visitors = int(rng.integers(0, 8)), 12, int(rng.integers(1, 40))
         zone = rng.integers(-1, zones, shows)
@@ -958,9 +1006,11 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
         got = show_states(now, zone, start, end, wanted, zones)
         np.testing.assert_array_equal(got, by_loop(now, zone, start, end, wanted, zones, True))
         before = by_loop(now, zone, start, end, wanted, zones, False)
-        np.testing.assert_array_equal(cap_show_states(got, WANTED_AFTER), before)
-        after += int((got >= WANTED_AFTER).sum())
-    assert after > 100  # the rule was tried, not only the states without it
+        old = show_states(now, zone, start, end, wanted, zones, grace_s=0.0)
+        np.testing.assert_array_equal(cap_show_states(old, WANTED_AFTER), before)
+        after += int(((got >= WANTED_AFTER) & (got < WANTED_ON_MORE)).sum())
+        more += int((got == WANTED_ON_MORE).sum())
+    assert after > 100 and more > 20  # the rules were tried, not only the states without
 
 
 def test_a_booked_show_after_another_says_so():
