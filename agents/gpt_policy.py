@@ -234,11 +234,14 @@ class GPTPolicy:
         stacked = np.stack([token[f] for f in FEATURES], axis=1)
         self.remember(idx, visit, stacked, now)
         full = obs.full if self.model.config.n_options > FULL_OPTION else None
-        # Each avatar's option states (its own queue waits); the rows alike are kept once.
-        states, row = np.unique(
-            option_state(obs.crowd, obs.queue_wait_s[r], full), axis=0, return_inverse=True
-        )
-        row = row.reshape(-1)
+        # Each avatar's option states (its own queue waits); the rows alike are kept once
+        # (most steps: one row for all).
+        each = option_state(obs.crowd, obs.queue_wait_s[r], full)
+        if (each == each[0]).all():
+            states, row = each[:1], np.zeros(len(r), dtype=np.int64)
+        else:
+            states, row = np.unique(each, axis=0, return_inverse=True)
+            row = row.reshape(-1)
         self.call_of[idx, visit % MEMORY] = self.keep_states(states)[row]
 
         profile = None if self.profile is None else self.profile[idx]
