@@ -233,12 +233,13 @@ def ragged_attention(
     return mixed
 
 
-def per_row(options: np.ndarray, option_rows: np.ndarray | None, b: int) -> np.ndarray:
-    """(B, Z) each decider's option states, from (Z,) states shared by all or (U, Z) rows
-    and each decider's row ``option_rows`` (B,)."""
-    table = np.atleast_2d(options)
+def option_table(
+    options: np.ndarray, option_rows: np.ndarray | None, b: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (U, Z) distinct option-state rows and each of ``b`` deciders' row (B,), from
+    (Z,) states shared by all or (U, Z) rows and ``option_rows``."""
     rows = np.zeros(b, dtype=np.int64) if option_rows is None else option_rows
-    return table[rows]
+    return np.atleast_2d(options), rows
 
 
 def _tensor(t: torch.Tensor) -> torch.Tensor:
@@ -379,7 +380,7 @@ class Decoder:
         """``numpy_step`` by PyTorch's ``GPT.decode_step``: the reference the NumPy step is
         held to (tests, ``bench/bench_agents.py``)."""
         b = len(lengths)
-        options = per_row(options, option_rows, b)
+        table, row = option_table(options, option_rows, b)
         feed = {f: torch.from_numpy(tokens[:, i]) for i, f in enumerate(FEATURES)}
         if profile is not None:
             feed["profile"] = torch.from_numpy(profile)
@@ -390,7 +391,7 @@ class Decoder:
         with torch.no_grad():
             logits, hidden, new_kv, _ = self.model.decode_step(
                 feed,
-                torch.from_numpy(options),
+                torch.from_numpy(table[row]),
                 torch.from_numpy(past),
                 torch.from_numpy(lengths),
             )
@@ -435,8 +436,7 @@ class Decoder:
         positions = np.minimum(lengths, self.block_size - 1)
         ids = np.concatenate([tokens, positions[:, None]], axis=1) + self.starts
         x = self.token_table[ids].sum(axis=1)
-        table = np.atleast_2d(options)  # (U, Z)
-        row = np.zeros(b, dtype=np.int64) if option_rows is None else option_rows
+        table, row = option_table(options, option_rows, b)
         x += self.venue_table[self.zones[None, :], table].sum(axis=1)[row]
         declared = None
         if profile is not None and self.model.config.n_profile:

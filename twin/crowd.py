@@ -160,16 +160,16 @@ class Crowd:
         self.inbound = np.zeros(z, dtype=np.int64)
         #: The latest start of service handed out by each zone (its queue's tail).
         self.last_service_start = np.full(z, -np.inf)
-        #: The tails as the current step began, and (zone, entry, start of service) of the
-        #: visitors who joined a queue in it: a decider's wait counts only those who joined
-        #: strictly before its moment (``queue_waits``), as a log shows it.
-        self.step_s = -np.inf
-        self.tail_at_step = self.last_service_start.copy()
-        self.step_joins: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.satisfaction = Satisfaction(layout, needs, n)
         self.log = log or VisitLog()  # the completed visits
         #: (zone, start of service, wait) of every visitor who joined a queue, as chunks
         self.waits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        #: The tails as the current step began, and the first chunk of ``waits`` joined in
+        #: it: a decider's wait counts only those who joined strictly before its moment
+        #: (``queue_waits``), as a log shows it.
+        self.step_s = -np.inf
+        self.tail_at_step = self.last_service_start.copy()
+        self.step_mark = 0
         self.arrived = 0
         self.left = 0
         self.joined: list[np.ndarray] = []  # arrivals not yet given a Mesa agent
@@ -199,15 +199,20 @@ class Crowd:
         (``llm.causal.last_served_before``). Deciders of one step differ: the first to
         choose after a show do not see the queue the others of that step will make."""
         tail = np.repeat(self.tail_at_step[None, :], len(now), axis=0)
-        if self.step_joins:
-            zone, entered, start = (
-                np.concatenate(part) for part in zip(*self.step_joins, strict=True)
-            )
+        joins = self.waits[self.step_mark :]
+        if joins:
+            zone, start, wait = (np.concatenate(part) for part in zip(*joins, strict=True))
+            served = self.service_tail(start)
             for z in np.unique(zone):
                 here = zone == z
-                joined = last_served_before(entered[here], start[here], now)
+                joined = last_served_before(start[here] - wait[here], served[here], now)
                 tail[:, z] = np.maximum(tail[:, z], joined)
         return queue_wait(tail, now[:, None])
+
+    def service_tail(self, start: np.ndarray) -> np.ndarray:
+        """Starts of service as a log dates a queue's tail: none after the clearing (a visit
+        waiting then ends then, its wait cut short)."""
+        return np.minimum(start, self.clearing_s)
 
     def history(self, idx: np.ndarray) -> np.ndarray:
         """(B, HISTORY) zones visited so far, most recent last, -1 where none."""
@@ -229,7 +234,7 @@ class Crowd:
     def process(self, idx: np.ndarray, t_start: float, t_end: float) -> None:
         """Handle every event of avatars ``idx`` due before ``t_end``."""
         if t_start != self.step_s:  # a new step: its joins so far are none
-            self.step_s, self.step_joins = t_start, []
+            self.step_s, self.step_mark = t_start, len(self.waits)
             self.tail_at_step = self.last_service_start.copy()
         if t_start <= self.clearing_s < t_end:
             self.start_clearing()
@@ -338,11 +343,7 @@ class Crowd:
                 t[k] = begin + svc  # end of service
             wait = start[order] - self.entered_s[idx[order]]
             self.waits.append((zone[order], start[order], wait))
-            # The queue's tail as a log dates it: no service begins after the clearing
-            # (a visit waiting then ends then, its wait cut short).
-            tail = np.minimum(start[order], self.clearing_s)
-            self.step_joins.append((zone[order], self.entered_s[idx[order]], tail))
-            np.maximum.at(self.last_service_start, zone[order], tail)
+            np.maximum.at(self.last_service_start, zone[order], self.service_tail(start[order]))
             self.waited_s[idx[order]] += wait
             self.satisfaction.wait(idx[order], wait)
         self.service_start[idx] = np.where(serving, start, -np.inf)
