@@ -23,7 +23,7 @@ import torch
 from llm.causal import last_served_before, present_at, stay_until_choice
 from llm.features import (
     FEATURES,
-    SHOW_GRACE_S,
+    SHOW_ENDING_S,
     Capacities,
     Programme,
     dwell_bucket,
@@ -124,7 +124,7 @@ def encode(
     vocab: ZoneVocab,
     programme: Programme | Sequence[Programme] | None = None,
     capacities: Capacities | Sequence[Capacities] | None = None,
-    show_grace_s: float = SHOW_GRACE_S,
+    show_grace_s: float = SHOW_ENDING_S,
 ) -> Sequences:
     """Tokens for every visit of a read log to a place (passages such as corridors are
     walked through, not visited: ``llm.zones.PASSAGE_KINDS``), with what every zone
@@ -208,7 +208,7 @@ def read_sequences(
     columns: Columns = Columns(),
     programme: Programme | None = None,
     capacities: Capacities | None = None,
-    show_grace_s: float = SHOW_GRACE_S,
+    show_grace_s: float = SHOW_ENDING_S,
 ) -> Sequences:
     """Logs to tokens, the one way: read (``read_logs``), refuse zones the vocabulary lacks
     (``check_zones``), encode (``encode``). Used wherever a model or a baseline meets logs

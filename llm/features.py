@@ -251,12 +251,13 @@ def profile_vectors(profiles: Sequence[str], zone_index: dict[str, int]) -> np.n
 #: A wanted show to come that is not the visitor's next (another it booked is on, or
 #: starts before it) says so: "wanted in 60-75 min, after another", so that the order of a
 #: visitor's shows is read from the programme and its bookings, as its day is lived.
-#: States came in five models' times, each appended: six (before issue 25), "wanted over"
-#: (index 6), the minutes (7 on), "after another" (16 on), then "wanted on, another after"
-#: (25, with ``SHOW_GRACE_S``). A model trained with fewer sees the newer ones as it was
-#: shown them (``cap_show_states``, ``show_grace_s``): "wanted on, another after" as
-#: "wanted on", "after another" as the plain minutes, the minutes as "wanted later",
-#: "over" as "none".
+#: States came in six models' times, each appended: six (before issue 25), "wanted over"
+#: (index 6), the minutes (7 on), "after another" (16 on), "wanted on, another after"
+#: (25, with ``SHOW_GRACE_S``), then "wanted ending" and "wanted ending, another after"
+#: (26 and 27, with ``SHOW_ENDING_S``). A model trained with fewer sees the newer ones as
+#: it was shown them (``cap_show_states``, ``show_grace_s``): "ending" as "on", "wanted
+#: on, another after" as "wanted on", "after another" as the plain minutes, the minutes as
+#: "wanted later", "over" as "none".
 WANTED_IN_MIN: tuple[int, ...] = (15, 20, 25, 30, 40, 50, 60, 75, 90, 120)
 _MINUTES: tuple[str, ...] = tuple(
     f"wanted in {lo}-{hi} min" for lo, hi in zip(WANTED_IN_MIN[:-1], WANTED_IN_MIN[1:], strict=True)
@@ -272,6 +273,8 @@ SHOW_STATES: tuple[str, ...] = (
     *_MINUTES,
     *(f"{name}, after another" for name in _MINUTES),
     "wanted on, another after",
+    "wanted ending",
+    "wanted ending, another after",
 )
 N_SHOW_STATES = len(SHOW_STATES)
 WANTED_LATER = SHOW_STATES.index("wanted later")
@@ -292,20 +295,34 @@ WANTED_ON_MORE = SHOW_STATES.index("wanted on, another after")
 #: off to the bar) or after it (as the twin's "until the show ends" class leaves, on the
 #: second). Older models read shows as over at their end (``show_grace_s``).
 SHOW_GRACE_S = 60.0
+#: A wanted show in the minutes around its end: its audience choosing then is leaving at
+#: the end (as logs date it, within ``SHOW_END_TOLERANCE_S`` of the end; the twin's "until
+#: the show ends" class on the second), not walking out of a show still running, as those
+#: with a need to meet do ("wanted on"). The grace alone read both as on, and a model could
+#: not tell the expo's talk, over, from a visitor off to the café in the middle of it.
+WANTED_ENDING = SHOW_STATES.index("wanted ending")
+WANTED_ENDING_MORE = SHOW_STATES.index("wanted ending, another after")
+#: For models that know "wanted ending": a wanted show reads as ending from this long before
+#: its end until this long after it (then over), the window of the "until the show ends"
+#: class, so that a log's visitors leaving at the end and the twin's read alike.
+SHOW_ENDING_S = SHOW_END_TOLERANCE_S
 #: How pressing each state is (by index): where a zone has several shows, the highest wins.
 #: none, wanted over, show soon, show on, wanted later, the minutes after another (latest
-#: first), the minutes (latest first), wanted soon, wanted on.
+#: first), the minutes (latest first), wanted soon, wanted ending, wanted on (then the
+#: states "another after" that follow from them, never a single show's).
 _PRESSING = (
     "none",
     "wanted over",
     "show soon",
     "show on",
     "wanted later",
-    *reversed(SHOW_STATES[WANTED_AFTER:]),
+    *reversed(SHOW_STATES[WANTED_AFTER:WANTED_ON_MORE]),
     *reversed(SHOW_STATES[WANTED_IN:WANTED_AFTER]),
     "wanted soon",
+    "wanted ending",
     "wanted on",
     "wanted on, another after",
+    "wanted ending, another after",
 )
 SHOW_STATE_RANK = np.array([_PRESSING.index(s) for s in SHOW_STATES], dtype=np.int8)
 SHOW_SOON_S = 60.0 * WANTED_IN_MIN[0]
@@ -390,15 +407,17 @@ def show_states(
     end_s: np.ndarray,
     wanted: np.ndarray,
     n_zones: int,
-    grace_s: float = SHOW_GRACE_S,
+    grace_s: float = SHOW_ENDING_S,
 ) -> np.ndarray:
     """(B, Z) int8 show state (``SHOW_STATES``) of every zone for B visitors choosing at
     ``now_s_of_day`` (B,): ``show_zone``/``start_s``/``end_s`` (S,) the programme's shows
     (their zones in the vocabulary, -1 for none), ``wanted`` (B, S) the shows each booked.
     A zone with several shows shows the most pressing (``SHOW_STATE_RANK``); a wanted show
     on where another booked there is to come, "wanted on, another after". A show reads as
-    on until ``grace_s`` after its end (``show_grace_s``: 0 for models before it). A
-    visitor's next show is the earliest to start of those it booked that are not over."""
+    on until ``grace_s`` after its end, and a wanted one as "ending" from ``grace_s`` before
+    it (``show_grace_s``: the window of the model the states are for; a model before
+    "wanted ending" reads it as "wanted on", ``known_show_states``). A visitor's next show
+    is the earliest to start of those it booked that are not over."""
     now = np.round(np.asarray(now_s_of_day, dtype=np.float64), 3)[:, None]
     out = np.zeros((len(now), n_zones), dtype=np.int8)
     show_zone = np.asarray(show_zone)
@@ -410,9 +429,11 @@ def show_states(
     booked = np.asarray(wanted)[:, shows].astype(bool)  # (B, S)
     later = now < start - SHOW_SOON_S
     soon = (now >= start - SHOW_SOON_S) & (now < start)
+    ending = booked & (now >= end - grace_s) & (now < end + grace_s) & (now >= start)
     end = end + grace_s
     on = (now >= start) & (now < end)
     state = np.where(soon, 1, np.where(on, 2, 0)) + 3 * (booked & (soon | on))
+    state = np.where(ending, WANTED_ENDING, state)
     # A wanted show to come: how many minutes until it starts (beyond the last: "later"),
     # and whether another booked show comes first (on now, or starting before it).
     step = np.searchsorted(60.0 * np.asarray(WANTED_IN_MIN[1:]), start - now, side="left")
@@ -425,25 +446,35 @@ def show_states(
     rank = np.maximum.reduceat(SHOW_STATE_RANK[state], first, axis=1)  # a zone's most pressing
     pressing = np.argsort(SHOW_STATE_RANK)[rank]
     to_come = np.maximum.reduceat((booked & (now < start)).astype(np.int8), first, axis=1)
-    out[:, zones] = np.where((pressing == WANTED_ON) & (to_come > 0), WANTED_ON_MORE, pressing)
+    more = np.where(pressing == WANTED_ENDING, WANTED_ENDING_MORE, WANTED_ON_MORE)
+    ends_here = (pressing == WANTED_ON) | (pressing == WANTED_ENDING)
+    out[:, zones] = np.where(ends_here & (to_come > 0), more, pressing)
     return out
 
 
 def show_grace_s(n_show_states: int) -> float:
-    """How long after its end a show still reads as on to a model with ``n_show_states``
-    show states (``SHOW_GRACE_S`` from "wanted on, another after" on; none before)."""
+    """How long after its end a show still reads as on (and, to a model that knows "wanted
+    ending", how long before and after its end a wanted one reads as ending) to a model with
+    ``n_show_states`` show states: ``SHOW_ENDING_S`` from "wanted ending" on,
+    ``SHOW_GRACE_S`` from "wanted on, another after" on, none before."""
+    if n_show_states > WANTED_ENDING:
+        return SHOW_ENDING_S
     return SHOW_GRACE_S if n_show_states > WANTED_ON_MORE else 0.0
 
 
 def known_show_states(n_show_states: int) -> np.ndarray:
     """(N_SHOW_STATES,) int8: each show state as a model with ``n_show_states`` of them
-    knows it: one trained before "wanted on, another after" sees it as "wanted on", one
-    before "after another" sees those as the plain minutes, one
+    knows it: one trained before "wanted ending" sees it as "wanted on" (and "wanted ending,
+    another after" as "wanted on, another after"), one before "wanted on, another after"
+    sees it as "wanted on", one before "after another" sees those as the plain minutes, one
     before the minutes sees them as "wanted later", one before "wanted over" sees that as
     "none" (as each was shown then)."""
     table = np.arange(N_SHOW_STATES, dtype=np.int8)
+    if n_show_states <= WANTED_ENDING:
+        table[WANTED_ENDING] = WANTED_ON
+        table[WANTED_ENDING_MORE] = WANTED_ON_MORE
     if n_show_states <= WANTED_ON_MORE:
-        table[WANTED_ON_MORE] = WANTED_ON
+        table[table == WANTED_ON_MORE] = WANTED_ON
     if n_show_states <= WANTED_AFTER:
         after = table >= WANTED_AFTER
         table[after] -= WANTED_AFTER - WANTED_IN

@@ -381,10 +381,9 @@ def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:
 
 def test_the_audience_leaving_at_a_shows_end_sees_what_its_log_shows(tmp_path) -> None:
     """Avatars that stay "until the show ends" leave with it; visitors in logs choose in
-    the seconds around its end. Both see the show still on for a minute after it
-    (``SHOW_GRACE_S``), and those who booked the hall's second set "wanted on, another
-    after": live, every zone's show state at every decision is what ``encode`` reads from
-    the run's log."""
+    the seconds around its end. Both see the show ending (``SHOW_ENDING_S``), and those who
+    booked the hall's second set "wanted ending, another after": live, every zone's show
+    state at every decision is what ``encode`` reads from the run's log."""
     from llm.data import encode
     from llm.features import SHOW_STATES, UNTIL_SHOW_ENDS
     from llm.logs import read_logs
@@ -417,8 +416,8 @@ def test_the_audience_leaving_at_a_shows_end_sees_what_its_log_shows(tmp_path) -
     hall = run.venue.zones.index("main_hall")
     when = np.concatenate(whens) - run.layout.show_end_s[0]
     leaving = [SHOW_STATES[s] for s in logged[(where == hall) & (abs(when) < 60), hall]]
-    assert leaving.count("wanted on, another after") > 50
-    assert leaving.count("wanted on") >= 10  # booked the first set only
+    assert leaving.count("wanted ending, another after") > 50
+    assert leaving.count("wanted ending") >= 10  # booked the first set only
 
 
 def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> None:

@@ -746,63 +746,103 @@ def test_the_dwell_the_model_predicts_leaves_the_queue_to_the_twin(tmp_path):
 
 # ============================================================================ programme
 def test_show_states_follow_the_clock_and_the_visitors_bookings():
-    from llm.features import SHOW_GRACE_S, SHOW_SOON_S, SHOW_STATES, show_states
+    from llm.features import (
+        SHOW_ENDING_S,
+        SHOW_GRACE_S,
+        SHOW_SOON_S,
+        SHOW_STATES,
+        WANTED_ENDING,
+        cap_show_states,
+        show_states,
+    )
 
     state = {name: i for i, name in enumerate(SHOW_STATES)}
     start, end = np.array([72000.0]), np.array([75600.0])  # 20:00 to 21:00 on zone 1
     now = np.array(
-        [72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600 + SHOW_GRACE_S, 60000]
-        + [72000 - 2700, 72000 - 7200, 72000 - 7201, 75600, 75600 + SHOW_GRACE_S - 1]
+        [72000 - SHOW_SOON_S - 1, 72000 - 60, 72000 - 60, 74000, 75600 + SHOW_ENDING_S, 60000]
+        + [72000 - 2700, 72000 - 7200, 72000 - 7201, 75600, 75600 + SHOW_ENDING_S - 1]
+        + [75600 - SHOW_ENDING_S - 1, 75600 - SHOW_ENDING_S]
     )
-    wanted = np.array([True, True, False, True, True, False, True, True, True, True, False])
+    wanted = np.array([1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1], dtype=bool)
     got = show_states(now, np.array([1]), start, end, wanted[:, None], 3)
     assert got[:, 1].tolist() == [
         state["wanted in 15-20 min"],
         state["wanted soon"],
         state["show soon"],
         state["wanted on"],
-        state["wanted over"],  # booked, over a minute after 21:00
+        state["wanted over"],  # booked, over two minutes after 21:00
         state["none"],  # not booked, not soon
         state["wanted in 40-50 min"],  # booked, 45 minutes to go
         state["wanted in 90-120 min"],  # two hours to go: the last of the minutes
         state["wanted later"],  # a second more
-        state["wanted on"],  # at 21:00 on the second: its audience is leaving
-        state["show on"],  # a second before the minute is out
+        state["wanted ending"],  # at 21:00 on the second: its audience is leaving
+        state["show on"],  # not booked: on until the window is out
+        state["wanted on"],  # a visitor leaving now walks out of a show still on
+        state["wanted ending"],  # ... and two minutes before the end, leaves at its end
     ]
     assert not got[:, [0, 2]].any()
+    # Models before "wanted ending" read a show as on until a minute after its end.
+    grace = show_states(now[9:], np.array([1]), start, end, wanted[9:, None], 3, SHOW_GRACE_S)
+    assert cap_show_states(grace, WANTED_ENDING)[:, 1].tolist() == [
+        state["wanted on"],
+        state["none"],  # not booked: over a minute after the end
+        state["wanted on"],
+        state["wanted on"],
+    ]
     # Models before the grace (``show_grace_s``: 0) saw a show over at its end.
-    at_end = show_states(now[9:], np.array([1]), start, end, wanted[9:, None], 3, grace_s=0.0)
+    at_end = show_states(now[9:11], np.array([1]), start, end, wanted[9:11, None], 3, grace_s=0.0)
     assert at_end[:, 1].tolist() == [state["wanted over"], state["none"]]
 
 
 def test_a_wanted_show_on_says_whether_another_booked_there_is_to_come():
-    """At the end of a concert hall's first set, a visitor who booked the second too sees
-    "wanted on, another after" (back after the interval), one who booked only the first
-    "wanted on" (home); a show booked at another stage does not count. A model before the
-    state sees it as "wanted on"."""
-    from llm.features import SHOW_STATES, WANTED_ON_MORE, cap_show_states, show_states
+    """During a concert hall's first set, a visitor who booked the second too sees "wanted
+    on, another after" (back after the interval), one who booked only the first "wanted on"
+    (home); a show booked at another stage does not count. In the minutes around the set's
+    end the same read "wanted ending, another after" and "wanted ending". A model before
+    the states sees them as "wanted on"."""
+    from llm.features import (
+        SHOW_ENDING_S,
+        SHOW_STATES,
+        WANTED_ENDING,
+        WANTED_ON_MORE,
+        cap_show_states,
+        show_states,
+    )
 
     state = {name: i for i, name in enumerate(SHOW_STATES)}
     stage = np.array([0, 0, 1])
     start, end = np.array([1000.0, 5000.0, 6000.0]), np.array([2000.0, 6000.0, 7000.0])
-    now = np.full(4, 1990.0)
     wanted = np.array(
         [[True, True, False], [True, False, False], [True, False, True], [False, True, False]]
     )
-    got = show_states(now, stage, start, end, wanted, 2)
-    assert got[:, 0].tolist() == [
+    during = show_states(np.full(4, 1500.0), stage, start, end, wanted, 2)
+    assert during[:, 0].tolist() == [
         state["wanted on, another after"],
         state["wanted on"],
         state["wanted on"],  # its next show is at the other stage
         state["wanted in 50-60 min"],  # only the second booked: the first is another's
     ]
-    assert got[2, 1] == state["wanted in 60-75 min, after another"]
-    assert (cap_show_states(got, WANTED_ON_MORE)[:, 0] == state["wanted on"])[:3].all()
-    # A minute after the first set's end the audience still reads it as on; then the
-    # second set is what is wanted, in 50-60 minutes.
-    later = show_states(np.array([2059.0, 2060.0]), stage, start, end, wanted[[0, 0]], 2)
-    assert later[:, 0].tolist() == [
+    assert during[2, 1] == state["wanted in 60-75 min, after another"]
+    at_end = show_states(np.full(4, 1990.0), stage, start, end, wanted, 2)
+    assert at_end[:, 0].tolist() == [
+        state["wanted ending, another after"],
+        state["wanted ending"],
+        state["wanted ending"],
+        state["wanted in 50-60 min"],
+    ]
+    assert cap_show_states(at_end, WANTED_ENDING)[:3, 0].tolist() == [
         state["wanted on, another after"],
+        state["wanted on"],
+        state["wanted on"],
+    ]
+    for got in (during, at_end):
+        assert (cap_show_states(got, WANTED_ON_MORE)[:, 0] == state["wanted on"])[:3].all()
+    # Until two minutes after the first set's end its audience reads it as ending; then the
+    # second set is what is wanted, in 50-60 minutes.
+    moments = np.array([2000 + SHOW_ENDING_S - 1, 2000 + SHOW_ENDING_S])
+    later = show_states(moments, stage, start, end, wanted[[0, 0]], 2)
+    assert later[:, 0].tolist() == [
+        state["wanted ending, another after"],
         state["wanted in 40-50 min"],
     ]
 
@@ -940,20 +980,25 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
     booked show about to begin on a stage over the unbooked one still on there, and either
     over a booked one that is over); a booked show to come that is not the visitor's next
     (another booked one is on, or starts before it) is "after another"; a booked show on
-    where another booked there is to come, "wanted on, another after"; a show reads as on
-    for ``SHOW_GRACE_S`` after its end. By a plain loop over shows and visitors, on random
-    programmes with shared stages and shows on no zone. A model of sixteen states (before
-    "after another", and before the grace) sees what it was shown: the loop without
-    those rules."""
+    where another booked there is to come, "wanted on, another after"; a booked show within
+    ``SHOW_ENDING_S`` of its end, "wanted ending" (and "..., another after"), and a show
+    reads as on until then. By a plain loop over shows and visitors, on random programmes
+    with shared stages and shows on no zone. Older models see what they were shown: one of
+    26 states (before "ending") the grace of ``SHOW_GRACE_S`` after the end with the
+    ending read as on, one of sixteen (before "after another" and the grace) neither."""
     from llm.features import (
+        SHOW_ENDING_S,
         SHOW_GRACE_S,
         SHOW_SOON_S,
         SHOW_STATE_RANK,
         SHOW_STATES,
         WANTED_AFTER,
+        WANTED_ENDING,
+        WANTED_ENDING_MORE,
         WANTED_IN,
         WANTED_ON_MORE,
         cap_show_states,
+        show_grace_s,
         show_states,
     )
 
@@ -964,8 +1009,9 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
                 return i
         return SHOW_STATES.index("wanted later")
 
-    def by_loop(now, zone, start, end, wanted, zones, newest: bool) -> np.ndarray:
-        grace = SHOW_GRACE_S if newest else 0.0
+    def by_loop(now, zone, start, end, wanted, zones, rules: str) -> np.ndarray:
+        grace = {"ending": SHOW_ENDING_S, "grace": SHOW_GRACE_S, "before": 0.0}[rules]
+        newest = rules != "before"
         expected = np.zeros((len(now), zones), dtype=np.int8)
         for v in range(len(now)):
             mine = [
@@ -978,6 +1024,8 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
                     state = 6 if booked else 0
                 elif t >= start[s]:
                     state = 5 if booked else 2
+                    if booked and rules == "ending" and t >= end[s] - grace:
+                        state = WANTED_ENDING
                 elif t >= start[s] - SHOW_SOON_S:
                     state = 4 if booked else 1
                 elif booked:
@@ -992,25 +1040,35 @@ def test_show_states_are_each_zones_highest_over_its_shows() -> None:
                 here = [s for s in np.flatnonzero(zone == z) if wanted[v, s] and now[v] < start[s]]
                 if newest and expected[v, z] == 5 and here:
                     expected[v, z] = WANTED_ON_MORE
+                if expected[v, z] == WANTED_ENDING and here:
+                    expected[v, z] = WANTED_ENDING_MORE
         return expected
 
     rng = np.random.default_rng(0)
-    after = more = 0
+    after = more = ending = ending_more = 0
     for _ in range(200):
         shows, zones, visitors = int(rng.integers(0, 8)), 12, int(rng.integers(1, 40))
         zone = rng.integers(-1, zones, shows)
         start = rng.uniform(0, 20_000, shows)
         end = start + rng.uniform(600, 7_200, shows)
         now = rng.uniform(0, 30_000, visitors)
+        # Some choices in the minutes around a show's end, where the rules part.
+        near = rng.random(visitors) < 0.3
+        if shows:
+            now[near] = end[rng.integers(0, shows, near.sum())] + rng.uniform(-200, 200, near.sum())
         wanted = rng.random((visitors, shows)) < 0.5
         got = show_states(now, zone, start, end, wanted, zones)
-        np.testing.assert_array_equal(got, by_loop(now, zone, start, end, wanted, zones, True))
-        before = by_loop(now, zone, start, end, wanted, zones, False)
-        old = show_states(now, zone, start, end, wanted, zones, grace_s=0.0)
-        np.testing.assert_array_equal(cap_show_states(old, WANTED_AFTER), before)
+        np.testing.assert_array_equal(got, by_loop(now, zone, start, end, wanted, zones, "ending"))
+        for rules, n_states in (("grace", WANTED_ENDING), ("before", WANTED_AFTER)):
+            old = show_states(now, zone, start, end, wanted, zones, show_grace_s(n_states))
+            expected = by_loop(now, zone, start, end, wanted, zones, rules)
+            np.testing.assert_array_equal(cap_show_states(old, n_states), expected)
         after += int(((got >= WANTED_AFTER) & (got < WANTED_ON_MORE)).sum())
         more += int((got == WANTED_ON_MORE).sum())
-    assert after > 100 and more > 20  # the rules were tried, not only the states without
+        ending += int((got == WANTED_ENDING).sum())
+        ending_more += int((got == WANTED_ENDING_MORE).sum())
+    # The rules were tried, not only the states without.
+    assert after > 100 and more > 20 and ending > 20 and ending_more > 5
 
 
 def test_a_booked_show_after_another_says_so():
