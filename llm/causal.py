@@ -56,6 +56,47 @@ def present_at(start_s: np.ndarray, present_s: np.ndarray, when_s: np.ndarray) -
     return np.searchsorted(starts, when, "left") - np.searchsorted(ends, when, "left")
 
 
+def last_served_by_zone(
+    zone: np.ndarray,
+    start_s: np.ndarray,
+    served_s: np.ndarray,
+    when_s: np.ndarray,
+    n_zones: int,
+) -> np.ndarray:
+    """(len(when_s), n_zones) ``last_served_before`` of each zone's visits (``zone``,
+    ``start_s``, ``served_s``, each (N,)) at each moment ``when_s``: every zone at once,
+    one sort for all (the live twin asks this of every step's joins). -inf where a zone
+    has no visit begun before the moment."""
+    out = np.full((len(np.atleast_1d(when_s)), n_zones), -np.inf)
+    zone = np.asarray(zone, dtype=np.int64)
+    if len(zone) == 0:
+        return out
+    # Moments as whole milliseconds (the resolution of ``millis``), so that a visit's zone
+    # and start make one exact sort key.
+    start_ms = np.rint(np.asarray(start_s, dtype=np.float64) * 1000.0).astype(np.int64)
+    when_ms = np.rint(np.asarray(when_s, dtype=np.float64) * 1000.0).astype(np.int64)
+    span = int(max(start_ms.max(), when_ms.max()) - min(start_ms.min(), when_ms.min())) + 1
+    base = int(min(start_ms.min(), when_ms.min()))
+    key = zone * span + (start_ms - base)
+    order = np.argsort(key, kind="stable")
+    key, zone = key[order], zone[order]
+    served = np.asarray(served_s, dtype=np.float64)[order]
+    zones, first, count = np.unique(zone, return_index=True, return_counts=True)
+    # The latest start of service so far within each zone: a running maximum that starts
+    # again at each zone, on the services' ranks (exact integers), not on their values.
+    rank_order = np.argsort(served, kind="stable")
+    rank = np.empty(len(served), dtype=np.int64)
+    rank[rank_order] = np.arange(len(served))
+    segment = np.repeat(np.arange(len(zones)), count)
+    running = np.maximum.accumulate(rank + segment * len(served)) - segment * len(served)
+    latest = served[rank_order][running]
+    queries = zones[None, :] * span + (when_ms[:, None] - base)
+    before = np.searchsorted(key, queries, "left") - 1  # the last begun strictly before
+    found = before >= first[None, :]
+    out[:, zones] = np.where(found, latest[np.maximum(before, 0)], -np.inf)
+    return out
+
+
 def last_served_before(start_s: np.ndarray, served_s: np.ndarray, when_s: np.ndarray) -> np.ndarray:
     """(len(when_s),) the latest start of service (``served_s``) among the visits begun
     strictly before each moment ``when_s`` (-inf where none; to the millisecond): the wait

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llm.causal import last_served_before, present_at, stay_until_choice
+from llm.causal import last_served_by_zone, present_at, stay_until_choice
 from llm.features import (
     FEATURES,
     SHOW_ENDING_S,
@@ -325,12 +325,11 @@ def _options_at_choices(
     states = np.zeros((len(frame), len(vocab)), dtype=np.int8)
     for _, rows in frame.groupby("run_id", sort=False).indices.items():
         occupancy = np.zeros((len(rows), len(vocab)), dtype=np.int64)
-        last_served = np.full((len(rows), len(vocab)), -np.inf)
         when = start[rows] + decided[rows]
+        last_served = last_served_by_zone(zone[rows], start[rows], served[rows], when, len(vocab))
         for z in np.unique(zone[rows]):
             here = rows[zone[rows] == z]
             occupancy[:, z] = present_at(start[here], present[here], when)
-            last_served[:, z] = last_served_before(start[here], served[here], when)
         crowd = zone_crowd(occupancy, vocab.area[None, :])
         full = None
         if limits is not None:

@@ -191,3 +191,32 @@ def test_no_model_beats_chance_on_random_next_zones(tmp_path, dense):
     assert result["acc1"] <= limit, f"Acc@1 {result['acc1']:.3f} beats chance {chance:.3f}"
     assert math.isfinite(result["perplexity"])
     assert result["perplexity"] > 0.9 * 9  # no better than a uniform guess among 9, or so
+
+
+def test_every_zones_last_service_at_once_is_each_zones_alone() -> None:
+    """``last_served_by_zone`` (one sort for all zones: what the live twin asks of every
+    step's joins, and the log reader of every run) gives, bit for bit, each zone's own
+    ``last_served_before``: the latest service of the visits begun strictly before each
+    moment, to the millisecond, -inf where none; on random joins with ties, moments equal
+    to a start, and zones without a visit."""
+    from llm.causal import last_served_before, last_served_by_zone
+
+    rng = np.random.default_rng(0)
+    ties = found = 0
+    for trial in range(400):
+        n, zones, moments = int(rng.integers(0, 60)), int(rng.integers(1, 12)), 20
+        zone = rng.integers(0, zones, n)
+        start = np.round(rng.uniform(30_000, 30_100, n), int(rng.integers(0, 4)))
+        served = start + rng.exponential(50, n) * (rng.random(n) < 0.7)
+        when = np.round(rng.uniform(29_990, 30_110, moments), int(rng.integers(0, 4)))
+        if n and trial % 3 == 0:
+            when[: min(moments, n)] = start[: min(moments, n)]  # a moment at a start
+            ties += 1
+        expected = np.full((moments, zones), -np.inf)
+        for z in np.unique(zone):
+            here = zone == z
+            expected[:, z] = last_served_before(start[here], served[here], when)
+        got = last_served_by_zone(zone, start, served, when, zones)
+        np.testing.assert_array_equal(got, expected)
+        found += int(np.isfinite(got).sum())
+    assert ties > 100 and found > 10_000

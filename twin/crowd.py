@@ -30,7 +30,7 @@ import numpy as np
 from agents.avatar import Phase
 from agents.needs import Needs
 from agents.policy import TRANSIT_DWELL_S, Decision, Layout, Observation, Policy
-from llm.causal import last_served_before
+from llm.causal import last_served_by_zone
 from llm.sampling import choose, uniforms
 from llm.zones import crowd_level, queue_wait
 from twin import physics
@@ -196,17 +196,15 @@ class Crowd:
         """(B, Z) seconds a visitor joining each zone's queue at each moment ``now`` (B,)
         would wait: behind the last to join strictly before that moment, to the
         millisecond, as ``llm.data.encode`` reads a choice's waits from a log
-        (``llm.causal.last_served_before``). Deciders of one step differ: the first to
+        (``llm.causal.last_served_by_zone``). Deciders of one step differ: the first to
         choose after a show do not see the queue the others of that step will make."""
-        tail = np.repeat(self.tail_at_step[None, :], len(now), axis=0)
+        tail = self.tail_at_step[None, :]
         joins = self.waits[self.step_mark :]
         if joins:
             zone, start, wait = (np.concatenate(part) for part in zip(*joins, strict=True))
             served = self.service_tail(start)
-            for z in np.unique(zone):
-                here = zone == z
-                joined = last_served_before(start[here] - wait[here], served[here], now)
-                tail[:, z] = np.maximum(tail[:, z], joined)
+            joined = last_served_by_zone(zone, start - wait, served, now, len(self.tail_at_step))
+            tail = np.maximum(tail, joined)
         return queue_wait(tail, now[:, None])
 
     def service_tail(self, start: np.ndarray) -> np.ndarray:
