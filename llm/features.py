@@ -160,7 +160,16 @@ def known_option_states(n_options: int) -> np.ndarray:
 
 
 #: A visit token's features, in the order the model and the policy's arrays keep them.
-FEATURES: tuple[str, ...] = ("zone", "kind", "tod", "stay", "crowd", "dwell", "end_tod")
+FEATURES: tuple[str, ...] = (
+    "zone",
+    "kind",
+    "tod",
+    "stay",
+    "crowd",
+    "dwell",
+    "end_tod",
+    "end_stay",
+)
 
 
 def visit_features(
@@ -174,7 +183,10 @@ def visit_features(
     """The model's inputs for visits (one token each): every categorical feature, as
     ``FEATURES`` names them. ``tod`` is the clock when the visit began, ``end_tod`` when it
     ended: the moment the avatar chose where to go next (so the model knows how long a
-    show on stage still runs, not only when the avatar came in).
+    show on stage still runs, not only when the avatar came in); ``stay`` the time since
+    the visitor's arrival when the visit began, ``end_stay`` at the choice (how long it has
+    been on its feet, thirsty, waiting for a restroom: what a choice's needs grow with,
+    which a model could not add up from the buckets of the first and the last token).
 
     ``zone`` indexes the vocabulary; ``kind_of_zone`` is the vocabulary's per-zone array
     of kinds; ``crowd`` is the Fruin level (``zone_crowd``) of the zone when the visit
@@ -190,6 +202,7 @@ def visit_features(
         "crowd": np.asarray(crowd).astype(np.int64),
         "dwell": dwell_bucket(dwell_s),
         "end_tod": tod_bucket(np.asarray(seconds_of_day) + np.asarray(dwell_s)),
+        "end_stay": stay_bucket(np.asarray(since_arrival_s) + np.asarray(dwell_s)),
     }
 
 

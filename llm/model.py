@@ -96,6 +96,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "n_show_states": (0, 1_000),
     "show_view": (0, 1),
     "show_end_dwell": (0, 1),
+    "end_stay": (0, 1),
 }
 
 
@@ -131,6 +132,10 @@ class GPTConfig:
     # (``llm.features.UNTIL_SHOW_ENDS``): the model says who stays to the end of a show, the
     # programme says when that is. 0: buckets only (models before it, and without shows).
     show_end_dwell: int = 0
+    # 1: each token also holds the time since the visitor's arrival at its choice
+    # (``end_stay``), beside the time at the visit's start (``stay``). 0: models before it,
+    # which read the feature as nothing (``GPT.feature_embeddings``).
+    end_stay: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
@@ -378,6 +383,8 @@ class GPT(nn.Module):
         self.crowd_emb = nn.Embedding(config.n_crowd, d)
         self.dwell_emb = nn.Embedding(config.n_dwell, d)
         self.end_tod_emb = nn.Embedding(config.n_tod, d)  # the clock when the visit ended
+        # ... and how long the visitor had been there then
+        self.end_stay_emb = nn.Embedding(config.n_stay, d) if config.end_stay else None
         self.pos_emb = nn.Embedding(config.block_size, d)
         self.option_state = nn.Embedding(config.n_options, d)  # crowd, queue at a candidate
         # ... and at every zone, as context: one vector per (zone, state).
@@ -502,7 +509,8 @@ class GPT(nn.Module):
         positions = positions.clamp(max=self.config.block_size - 1)
         x = self.pos_emb(positions)
         for name, table in zip(FEATURES, self.feature_embeddings(), strict=True):
-            x = x + table(tokens[name])
+            if table is not None:
+                x = x + table(tokens[name])
         if options is not None:
             x = x + self.venue_view(options)
         if self.uses_profile(tokens):
@@ -553,8 +561,9 @@ class GPT(nn.Module):
             logits = logits.masked_fill(~self.legal[tokens["zone"]], float("-inf"))
         return GPTOutput(logits, h, attention if need_weights else None, cache)
 
-    def feature_embeddings(self) -> list[nn.Embedding]:
-        """The embedding of each token feature, in ``FEATURES`` order."""
+    def feature_embeddings(self) -> list[nn.Embedding | None]:
+        """The embedding of each token feature, in ``FEATURES`` order (None for a feature
+        the model came before: it reads it as nothing)."""
         return [
             self.zone_emb,
             self.kind_emb,
@@ -563,12 +572,16 @@ class GPT(nn.Module):
             self.crowd_emb,
             self.dwell_emb,
             self.end_tod_emb,
+            self.end_stay_emb,
         ]
 
     def token_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The feature embeddings and the positions stacked in one table, and where each
-        starts: a token is then one ``embedding_bag`` of it."""
-        tables = [e.weight for e in self.feature_embeddings()] + [self.pos_emb.weight]
+        starts: a token is then one ``embedding_bag`` of it (a feature the model came
+        before adds rows of zeros)."""
+        zeros = torch.zeros(self.config.n_stay, self.config.n_embd)
+        embeddings = self.feature_embeddings()
+        tables = [zeros if e is None else e.weight for e in embeddings] + [self.pos_emb.weight]
         sizes = torch.tensor([0] + [len(t) for t in tables[:-1]])
         return torch.cat(tables), torch.cumsum(sizes, 0)
 

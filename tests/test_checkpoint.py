@@ -53,6 +53,7 @@ def tokens_for(vocab: ZoneVocab, config: GPTConfig, b: int = 2, t: int = 7):
         "crowd": torch.randint(0, config.n_crowd, (b, t), generator=g),
         "dwell": torch.randint(0, config.n_dwell, (b, t), generator=g),
         "end_tod": torch.randint(0, config.n_tod, (b, t), generator=g),
+        "end_stay": torch.randint(0, config.n_stay, (b, t), generator=g),
     }
     tokens["kind"] = torch.from_numpy(vocab.kind_ids)[tokens["zone"]]
     options = torch.randint(0, config.n_options, (b, t, len(vocab)), generator=g)
