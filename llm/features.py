@@ -311,8 +311,8 @@ SHOW_GRACE_S = 60.0
 #: A wanted show in the minutes around its end: its audience choosing then is leaving at
 #: the end (as logs date it, within ``SHOW_END_TOLERANCE_S`` of the end; the twin's "until
 #: the show ends" class on the second), not walking out of a show still running, as those
-#: with a need to meet do ("wanted on"). The grace alone read both as on, and a model could
-#: not tell the expo's talk, over, from a visitor off to the café in the middle of it.
+#: with a need to meet do ("wanted on"), whom the grace alone read alike. (Measured on the
+#: expo: alone it did not change its avatars' café rush after a talk; ``end_stay`` did.)
 WANTED_ENDING = SHOW_STATES.index("wanted ending")
 WANTED_ENDING_MORE = SHOW_STATES.index("wanted ending, another after")
 #: For models that know "wanted ending": a wanted show reads as ending from this long before
