@@ -63,10 +63,11 @@ def last_served_by_zone(
     when_s: np.ndarray,
     n_zones: int,
 ) -> np.ndarray:
-    """(len(when_s), n_zones) ``last_served_before`` of each zone's visits (``zone``,
-    ``start_s``, ``served_s``, each (N,)) at each moment ``when_s``: every zone at once,
-    one sort for all (the live twin asks this of every step's joins). -inf where a zone
-    has no visit begun before the moment."""
+    """(len(when_s), n_zones) per zone, the latest start of service (``served_s``) among
+    its visits (``zone``, ``start_s``, each (N,)) begun strictly before each moment
+    ``when_s``, to the millisecond (-inf where none): the wait a newcomer would have is
+    from then (``llm.zones.queue_wait``). Every zone at once, one sort for all: the log
+    reader asks this of every run, the live twin of every step's joins."""
     out = np.full((len(np.atleast_1d(when_s)), n_zones), -np.inf)
     zone = np.asarray(zone, dtype=np.int64)
     if len(zone) == 0:
@@ -95,13 +96,3 @@ def last_served_by_zone(
     found = before >= first[None, :]
     out[:, zones] = np.where(found, latest[np.maximum(before, 0)], -np.inf)
     return out
-
-
-def last_served_before(start_s: np.ndarray, served_s: np.ndarray, when_s: np.ndarray) -> np.ndarray:
-    """(len(when_s),) the latest start of service (``served_s``) among the visits begun
-    strictly before each moment ``when_s`` (-inf where none; to the millisecond): the wait
-    a newcomer would have is from then (``llm.zones.queue_wait``)."""
-    start = millis(start_s)
-    order = np.argsort(start, kind="stable")
-    latest = np.r_[-np.inf, np.maximum.accumulate(np.asarray(served_s, np.float64)[order])]
-    return latest[np.searchsorted(start[order], millis(when_s), "left")]

@@ -579,9 +579,10 @@ class GPT(nn.Module):
         """The feature embeddings and the positions stacked in one table, and where each
         starts: a token is then one ``embedding_bag`` of it (a feature the model came
         before adds rows of zeros)."""
-        zeros = torch.zeros(self.config.n_stay, self.config.n_embd)
+        lacking = (self.config.n_stay, self.config.n_embd)  # end_stay: the one a model may lack
         embeddings = self.feature_embeddings()
-        tables = [zeros if e is None else e.weight for e in embeddings] + [self.pos_emb.weight]
+        tables = [torch.zeros(lacking) if e is None else e.weight for e in embeddings]
+        tables.append(self.pos_emb.weight)
         sizes = torch.tensor([0] + [len(t) for t in tables[:-1]])
         return torch.cat(tables), torch.cumsum(sizes, 0)
 

@@ -195,11 +195,11 @@ def test_no_model_beats_chance_on_random_next_zones(tmp_path, dense):
 
 def test_every_zones_last_service_at_once_is_each_zones_alone() -> None:
     """``last_served_by_zone`` (one sort for all zones: what the live twin asks of every
-    step's joins, and the log reader of every run) gives, bit for bit, each zone's own
-    ``last_served_before``: the latest service of the visits begun strictly before each
-    moment, to the millisecond, -inf where none; on random joins with ties, moments equal
-    to a start, and zones without a visit."""
-    from llm.causal import last_served_before, last_served_by_zone
+    step's joins, and the log reader of every run) gives, bit for bit, what a plain loop
+    over each zone's visits gives: the latest service of the visits begun strictly before
+    each moment, to the millisecond, -inf where none; on random joins with ties, moments
+    equal to a start, and zones without a visit."""
+    from llm.causal import last_served_by_zone, millis
 
     rng = np.random.default_rng(0)
     ties = found = 0
@@ -213,9 +213,9 @@ def test_every_zones_last_service_at_once_is_each_zones_alone() -> None:
             when[: min(moments, n)] = start[: min(moments, n)]  # a moment at a start
             ties += 1
         expected = np.full((moments, zones), -np.inf)
-        for z in np.unique(zone):
-            here = zone == z
-            expected[:, z] = last_served_before(start[here], served[here], when)
+        for m, moment in enumerate(millis(when)):
+            for i in np.flatnonzero(millis(start) < moment):
+                expected[m, zone[i]] = max(expected[m, zone[i]], served[i])
         got = last_served_by_zone(zone, start, served, when, zones)
         np.testing.assert_array_equal(got, expected)
         found += int(np.isfinite(got).sum())
