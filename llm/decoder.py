@@ -39,8 +39,11 @@ from threadpoolctl import ThreadpoolController
 from llm.features import FEATURES
 from llm.model import GPT, NUMPY_OPS, block_step, cached_attention
 
-#: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars).
-FLOAT32_CACHE_BYTES = 1 << 30
+#: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars). The
+#: size is what every slot's full window would take (the festival's 30,000 avatars with
+#: windows of 64: 1.97 GB); only the pages in use are ever touched (its run peaks at 1.34
+#: GB in all, 0.25 GB more than with float16, as much as at windows of 32 before).
+FLOAT32_CACHE_BYTES = 2 << 30
 #: Tokens per page of a cache: a sequence holds whole pages, as many as its tokens need.
 PAGE_TOKENS = 8
 
@@ -193,7 +196,11 @@ class ContextCache:
         n = -(-width // self.page)
         pages = np.take(self.past, self.table[slots, :n], axis=3)  # (L, 2, H, B, n, page, S)
         layers, two, heads, b, _, page, size = pages.shape
-        pages = pages.reshape(layers, two, heads, b, n * page, size).astype(np.float32, copy=False)
+        pages = pages.reshape(layers, two, heads, b, n * page, size)
+        if pages.dtype != np.float32:
+            # PyTorch widens float16 with the CPU's conversion instructions, some four
+            # times NumPy's ``astype`` (bench/README.md, issue 25).
+            pages = torch.from_numpy(pages).float().numpy()
         return pages.transpose(3, 0, 1, 2, 4, 5)
 
     def refill(self, slots: np.ndarray, kv: np.ndarray) -> None:
