@@ -40,8 +40,10 @@ from llm.decoder import Decoder
 from llm.features import (
     FEATURES,
     FULL_OPTION,
+    NEED_KINDS,
     UNTIL_SHOW_ENDS,
     cap_show_states,
+    needs_met,
     option_state,
     profile_vectors,
     show_grace_s,
@@ -139,6 +141,10 @@ class GPTPolicy:
         if config.n_profile:
             self.profile = profile_vectors(tags, self.ckpt.vocab.index)
         self.show_wanted = self.programme.wanted(tags)
+        #: When each avatar last met each need (``llm.features.NEED_KINDS``; seconds since
+        #: its arrival, NaN: never): up to its latest place, and before it.
+        self.needs_met = np.full((n, len(NEED_KINDS)), np.nan)
+        self.needs_before = np.full((n, len(NEED_KINDS)), np.nan)
 
     # ------------------------------------------------------------------ decide
     def decide(self, obs: Observation) -> Decision:
@@ -218,15 +224,24 @@ class GPTPolicy:
         self.place_visit[idx[new]] = obs.visits[r][new] - 1
         visit = np.where(new, self.count[idx], self.count[idx] - 1)  # token index
         entered = obs.entered_s[r]
+        self.needs_before[idx[new]] = self.needs_met[idx[new]]
+        since_arrival, stay = entered - obs.arrived_s[r], now - entered
         token = visit_features(
             zone,
             self.kind_ids,
             seconds_of_day(self.layout.opening, entered),
-            entered - obs.arrived_s[r],
+            since_arrival,
             obs.entry_crowd[r],
-            now - entered,
+            stay,
+            self.needs_before[idx],
         )
-        kept = np.flatnonzero(self.layout.passage[zone])  # its place's token, read again
+        at_place = ~self.layout.passage[zone]
+        self.needs_met[idx[at_place]] = needs_met(
+            self.kind_ids[zone[at_place]],
+            (since_arrival + stay)[at_place],
+            self.needs_before[idx[at_place]],
+        )
+        kept = np.flatnonzero(~at_place)  # its place's token, read again
         for i, f in enumerate(FEATURES):
             token[f][kept] = self.tokens[idx[kept], visit[kept] % MEMORY, i]
         slots = self.slots_for(idx, visit)

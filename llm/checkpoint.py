@@ -57,7 +57,24 @@ def feature_spec() -> dict[str, Any]:
         "dwell_edges_s": list(features.DWELL_EDGES_S),
         "wait_edges_s": list(features.WAIT_EDGES_S),
         "profile_tag_buckets": features.N_TAG_BUCKETS,
+        "need_kinds": list(features.NEED_KINDS),
+        "since_edges_s": list(features.SINCE_EDGES_S),
     }
+
+
+#: Buckets that came with a setting of the model's config: a checkpoint from before them,
+#: whose model lacks the setting, reads their features as nothing and need not state them.
+_SPEC_OF_SETTING = {"need_kinds": "since_needs", "since_edges_s": "since_needs"}
+
+
+def _changed_buckets(stated: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The buckets of this code that a checkpoint's ``stated`` ones differ from."""
+    spec = feature_spec()
+    differ = {k for k in spec if stated.get(k) != spec[k]} | (set(stated) - set(spec))
+    older = {
+        k for k, setting in _SPEC_OF_SETTING.items() if k not in stated and not config.get(setting)
+    }
+    return sorted(differ - older)
 
 
 @dataclass
@@ -130,8 +147,11 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("config", "vocab", "features"):
         if key not in meta:
             raise CheckpointError(f"{path}: metadata has no {key!r}")
-    if meta["features"] != feature_spec():
-        changed = sorted(k for k in feature_spec() if meta["features"].get(k) != feature_spec()[k])
+    stated, config = meta["features"], meta["config"]
+    if not (isinstance(stated, dict) and isinstance(config, dict)):
+        raise CheckpointError(f"{path}: metadata's 'features' and 'config' are not JSON objects")
+    changed = _changed_buckets(stated, config)
+    if changed:
         raise CheckpointError(
             f"{path}: trained with other feature buckets ({', '.join(changed)}): retrain it"
         )

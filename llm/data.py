@@ -28,6 +28,7 @@ from llm.features import (
     Programme,
     dwell_bucket,
     ends_with_show,
+    needs_before,
     option_state,
     profile_vectors,
     show_left_s,
@@ -144,13 +145,19 @@ def encode(
     # A visit's token is what the visitor knew when choosing where to go next: its stay
     # until then, not the wait to leave that followed (``leave_wait_s``), as live.
     decided = stay_until_choice(frame["dwell_s"], frame["leave_wait_s"])
+    since_arrival = frame["since_arrival_s"].to_numpy()
+    trajectory = frame["trajectory"].to_numpy()
+    first_row = np.maximum.accumulate(
+        np.where(np.r_[True, trajectory[1:] != trajectory[:-1]], np.arange(len(frame)), 0)
+    )
     features = visit_features(
         zone,
         vocab.kind_ids,
         frame["seconds_of_day"].to_numpy(),
-        frame["since_arrival_s"].to_numpy(),
+        since_arrival,
         zone_crowd(frame["occupancy"].to_numpy(), vocab.area[zone]),
         decided,
+        needs_before(vocab.kind_ids[zone], since_arrival + decided, first_row),
     )
     limits = capacity_arrays(capacities, vocab, int(frame["log"].max()) + 1 if len(frame) else 0)
     options = _options_at_choices(frame, zone, vocab, decided, limits)  # every visit counts
@@ -183,7 +190,7 @@ def encode(
                 stage, np.asarray(day.end_s), zone[rows], frame["seconds_of_day"].to_numpy()[rows]
             )
     place = ~vocab.passage[zone]  # ... but only places are tokens
-    trajectory = frame["trajectory"].to_numpy()[place]
+    trajectory = trajectory[place]
     starts = np.flatnonzero(np.r_[True, trajectory[1:] != trajectory[:-1]])
     return Sequences(
         features={name: values[place] for name, values in features.items()},

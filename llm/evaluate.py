@@ -55,6 +55,7 @@ from llm.features import (
     Capacities,
     Programme,
     dwell_bucket,
+    needs_met,
     show_grace_s,
     visit_features,
 )
@@ -282,6 +283,8 @@ class GPTPredictor:
         day_s = (seqs.features["tod"][first] + 0.5) * TOD_BUCKET_S
         since_s = np.zeros(b)
         step_s = seqs.dwell_s[first] + WALK_S
+        kind_of = self.vocab.kind_ids
+        met = needs_met(kind_of[seqs.features["zone"][first]], seqs.dwell_s[first], np.nan)
         paths = [[int(z)] for z in seqs.features["zone"][first]]
         active = ~self.stop[seqs.features["zone"][first]]
         past = None
@@ -305,8 +308,9 @@ class GPTPredictor:
             step_s = stay_s + WALK_S
             # The sampled visit as a token, by the function that reads logs and avatars.
             visit = visit_features(
-                zone_np, self.vocab.kind_ids, day_s, since_s, self.typical[zone_np], stay_s
+                zone_np, kind_of, day_s, since_s, self.typical[zone_np], stay_s, met
             )
+            met = needs_met(kind_of[zone_np], since_s + stay_s, met)
             tokens = {f: torch.as_tensor(visit[f], device=device).view(b, 1) for f in FEATURES}
             if profile is not None:
                 tokens["profile"] = profile.to(device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llm.zones import FRUIN_BOUNDS, crowd_level
+from llm.zones import FRUIN_BOUNDS, KIND_INDEX, crowd_level
 
 # --------------------------------------------------------------------------- buckets
 #: Time of day is cut into five-minute buckets (shows start and end on the clock).
@@ -159,6 +159,18 @@ def known_option_states(n_options: int) -> np.ndarray:
     return table
 
 
+#: Kinds of place a visitor goes to for a need that grows with time since it was last met
+#: (thirst and hunger, a restroom, rest): each token holds how long ago the visitor last
+#: left a place of each (``since_needs``), so that a choice knows it however far back in
+#: the day the visit was, beyond the context's window or not.
+NEED_KINDS: tuple[str, ...] = ("bar", "restroom", "lounge")
+NEED_KIND_IDS = np.array([KIND_INDEX[k] for k in NEED_KINDS], dtype=np.int64)
+#: Time since a need was last met: upper bounds in seconds of buckets 1.. (the last
+#: open-ended); bucket 0 is "never met since arrival" (how long ago that was, ``end_stay``
+#: says).
+SINCE_EDGES_S: tuple[float, ...] = (600, 1200, 1800, 2700, 3600, 5400, 7200)
+N_SINCE = len(SINCE_EDGES_S) + 2
+
 #: A visit token's features, in the order the model and the policy's arrays keep them.
 FEATURES: tuple[str, ...] = (
     "zone",
@@ -169,7 +181,41 @@ FEATURES: tuple[str, ...] = (
     "dwell",
     "end_tod",
     "end_stay",
+    *(f"since_{kind}" for kind in NEED_KINDS),
 )
+
+
+def since_bucket(since_s: np.ndarray) -> np.ndarray:
+    """Bucket of the time since a need was last met (NaN: never, bucket 0)."""
+    since = _millis(since_s)
+    buckets = 1 + np.searchsorted(np.asarray(SINCE_EDGES_S), since, side="right")
+    return np.where(np.isnan(since), 0, buckets).astype(np.int64)
+
+
+def needs_met(kind: np.ndarray, chose_at_s: np.ndarray, before_s: np.ndarray) -> np.ndarray:
+    """(N, K) when each need (``NEED_KINDS``) was last met, this visit included: ``before_s``
+    (N, K) the moments (seconds since arrival, at the choice that ended the visit; NaN: never)
+    before the visits of kinds ``kind`` (N,), where this visit's choice ``chose_at_s`` (N,)
+    takes the place of its own kind's."""
+    mine = np.asarray(kind)[:, None] == NEED_KIND_IDS[None, :]
+    return np.where(mine, np.asarray(chose_at_s, dtype=np.float64)[:, None], before_s)
+
+
+def needs_before(kind: np.ndarray, chose_at_s: np.ndarray, first_row: np.ndarray) -> np.ndarray:
+    """(N, K) when each need was last met before each visit of sequences laid end to end (a
+    log's visits by trajectory, in order; ``first_row`` (N,) the row each visit's sequence
+    starts at): as ``needs_met`` of the visit before, NaN where none in its sequence."""
+    kind, chose_at = np.asarray(kind), np.asarray(chose_at_s, dtype=np.float64)
+    rows = np.arange(len(kind))
+    out = np.full((len(kind), len(NEED_KINDS)), np.nan)
+    if len(kind) == 0:
+        return out
+    for k, need in enumerate(NEED_KIND_IDS):
+        last = np.maximum.accumulate(np.where(kind == need, rows, -1))
+        previous = np.r_[-1, last[:-1]]
+        ok = previous >= np.asarray(first_row)
+        out[ok, k] = chose_at[previous[ok]]
+    return out
 
 
 def visit_features(
@@ -179,6 +225,7 @@ def visit_features(
     since_arrival_s: np.ndarray,
     crowd: np.ndarray,
     dwell_s: np.ndarray,
+    needs_before_s: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """The model's inputs for visits (one token each): every categorical feature, as
     ``FEATURES`` names them. ``tod`` is the clock when the visit began, ``end_tod`` when it
@@ -186,7 +233,10 @@ def visit_features(
     show on stage still runs, not only when the avatar came in); ``stay`` the time since
     the visitor's arrival when the visit began, ``end_stay`` at the choice (how long it has
     been on its feet, thirsty, waiting for a restroom: what a choice's needs grow with,
-    which a model could not add up from the buckets of the first and the last token).
+    which a model could not add up from the buckets of the first and the last token);
+    ``since_<kind>`` how long before the choice the visitor last left a place of each of
+    ``NEED_KINDS`` (this visit included), from ``needs_before_s`` (N, K): when each was last
+    met before this visit, in seconds since arrival (``needs_before``, NaN: never).
 
     ``zone`` indexes the vocabulary; ``kind_of_zone`` is the vocabulary's per-zone array
     of kinds; ``crowd`` is the Fruin level (``zone_crowd``) of the zone when the visit
@@ -194,15 +244,20 @@ def visit_features(
     definition.
     """
     zone = np.array(zone, dtype=np.int64)  # a copy: a token never aliases its caller's array
+    kind = np.asarray(kind_of_zone)[zone].astype(np.int64)
+    chose_at = np.asarray(since_arrival_s) + np.asarray(dwell_s)
+    met = needs_met(kind, chose_at, np.asarray(needs_before_s, dtype=np.float64))
+    since = since_bucket(chose_at[:, None] - met)
     return {
         "zone": zone,
-        "kind": np.asarray(kind_of_zone)[zone].astype(np.int64),
+        "kind": kind,
         "tod": tod_bucket(seconds_of_day),
         "stay": stay_bucket(since_arrival_s),
         "crowd": np.asarray(crowd).astype(np.int64),
         "dwell": dwell_bucket(dwell_s),
         "end_tod": tod_bucket(np.asarray(seconds_of_day) + np.asarray(dwell_s)),
-        "end_stay": stay_bucket(np.asarray(since_arrival_s) + np.asarray(dwell_s)),
+        "end_stay": stay_bucket(chose_at),
+        **{f"since_{need}": since[:, k] for k, need in enumerate(NEED_KINDS)},
     }
 
 

@@ -57,8 +57,10 @@ from llm.features import (
     N_DWELL,
     N_OPTION,
     N_SHOW_STATES,
+    N_SINCE,
     N_STAY,
     N_TOD,
+    NEED_KINDS,
     UNTIL_SHOW_ENDS,
     known_option_states,
     known_show_states,
@@ -97,6 +99,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "show_view": (0, 1),
     "show_end_dwell": (0, 1),
     "end_stay": (0, 1),
+    "since_needs": (0, 1),
 }
 
 
@@ -136,6 +139,10 @@ class GPTConfig:
     # (``end_stay``), beside the time at the visit's start (``stay``). 0: models before it,
     # which read the feature as nothing (``GPT.feature_embeddings``).
     end_stay: int = 0
+    # 1: each token also holds how long ago the visitor last met each need
+    # (``llm.features.NEED_KINDS``: ``since_bar``...), however far back in its day. 0:
+    # models before it, which read those features as nothing.
+    since_needs: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
@@ -385,6 +392,12 @@ class GPT(nn.Module):
         self.end_tod_emb = nn.Embedding(config.n_tod, d)  # the clock when the visit ended
         # ... and how long the visitor had been there then
         self.end_stay_emb = nn.Embedding(config.n_stay, d) if config.end_stay else None
+        # ... and how long ago it last met each need
+        self.since_embs = (
+            nn.ModuleList(nn.Embedding(N_SINCE, d) for _ in NEED_KINDS)
+            if config.since_needs
+            else None
+        )
         self.pos_emb = nn.Embedding(config.block_size, d)
         self.option_state = nn.Embedding(config.n_options, d)  # crowd, queue at a candidate
         # ... and at every zone, as context: one vector per (zone, state).
@@ -573,15 +586,24 @@ class GPT(nn.Module):
             self.dwell_emb,
             self.end_tod_emb,
             self.end_stay_emb,
+            *(self.since_embs or [None] * len(NEED_KINDS)),
         ]
+
+    def feature_sizes(self) -> list[int]:
+        """How many values each token feature takes, in ``FEATURES`` order."""
+        c = self.config
+        sizes = [c.n_zones, c.n_kinds, c.n_tod, c.n_stay, c.n_crowd, c.n_dwell, c.n_tod, c.n_stay]
+        return sizes + [N_SINCE] * len(NEED_KINDS)
 
     def token_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The feature embeddings and the positions stacked in one table, and where each
         starts: a token is then one ``embedding_bag`` of it (a feature the model came
         before adds rows of zeros)."""
-        lacking = (self.config.n_stay, self.config.n_embd)  # end_stay: the one a model may lack
-        embeddings = self.feature_embeddings()
-        tables = [torch.zeros(lacking) if e is None else e.weight for e in embeddings]
+        d, embeddings = self.config.n_embd, self.feature_embeddings()
+        tables = [
+            torch.zeros(size, d) if e is None else e.weight
+            for e, size in zip(embeddings, self.feature_sizes(), strict=True)
+        ]
         tables.append(self.pos_emb.weight)
         sizes = torch.tensor([0] + [len(t) for t in tables[:-1]])
         return torch.cat(tables), torch.cumsum(sizes, 0)

@@ -519,6 +519,7 @@ def build_model(
                     "show_view": int(bool(n_show_states)),
                     "show_end_dwell": int(bool(n_show_states)),
                     "end_stay": 1,
+                    "since_needs": 1,
                     "n_options": N_OPTION_STATES if data.has_capacities else N_OPTION,
                     **(model_config or {}),
                 },

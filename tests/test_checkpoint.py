@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from llm import checkpoint
 from llm.checkpoint import CheckpointError, feature_spec, load, save, transfer
+from llm.features import N_SINCE, NEED_KINDS
 from llm.model import GPT, GPTConfig
 from llm.vocab import ZoneVocab
 from twin import load_venue
@@ -54,6 +55,7 @@ def tokens_for(vocab: ZoneVocab, config: GPTConfig, b: int = 2, t: int = 7):
         "dwell": torch.randint(0, config.n_dwell, (b, t), generator=g),
         "end_tod": torch.randint(0, config.n_tod, (b, t), generator=g),
         "end_stay": torch.randint(0, config.n_stay, (b, t), generator=g),
+        **{f"since_{need}": torch.randint(0, N_SINCE, (b, t), generator=g) for need in NEED_KINDS},
     }
     tokens["kind"] = torch.from_numpy(vocab.kind_ids)[tokens["zone"]]
     options = torch.randint(0, config.n_options, (b, t, len(vocab)), generator=g)
@@ -218,6 +220,27 @@ def test_other_feature_buckets_are_refused(saved, key, value):
     rewrite(path, edit_meta=lambda m: m["features"].update({key: value}))
     message = _refused(path)
     assert f"other feature buckets ({key})" in message and "retrain" in message
+
+
+def test_a_checkpoint_from_before_the_needs_loads_and_one_that_needs_them_must_state_them(
+    saved,
+):
+    """Checkpoints saved before ``since_needs`` state no need buckets: one whose model reads
+    no needs loads (the shipped models of that time); one whose model reads them, or that
+    states other buckets, is refused."""
+    path, model = saved
+    assert not model.config.since_needs
+
+    def before(meta):
+        for key in ("need_kinds", "since_edges_s"):
+            meta["features"].pop(key)
+
+    rewrite(path, edit_meta=before)
+    assert not load(path).model.config.since_needs
+    rewrite(path, edit_meta=lambda m: m["config"].update(since_needs=1))
+    assert "other feature buckets (need_kinds, since_edges_s)" in _refused(path)
+    rewrite(path, edit_meta=lambda m: m["features"].update(need_kinds=["bar"], since_edges_s=[60]))
+    assert "other feature buckets (need_kinds, since_edges_s)" in _refused(path)
 
 
 def test_inconsistent_metadata_is_refused(saved):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from llm.features import N_SINCE, NEED_KINDS
 from llm.model import GPT, GPTConfig
 
 Z = 6
@@ -33,6 +34,7 @@ def random_tokens(config: GPTConfig, b: int = 3, t: int = 10, seed: int = 1):
         "dwell": config.n_dwell,
         "end_tod": config.n_tod,
         "end_stay": config.n_stay,
+        **{f"since_{need}": N_SINCE for need in NEED_KINDS},
     }
     tokens = {k: torch.randint(0, n, (b, t), generator=g) for k, n in sizes.items()}
     options = torch.randint(0, config.n_options, (b, t, config.n_zones), generator=g)
@@ -114,14 +116,25 @@ def test_kv_cache_continues_a_prefix():
         assert torch.allclose(out.zone_logits[:, 0], full[:, i], atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("setting", "features", "weights"),
+    [
+        ("end_stay", ("end_stay",), "end_stay_emb.weight"),
+        ("since_needs", tuple(f"since_{need}" for need in NEED_KINDS), "since_embs.0.weight"),
+    ],
+)
 @torch.no_grad()
-def test_the_time_since_arrival_at_the_choice_is_read_by_models_that_have_it():
+def test_a_newer_feature_is_read_by_models_that_have_it(setting, features, weights):
     """A model learnt with ``end_stay`` (how long the visitor has been there when it
-    chooses) answers differently when only that changes; one from before reads it as
-    nothing, to the bit, in the full forward and the live step alike."""
+    chooses), or with ``since_needs`` (how long ago it last met each need), answers
+    differently when only that changes; one from before reads it as nothing, to the bit, in
+    the full forward and the live step alike."""
     tokens, options = random_tokens(tiny().config, b=3, t=6)
-    later = {**tokens, "end_stay": (tokens["end_stay"] + 5) % tiny().config.n_stay}
-    new, old = tiny(end_stay=1), tiny(end_stay=0)
+    later = dict(tokens)
+    for name in features:
+        size = tiny().config.n_stay if name == "end_stay" else N_SINCE
+        later[name] = (tokens[name] + 5) % size
+    new, old = tiny(**{setting: 1}), tiny(**{setting: 0})
     assert not torch.allclose(new(tokens, options).zone_logits, new(later, options).zone_logits)
     assert torch.equal(old(tokens, options).zone_logits, old(later, options).zone_logits)
     c = old.config
@@ -132,19 +145,18 @@ def test_the_time_since_arrival_at_the_choice_is_read_by_models_that_have_it():
     a = old.decode_step(first, options[:, 0], cache, lengths)[0]
     b = old.decode_step(moved, options[:, 0], cache, lengths)[0]
     assert torch.equal(a, b)
-    assert (
-        "end_stay_emb.weight" in new.state_dict() and "end_stay_emb.weight" not in old.state_dict()
-    )
+    assert weights in new.state_dict() and weights not in old.state_dict()
 
 
-@pytest.mark.parametrize("end_stay", [0, 1])
+@pytest.mark.parametrize("newer", [0, 1])
 @pytest.mark.parametrize("need_weights", [False, True])
 @torch.no_grad()
-def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights, end_stay):
+def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights, newer):
     """The live path: sequences of different lengths in one fixed-width cache, one new
     token each; stale numbers beyond a sequence's length must not leak in. Models with
-    the time since arrival at the choice (``end_stay``) and before it alike."""
-    model = tiny(end_stay=end_stay)
+    the time since arrival at the choice (``end_stay``) and since each need was met
+    (``since_needs``), and before them, alike."""
+    model = tiny(end_stay=newer, since_needs=newer)
     c = model.config
     tokens, options = random_tokens(c, b=4, t=9)
     full = model(tokens, options, mask_illegal=False)
@@ -416,6 +428,7 @@ def cycle_batch(n: int = 200, t: int = 12) -> dict[str, torch.Tensor]:
         "dwell": zone.clone(),
         "end_tod": torch.full((n, t), 37),
         "end_stay": torch.arange(t)[None, :].expand(n, t) // 4,
+        **{f"since_{need}": torch.zeros(n, t, dtype=torch.long) for need in NEED_KINDS},
         "options": torch.zeros(n, t, 5, dtype=torch.long),
         "next_zone": torch.where(last, -1, nxt),
         "next_dwell": torch.where(last, -1, nxt),

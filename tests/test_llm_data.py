@@ -968,11 +968,58 @@ def test_a_token_is_its_own_array_never_the_callers() -> None:
 
     zone = np.array([3, 5, 7], dtype=np.int64)
     token = visit_features(
-        zone, np.arange(10), np.full(3, 36_000.0), np.zeros(3), np.zeros(3), np.full(3, 60.0)
+        zone,
+        np.arange(10),
+        np.full(3, 36_000.0),
+        np.zeros(3),
+        np.zeros(3),
+        np.full(3, 60.0),
+        np.full((3, 3), np.nan),
     )
     token["zone"][1] = 0
     np.testing.assert_array_equal(zone, [3, 5, 7])
     np.testing.assert_array_equal(token["kind"], [3, 5, 7])
+
+
+def test_how_long_ago_each_need_was_met_is_a_plain_loop_over_each_visitors_day() -> None:
+    """``since_<kind>`` of a token is the time from the visitor's last choice to leave a
+    place of that kind (this visit included) to this visit's choice, "never" (0) before
+    the first, whatever other visitors' sequences lie before it; as a plain loop says, on
+    random sequences."""
+    from llm.features import (
+        NEED_KIND_IDS,
+        NEED_KINDS,
+        needs_before,
+        since_bucket,
+        visit_features,
+    )
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 12, size=40)
+    n = int(lengths.sum())
+    first_row = np.repeat(np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    zone = rng.integers(0, 10, size=n)  # kinds: zone index = kind index
+    dwell = rng.uniform(10, 2400, size=n)
+    since_arrival = np.zeros(n)
+    for row in range(n):
+        if row != first_row[row]:
+            since_arrival[row] = since_arrival[row - 1] + dwell[row - 1] + rng.uniform(0, 300)
+    chose = since_arrival + dwell
+    before = needs_before(zone, chose, first_row)
+    token = visit_features(
+        zone, np.arange(10), 36_000 + since_arrival, since_arrival, np.zeros(n), dwell, before
+    )
+    for k, (name, kind) in enumerate(zip(NEED_KINDS, NEED_KIND_IDS, strict=True)):
+        for row in range(n):
+            earlier = [r for r in range(first_row[row], row + 1) if zone[r] == kind]
+            ago = chose[row] - chose[earlier[-1]] if earlier else np.nan
+            assert token[f"since_{name}"][row] == since_bucket(np.array([ago]))[0]
+            if earlier and earlier[-1] < row:
+                assert before[row, k] == chose[earlier[-1]]
+    assert {0, 1} <= set(token["since_bar"]) and token["since_bar"].max() >= 5
+    np.testing.assert_array_equal(
+        since_bucket(np.array([np.nan, 0, 599, 600, 7200, 1e5])), [0, 1, 1, 2, 8, 8]
+    )
 
 
 def test_show_states_are_each_zones_highest_over_its_shows() -> None:
