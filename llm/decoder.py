@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
-from llm.features import FEATURES
+from llm.features import FEATURES, N_OPTION_STATES
 from llm.model import GPT, NUMPY_OPS, block_step, cached_attention
 
 #: Caches are kept in float32 up to this size, in float16 beyond (100,000 avatars). The
@@ -288,6 +288,15 @@ class Decoder:
         self.token_table, self.starts = _array(table), starts.numpy().astype(np.int64)
         self.block_size, self.n_head = c.block_size, c.n_head
         self.venue_table = _array(model.venue_state.weight).reshape(c.n_zones, c.n_options, -1)
+        # Each option state as the model scores and views it, and its wait level apart
+        # (``GPT.split_options``), for a model that costs waits apart.
+        self.wait_apart = bool(c.wait_apart)
+        if self.wait_apart:
+            states = torch.arange(N_OPTION_STATES)
+            scored, waits = model.split_options(states)
+            self.scored_state, self.wait_of = scored.numpy(), waits.numpy()
+            self.wait_costs = _array(model.wait_costs())
+            self.wait_scale = (_array(model.wait_scale.weight)[0], float(model.wait_scale.bias))
         self.zones = np.arange(c.n_zones)
         # Each block's weights by role (``llm.model.block_step``): layer norms as float32
         # tensors (one fused PyTorch call), linear maps as (input, output) arrays.
@@ -444,6 +453,9 @@ class Decoder:
         ids = np.concatenate([tokens, positions[:, None]], axis=1) + self.starts
         x = self.token_table[ids].sum(axis=1)
         table, row = option_table(options, option_rows, b)
+        waits = None
+        if self.wait_apart:
+            table, waits = self.scored_state[table], self.wait_of[table]
         x += self.venue_table[self.zones[None, :], table].sum(axis=1)[row]
         declared = None
         if profile is not None and self.model.config.n_profile:
@@ -463,6 +475,10 @@ class Decoder:
             logits = hidden @ self.zone_table.T + by_option[:, table[0]]
         else:
             logits = hidden @ self.zone_table.T + np.take_along_axis(by_option, table[row], 1)
+        if waits is not None:
+            weight, bias = self.wait_scale
+            scale = np.logaddexp(0.0, hidden @ weight + bias).astype(np.float32)  # softplus
+            logits -= scale[:, None] * self.wait_costs[self.zones[None, :], waits][row]
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         if declared is not None:
             logits += declared[:, : self.n_zones] * self.interest_gain

@@ -60,6 +60,7 @@ from llm.features import (
     N_SINCE,
     N_STAY,
     N_TOD,
+    N_WAIT,
     NEED_KINDS,
     UNTIL_SHOW_ENDS,
     known_option_states,
@@ -100,6 +101,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "show_end_dwell": (0, 1),
     "end_stay": (0, 1),
     "since_needs": (0, 1),
+    "wait_apart": (0, 1),
 }
 
 
@@ -143,6 +145,14 @@ class GPTConfig:
     # (``llm.features.NEED_KINDS``: ``since_bar``...), however far back in its day. 0:
     # models before it, which read those features as nothing.
     since_needs: int = 0
+    # 1: a candidate's queue wait is scored apart from its crowd, as a cost that never
+    # falls as the wait grows (``GPT.wait_cost``: steps per kind, learnt, scaled by the
+    # context), and the venue's state in every token holds crowds and full zones, not
+    # waits. Logs show long queues where many want to go (after a talk, at a surge): free
+    # to read a wait as it liked, a model learnt that a long queue draws visitors, and sent
+    # its avatars to a café short of staff (``bench/README.md``, issue 25). 0: models
+    # before it, which score each (crowd, wait) state freely.
+    wait_apart: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
@@ -402,6 +412,11 @@ class GPT(nn.Module):
         self.option_state = nn.Embedding(config.n_options, d)  # crowd, queue at a candidate
         # ... and at every zone, as context: one vector per (zone, state).
         self.venue_state = nn.Embedding(config.n_zones * config.n_options, d)
+        if config.wait_apart:
+            # What a queue's wait costs: steps per kind and wait level (each >= 0, summed
+            # up to the level), times a scale >= 0 read from the context.
+            self.wait_steps = nn.Parameter(torch.zeros(config.n_kinds, N_WAIT - 1))
+            self.wait_scale = nn.Linear(d, 1)
         if config.n_profile:
             # A visitor's declared profile: the mean of its tags' vectors, added to every
             # token, and a learned pull, per kind, towards the zones it declared.
@@ -469,6 +484,30 @@ class GPT(nn.Module):
         """(..., Z) show states of every zone -> (..., C), as ``venue_view`` is for crowds
         and queues."""
         return zone_states(shows, self.programme_state.weight, self.config.n_show_states)
+
+    def split_options(self, options: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Option states (as this model knows them) -> the states it scores and views, and
+        the queue-wait levels it costs apart (``wait_apart``; None for a model before it,
+        which scores the (crowd, wait) states themselves)."""
+        if not self.config.wait_apart:
+            return options, None
+        full = options == FULL_OPTION
+        crowd = torch.where(full, FULL_OPTION, options % N_CROWD).to(options.dtype)
+        return crowd, torch.where(full, 0, options // N_CROWD)
+
+    def wait_costs(self) -> torch.Tensor:
+        """(Z, N_WAIT) what each wait level costs at each zone, before the context's scale:
+        0 at no queue, never less at a longer one."""
+        steps = F.softplus(self.wait_steps)
+        cost = torch.cat([steps.new_zeros(len(steps), 1), steps.cumsum(1)], 1)
+        return cost[self.zone_kind]
+
+    def wait_cost(self, hidden: torch.Tensor, waits: torch.Tensor) -> torch.Tensor:
+        """(..., Z): what the wait at each candidate costs a visitor in context ``hidden``
+        (..., C), its queue-wait levels ``waits`` (..., Z)."""
+        costs = self.wait_costs()
+        at = costs[torch.arange(costs.shape[0], device=waits.device), waits.long()]
+        return F.softplus(self.wait_scale(hidden)) * at
 
     def known_options(self, options: torch.Tensor) -> torch.Tensor:
         """Option states as this model knows them (``llm.features.known_option_states``:
@@ -549,8 +588,9 @@ class GPT(nn.Module):
         ``options``: (B, T, Z) option state of each candidate zone at each decision;
         ``past``: cached keys/values of earlier tokens (then T is usually 1)."""
         start = past[0][0].size(2) if past else 0
+        waits = None
         if options is not None:
-            options = self.known_options(options)
+            options, waits = self.split_options(self.known_options(options))
         x = self.embed(tokens, start, options)
         attention: list[torch.Tensor] = []
         cache: list[KV] = []
@@ -565,6 +605,8 @@ class GPT(nn.Module):
         if options is not None:
             by_level = h @ self.option_state.weight.t()  # (B, T, states)
             logits = logits + torch.gather(by_level, 2, options.long())
+            if waits is not None:
+                logits = logits - self.wait_cost(h, waits)
         if self.uses_profile(tokens):
             logits = logits + self.interest_logits(tokens["profile"])[:, None, :]
         if self.uses_shows(tokens):
@@ -643,10 +685,9 @@ class GPT(nn.Module):
         x = F.embedding_bag(ids, table, mode="sum")
         if self.config.n_options <= FULL_OPTION:
             options = self.known_options(options)
-        if options.stride(0) == 0:  # one venue state expanded over the batch: view it once
-            x = x + self.venue_view(options[:1])
-        else:
-            x = x + self.venue_view(options)
+        shared = options.stride(0) == 0  # one venue state expanded over the batch
+        options, waits = self.split_options(options)
+        x = x + self.venue_view(options[:1] if shared else options)  # viewed once if shared
         if self.uses_profile(tokens):
             x = x + self.profile_vector(tokens["profile"])
         if self.config.show_view and self.uses_shows(tokens):
@@ -676,6 +717,8 @@ class GPT(nn.Module):
         logits = hidden @ self.zone_table().t() + self.move_prior[tokens["zone"]]
         by_level = hidden @ self.option_state.weight.t()
         logits = logits + torch.gather(by_level, 1, options.long())
+        if waits is not None:
+            logits = logits - self.wait_cost(hidden, waits)
         seen = tokens.get("seen")
         if seen is None:  # no context given: the new token's own zone
             seen = F.one_hot(tokens["zone"], self.config.n_zones)

@@ -154,9 +154,10 @@ def test_a_newer_feature_is_read_by_models_that_have_it(setting, features, weigh
 def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights, newer):
     """The live path: sequences of different lengths in one fixed-width cache, one new
     token each; stale numbers beyond a sequence's length must not leak in. Models with
-    the time since arrival at the choice (``end_stay``) and since each need was met
-    (``since_needs``), and before them, alike."""
-    model = tiny(end_stay=newer, since_needs=newer)
+    the time since arrival at the choice (``end_stay``), since each need was met
+    (``since_needs``) and queue waits costed apart (``wait_apart``), and before them,
+    alike."""
+    model = tiny(end_stay=newer, since_needs=newer, wait_apart=newer)
     c = model.config
     tokens, options = random_tokens(c, b=4, t=9)
     full = model(tokens, options, mask_illegal=False)
@@ -184,17 +185,58 @@ def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights, new
 
 
 @torch.no_grad()
-def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would():
+def test_a_longer_queue_never_draws_a_model_that_costs_waits_apart():
+    """With ``wait_apart``, a candidate's longer queue lowers its score or leaves it, whatever
+    the context and its crowd, and changes nothing else: no other candidate's score, no
+    hidden state (the venue's state in a token holds crowds, not waits). A model before it
+    reads waits freely: there a longer queue can raise a score, as trained ones learnt
+    from logs where queues are long because many want to go."""
+    from llm.features import FULL_OPTION, N_CROWD, N_WAIT
+
+    model = tiny(wait_apart=1)
+    with torch.no_grad():  # steps and scales of all sizes, as training leaves them
+        model.wait_steps.normal_(0, 2)
+        model.wait_scale.weight.normal_(0, 1)
+    tokens, options = random_tokens(model.config, b=6, t=5)
+    crowd = options % N_CROWD
+    before = model(tokens, crowd, mask_illegal=False)
+    for level in range(1, N_WAIT):
+        zone = level % model.config.n_zones
+        longer = crowd.clone()
+        longer[..., zone] += N_CROWD * level
+        after = model(tokens, longer, mask_illegal=False)
+        assert torch.equal(after.hidden, before.hidden)
+        others = torch.arange(model.config.n_zones) != zone
+        assert torch.equal(after.zone_logits[..., others], before.zone_logits[..., others])
+        assert (after.zone_logits[..., zone] <= before.zone_logits[..., zone]).all()
+        assert (after.zone_logits[..., zone] < before.zone_logits[..., zone]).any()
+    full = crowd.clone()
+    full[..., 0] = FULL_OPTION  # a full zone is scored as a state of its own
+    assert not torch.equal(model(tokens, full).zone_logits, model(tokens, crowd).zone_logits)
+    free = tiny(wait_apart=0)
+    with torch.no_grad():
+        free.option_state.weight.normal_(0, 1)
+    rises = (
+        free(tokens, crowd + N_CROWD * 5, mask_illegal=False).zone_logits
+        > free(tokens, crowd, mask_illegal=False).zone_logits
+    )
+    assert rises.any()
+
+
+@pytest.mark.parametrize("newer", [0, 1])
+@torch.no_grad()
+def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would(newer):
     """``Decoder.reencode`` puts a window of tokens into cache slots (one forward pass);
     ``Decoder.step`` then adds one token per slot (NumPy, one thread), for a few sequences
     and for many: the logits are those of a forward pass over the whole sequence, each slot
-    holds one more token, and the user's thread settings are left as they were."""
+    holds one more token, and the user's thread settings are left as they were. Models
+    with every newer feature and before them alike."""
     import numpy as np
 
     from llm import decoder as live
     from llm.features import FEATURES
 
-    model = tiny(dropout=0.0)
+    model = tiny(dropout=0.0, end_stay=newer, since_needs=newer, wait_apart=newer)
     c = model.config
     threads = torch.get_num_threads()
     for b in (3, 300):

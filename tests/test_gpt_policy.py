@@ -311,9 +311,7 @@ def test_a_model_step_gives_the_same_numbers_in_numpy_and_in_pytorch(deciders: i
     policy: GPTPolicy = model.policy
     config = policy.model.config
     rng = np.random.default_rng(deciders)
-    sizes = [
-        config.n_stay if e is None else len(e.weight) for e in policy.model.feature_embeddings()
-    ]
+    sizes = policy.model.feature_sizes()
     tokens = np.stack([rng.integers(0, n, deciders) for n in sizes], axis=1)
     state = rng.integers(0, config.n_options, config.n_zones)
     shape = (deciders, config.n_layer, 2, config.n_head, 20, config.n_embd // config.n_head)
