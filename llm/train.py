@@ -520,7 +520,6 @@ def build_model(
                     "show_end_dwell": int(bool(n_show_states)),
                     "end_stay": 1,
                     "since_needs": 1,
-                    "wait_apart": 1,
                     "n_options": N_OPTION_STATES if data.has_capacities else N_OPTION,
                     **(model_config or {}),
                 },
