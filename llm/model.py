@@ -150,8 +150,9 @@ class GPTConfig:
     # context), and the venue's state in every token holds crowds and full zones, not
     # waits. Logs show long queues where many want to go (after a talk, at a surge): free
     # to read a wait as it liked, a model learnt that a long queue draws visitors, and sent
-    # its avatars to a café short of staff (``bench/README.md``, issue 25). 0: models
-    # before it, which score each (crowd, wait) state freely.
+    # its avatars to a café short of staff. Not what ``llm.train`` learns by default: it
+    # learnt too small a cost to move them (``bench/README.md``, issue 25, sixth part). 0:
+    # each (crowd, wait) state scored freely, as before.
     wait_apart: int = 0
 
     def __post_init__(self) -> None:
