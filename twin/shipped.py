@@ -61,9 +61,9 @@ MODEL_SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropo
 #: A festival visitor makes 35-40 visits: a window of 64 holds the whole day (what it drank,
 #: ate and saw since it came), where 32 forgot its first visits.
 BLOCK_SIZE = {"concert_hall": 32, "expo": 32, "festival": 64}
-#: Optimiser steps of 32 windows per venue. 3,000 are 3.3 passes over the concert hall's
+#: Optimiser steps of 32 windows per venue. 3,000 are 3.6 passes over the concert hall's
 #: twelve days but 0.4 over the festival's nine (237,000 windows of 64 visits): its held-out
-#: perplexity fell from 2.197 to 2.028 at 9,000 steps (1.2 passes; 16 minutes of training on
+#: perplexity fell from 2.197 to 2.028 at 9,000 steps (1.2 passes; 14 minutes of training on
 #: 2 cores), and its avatars came to keep their booked shows (`validate`: booked attendance
 #: within 10% on every stage, occupancy NRMSE 0.262 -> 0.138). The expo's 9,000 (2.7 passes:
 #: perplexity 2.861 -> 2.664, 17 of 24 cells against 13) send visitors to a café cut to half
