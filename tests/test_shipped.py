@@ -23,6 +23,10 @@ def test_shipped_model_fits_its_venue_and_beats_markov(venue: str) -> None:
     assert figures["perplexity"] < markov2["perplexity"]
     assert figures["acc1"] > markov2["acc1"]
     assert ckpt.training["rebuild"] == "python -m twin.shipped"
+    # Trained as long as the recipe says (``STEPS``), unless it stopped early.
+    from twin.shipped import STEPS
+
+    assert ckpt.training["steps"] == STEPS[venue] or ckpt.training["stopped_early"]
     # Scored on a run it never saw: the held-out seed is none of the training runs'.
     seed_of = lambda text: int(re.search(r"seed (\d+)", text).group(1))  # noqa: E731
     trained_on = {seed_of(log) for log in ckpt.training["logs"]}
@@ -77,3 +81,12 @@ def test_training_days_vary_as_a_venues_history_does(venue: str) -> None:
     assert not set(limits) & names("entrance", "exit")
     plain = training_scenario(venue, TEST_SEED)
     assert plain.avatars == AVATARS[venue] and not plain.levers.servers and plain.shows is None
+
+
+def test_rebuild_refuses_a_step_count_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from twin.shipped import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["festival", "--max-steps", "0"])
+    assert stop.value.code == 2
+    assert "--max-steps must be at least 1, not 0" in capsys.readouterr().err

@@ -276,7 +276,8 @@ def build(
     max_steps: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Simulate, train and evaluate the shipped model of one built-in venue."""
+    """Simulate, train and evaluate the shipped model of one built-in venue
+    (``max_steps``: the venue's ``STEPS`` unless given)."""
     started = time.perf_counter()
     vocab = load_venue(venue).vocabulary()
     with tempfile.TemporaryDirectory(prefix="venuetwin-shipped-") as tmp:
@@ -284,7 +285,7 @@ def build(
         logs = simulate_logs(venue, train_seeds(venue), folder)
         test_log = simulate_logs(venue, [TEST_SEED], folder)[0]
         cfg = TrainConfig(
-            max_steps=max_steps or STEPS[venue],
+            max_steps=STEPS[venue] if max_steps is None else max_steps,
             eval_every=100,
             checkpoint_every=500,
             patience=6,
@@ -338,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODELS_DIR)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps must be at least 1, not {args.max_steps}")
     for venue in args.venues:
         if venue not in BUILTIN_VENUES:
             parser.error(f"not a built-in venue: {venue}")
