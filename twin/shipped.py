@@ -31,7 +31,7 @@ from llm import checkpoint
 from llm.evaluate import evaluate_checkpoint, format_table
 from llm.features import Programme
 from llm.fileio import write_text_atomic
-from llm.train import TrainConfig, train
+from llm.train import OPTION_LIMITS, TrainConfig, train
 from twin.catalog import MODELS_DIR
 from twin.model import VenueModel, build_layout
 from twin.scenario import Levers, Scenario, Show
@@ -339,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODELS_DIR)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    if args.max_steps is not None and args.max_steps < 1:
-        parser.error(f"--max-steps must be at least 1, not {args.max_steps}")
+    least = OPTION_LIMITS["max_steps"][0]  # as `venuetwin train` checks it
+    if args.max_steps is not None and args.max_steps < least:
+        parser.error(f"--max-steps must be at least {least:g}, not {args.max_steps}")
     for venue in args.venues:
         if venue not in BUILTIN_VENUES:
             parser.error(f"not a built-in venue: {venue}")
