@@ -59,12 +59,17 @@ def feature_spec() -> dict[str, Any]:
         "profile_tag_buckets": features.N_TAG_BUCKETS,
         "need_kinds": list(features.NEED_KINDS),
         "since_edges_s": list(features.SINCE_EDGES_S),
+        "queue_gaps": features.N_QUEUE_GAPS,
     }
 
 
 #: Buckets that came with a setting of the model's config: a checkpoint from before them,
 #: whose model lacks the setting, reads their features as nothing and need not state them.
-_SPEC_OF_SETTING = {"need_kinds": "since_needs", "since_edges_s": "since_needs"}
+_SPEC_OF_SETTING = {
+    "need_kinds": "since_needs",
+    "since_edges_s": "since_needs",
+    "queue_gaps": "queue_gap",
+}
 
 
 def _changed_buckets(stated: dict[str, Any], config: dict[str, Any]) -> list[str]:

@@ -298,6 +298,8 @@ class Decoder:
             self.wait_costs = _array(model.wait_costs())
             self.wait_scale = (_array(model.wait_scale.weight)[0], float(model.wait_scale.bias))
         self.zones = np.arange(c.n_zones)
+        # Each candidate's queue gap is scored against the hidden state (``GPT.queue_gaps``).
+        self.gap_table = _array(model.gap_state.weight) if c.queue_gap else None
         # Each block's weights by role (``llm.model.block_step``): layer norms as float32
         # tensors (one fused PyTorch call), linear maps as (input, output) arrays.
         self.blocks = [
@@ -453,7 +455,9 @@ class Decoder:
         ids = np.concatenate([tokens, positions[:, None]], axis=1) + self.starts
         x = self.token_table[ids].sum(axis=1)
         table, row = option_table(options, option_rows, b)
-        waits = None
+        waits = gaps = None
+        if self.gap_table is not None:
+            gaps = self.model.queue_gaps(torch.from_numpy(table)).numpy()
         if self.wait_apart:
             table, waits = self.scored_state[table], self.wait_of[table]
         x += self.venue_table[self.zones[None, :], table].sum(axis=1)[row]
@@ -479,6 +483,8 @@ class Decoder:
             weight, bias = self.wait_scale
             scale = np.logaddexp(0.0, hidden @ weight + bias).astype(np.float32)  # softplus
             logits -= scale[:, None] * self.wait_costs[self.zones[None, :], waits][row]
+        if gaps is not None:
+            logits += np.take_along_axis(hidden @ self.gap_table.T, gaps[row], 1)
         logits += self.move_prior[tokens[:, 0]]  # FEATURES[0] is the zone
         if declared is not None:
             logits += declared[:, : self.n_zones] * self.interest_gain

@@ -95,6 +95,13 @@ WAIT_LABELS: tuple[str, ...] = (
 N_WAIT = len(WAIT_EDGES_S) + 1
 #: What the model sees of each candidate zone: its crowd level and its queue-wait level.
 N_OPTION = N_CROWD * N_WAIT
+#: How much longer a candidate's queue is than at the quickest open place of its kind, in
+#: wait levels: 0 (it is the quickest, or its kind's only open place) .. ``N_QUEUE_GAPS - 1``
+#: (that many levels or more; a level is about twice the wait of the one below). What a
+#: visitor compares when it picks one of two cafés: a queue's own level says as much of
+#: how many want to go (logs show long queues after a talk, at a surge) as of what it
+#: costs, its gap to the other café only the cost (``GPTConfig.queue_gap``).
+N_QUEUE_GAPS = 4
 
 
 def _millis(seconds: np.ndarray) -> np.ndarray:

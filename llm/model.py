@@ -56,6 +56,7 @@ from llm.features import (
     N_CROWD,
     N_DWELL,
     N_OPTION,
+    N_QUEUE_GAPS,
     N_SHOW_STATES,
     N_SINCE,
     N_STAY,
@@ -102,6 +103,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "end_stay": (0, 1),
     "since_needs": (0, 1),
     "wait_apart": (0, 1),
+    "queue_gap": (0, 1),
 }
 
 
@@ -154,6 +156,11 @@ class GPTConfig:
     # learnt too small a cost to move them (``bench/README.md``, issue 25, sixth part). 0:
     # each (crowd, wait) state scored freely, as before.
     wait_apart: int = 0
+    # 1: each candidate is also scored by its queue's gap to the quickest open place of its
+    # kind (``GPT.queue_gaps``, ``llm.features.N_QUEUE_GAPS``), learnt per kind: where a
+    # long queue's own level also says that many want to go there, the gap says only what
+    # it costs against the other café. 0: models before it.
+    queue_gap: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a shape outside ``CONFIG_LIMITS``, or heads that do not divide the width,
@@ -418,6 +425,10 @@ class GPT(nn.Module):
             # up to the level), times a scale >= 0 read from the context.
             self.wait_steps = nn.Parameter(torch.zeros(config.n_kinds, N_WAIT - 1))
             self.wait_scale = nn.Linear(d, 1)
+        if config.queue_gap:
+            # ... and its queue's gap to the quickest of its kind: a vector per (kind, gap)
+            # scored against the hidden state.
+            self.gap_state = nn.Embedding(config.n_kinds * N_QUEUE_GAPS, d)
         if config.n_profile:
             # A visitor's declared profile: the mean of its tags' vectors, added to every
             # token, and a learned pull, per kind, towards the zones it declared.
@@ -510,6 +521,20 @@ class GPT(nn.Module):
         at = costs[torch.arange(costs.shape[0], device=waits.device), waits.long()]
         return F.softplus(self.wait_scale(hidden)) * at
 
+    def queue_gaps(self, options: torch.Tensor) -> torch.Tensor:
+        """(..., Z) option states (as this model knows them) -> (..., Z) each candidate's
+        row of ``gap_state``: its kind and how many wait levels longer its queue is than at
+        the quickest place of its kind that takes visitors (``N_QUEUE_GAPS``; a full or
+        closed place, gap 0: its own state says it)."""
+        kinds = self.zone_kind
+        options = options.long()
+        full = options >= N_OPTION
+        level = torch.where(full, N_WAIT, options // N_CROWD)
+        same = kinds[None, :] == torch.arange(self.config.n_kinds, device=kinds.device)[:, None]
+        quickest = torch.where(same, level[..., None, :], N_WAIT).amin(-1)[..., kinds]
+        gap = torch.where(full, 0, (level - quickest).clamp(0, N_QUEUE_GAPS - 1))
+        return kinds * N_QUEUE_GAPS + gap
+
     def known_options(self, options: torch.Tensor) -> torch.Tensor:
         """Option states as this model knows them (``llm.features.known_option_states``:
         one trained before ``FULL_OPTION`` sees a full zone as its most crowded state)."""
@@ -589,9 +614,11 @@ class GPT(nn.Module):
         ``options``: (B, T, Z) option state of each candidate zone at each decision;
         ``past``: cached keys/values of earlier tokens (then T is usually 1)."""
         start = past[0][0].size(2) if past else 0
-        waits = None
+        waits = gaps = None
         if options is not None:
-            options, waits = self.split_options(self.known_options(options))
+            options = self.known_options(options)
+            gaps = self.queue_gaps(options) if self.config.queue_gap else None
+            options, waits = self.split_options(options)
         x = self.embed(tokens, start, options)
         attention: list[torch.Tensor] = []
         cache: list[KV] = []
@@ -608,6 +635,8 @@ class GPT(nn.Module):
             logits = logits + torch.gather(by_level, 2, options.long())
             if waits is not None:
                 logits = logits - self.wait_cost(h, waits)
+            if gaps is not None:
+                logits = logits + torch.gather(h @ self.gap_state.weight.t(), 2, gaps)
         if self.uses_profile(tokens):
             logits = logits + self.interest_logits(tokens["profile"])[:, None, :]
         if self.uses_shows(tokens):
@@ -687,6 +716,9 @@ class GPT(nn.Module):
         if self.config.n_options <= FULL_OPTION:
             options = self.known_options(options)
         shared = options.stride(0) == 0  # one venue state expanded over the batch
+        gaps = None
+        if self.config.queue_gap:
+            gaps = self.queue_gaps(options[:1] if shared else options).expand(b, -1)
         options, waits = self.split_options(options)
         x = x + self.venue_view(options[:1] if shared else options)  # viewed once if shared
         if self.uses_profile(tokens):
@@ -720,6 +752,8 @@ class GPT(nn.Module):
         logits = logits + torch.gather(by_level, 1, options.long())
         if waits is not None:
             logits = logits - self.wait_cost(hidden, waits)
+        if gaps is not None:
+            logits = logits + torch.gather(hidden @ self.gap_state.weight.t(), 1, gaps)
         seen = tokens.get("seen")
         if seen is None:  # no context given: the new token's own zone
             seen = F.one_hot(tokens["zone"], self.config.n_zones)

@@ -155,9 +155,9 @@ def test_decode_step_on_ragged_caches_matches_the_full_forward(need_weights, new
     """The live path: sequences of different lengths in one fixed-width cache, one new
     token each; stale numbers beyond a sequence's length must not leak in. Models with
     the time since arrival at the choice (``end_stay``), since each need was met
-    (``since_needs``) and queue waits costed apart (``wait_apart``), and before them,
-    alike."""
-    model = tiny(end_stay=newer, since_needs=newer, wait_apart=newer)
+    (``since_needs``), queue waits costed apart (``wait_apart``) and queues' gaps to the
+    quickest of their kind (``queue_gap``), and before them, alike."""
+    model = tiny(end_stay=newer, since_needs=newer, wait_apart=newer, queue_gap=newer)
     c = model.config
     tokens, options = random_tokens(c, b=4, t=9)
     full = model(tokens, options, mask_illegal=False)
@@ -223,6 +223,43 @@ def test_a_longer_queue_never_draws_a_model_that_costs_waits_apart():
     assert rises.any()
 
 
+@torch.no_grad()
+def test_a_queue_is_scored_by_its_gap_to_the_quickest_open_place_of_its_kind():
+    """``queue_gap``: a candidate's queue is compared with the shortest at a place of its
+    kind that takes visitors, in wait levels (capped at ``N_QUEUE_GAPS - 1``); the quickest,
+    a kind's only place and a full place have gap 0. With it, a café's score changes when
+    only the other café's queue does, as a visitor choosing between them weighs them."""
+    from llm.features import FULL_OPTION, N_CROWD, N_QUEUE_GAPS
+
+    model = tiny(queue_gap=1)
+    model.set_vocabulary(torch.tensor([0, 0, 1, 1, 1, 2]), torch.ones(Z, Z, dtype=torch.bool))
+    waits = torch.tensor([5, 1, 2, 2, 0, 6])
+    gaps = model.queue_gaps(N_CROWD * waits)  # crowd level 0 everywhere
+    assert (gaps // N_QUEUE_GAPS).tolist() == [0, 0, 1, 1, 1, 2]
+    assert (gaps % N_QUEUE_GAPS).tolist() == [N_QUEUE_GAPS - 1, 0, 2, 2, 0, 0]
+    full = N_CROWD * waits
+    full[1] = FULL_OPTION  # the short café is full: the other is its kind's quickest
+    assert (model.queue_gaps(full[None, None]) % N_QUEUE_GAPS)[0, 0].tolist()[:2] == [0, 0]
+    tokens, _ = random_tokens(model.config, b=2, t=3)
+    short = (N_CROWD * waits).expand(2, 3, Z).clone()
+    short[..., 0] = 0  # both cafés without a queue
+    longer = short.clone()
+    longer[..., 1] = N_CROWD * 4  # only the other café's queue grows
+    with torch.no_grad():
+        model.gap_state.weight.normal_(0, 1)
+    before = model(tokens, short, mask_illegal=False).zone_logits[..., 0]
+    after = model(tokens, longer, mask_illegal=False).zone_logits[..., 0]
+    gap_part = model.gap_state.weight[:N_QUEUE_GAPS].clone()  # the cafés: kind 0
+    hidden = model(tokens, longer, mask_illegal=False).hidden
+    with torch.no_grad():
+        model.gap_state.weight.zero_()
+    unscored = model(tokens, longer, mask_illegal=False).zone_logits[..., 0]
+    # the café's own gap is 0 in both states; what moves it through the gap alone is its
+    # row for gap 0 scored against the hidden state
+    assert torch.allclose(after - unscored, hidden @ gap_part[0], atol=1e-4)
+    assert not torch.allclose(before, after, atol=1e-3)
+
+
 @pytest.mark.parametrize("newer", [0, 1])
 @torch.no_grad()
 def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would(newer):
@@ -236,7 +273,10 @@ def test_the_decoder_continues_a_reencoded_window_as_the_whole_sequence_would(ne
     from llm import decoder as live
     from llm.features import FEATURES
 
-    model = tiny(dropout=0.0, end_stay=newer, since_needs=newer, wait_apart=newer)
+    model = tiny(dropout=0.0, end_stay=newer, since_needs=newer, wait_apart=newer, queue_gap=newer)
+    if newer:  # places of three kinds, so that queue gaps are compared within a kind
+        kinds = torch.tensor([0, 0, 1, 1, 1, 2])
+        model.set_vocabulary(kinds, torch.ones(Z, Z, dtype=torch.bool))
     c = model.config
     threads = torch.get_num_threads()
     for b in (3, 300):
