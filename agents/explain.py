@@ -4,7 +4,8 @@ Nothing is captured for explanations while the twin runs beyond what the GPT pol
 anyway (each avatar's recent visit tokens, when it decided, the venue's option states at
 each decision call): ``explain_decision`` feeds that context through the model's forward
 pass with ``need_weights`` and returns the weights of every layer and head, the
-candidates with their probabilities and what each showed (crowd level, queue wait, and
+candidates with their probabilities and what each showed (crowd level, queue wait, for a
+model that compares queues how much longer its queue was than the quickest of its kind, and
 for a model that takes the programme, its show state: "wanted in 30-40 min").
 """
 
@@ -22,11 +23,12 @@ from llm.features import (
     FEATURES,
     FULL_OPTION,
     N_CROWD,
+    N_QUEUE_GAPS,
     SHOW_STATES,
     TOD_BUCKET_S,
     WAIT_LABELS,
 )
-from llm.zones import FRUIN_LABELS
+from llm.zones import FRUIN_LABELS, ZONE_KINDS
 
 #: Visits remembered per avatar for explanations (the cache itself holds block_size).
 MEMORY = 128
@@ -73,6 +75,10 @@ def explain_decision(policy: Any, avatar: int, visit: int | None = None) -> Expl
     state = policy.states[policy.call_of[avatar, visit % MEMORY]]
     with torch.no_grad():
         out = policy.model(feed, options, need_weights=True, mask_illegal=False)
+        gaps = None
+        if policy.model.config.queue_gap:
+            known = policy.model.known_options(torch.from_numpy(state))
+            gaps = (policy.model.queue_gaps(known) % N_QUEUE_GAPS).numpy()
     last_zone = int(tokens[-1, 0])
     places = policy.layout.place_hop[last_zone][None, :] >= 0
     probs = policy.probabilities(out.zone_logits[:, -1].numpy(), places)[0]
@@ -90,7 +96,12 @@ def explain_decision(policy: Any, avatar: int, visit: int | None = None) -> Expl
         candidates=candidates,
         chosen=names[chosen] if chosen >= 0 else None,
         shown=[
-            describe_option(int(state[z]), None if shows is None else int(shows[-1, z]))
+            describe_option(
+                int(state[z]),
+                None if shows is None else int(shows[-1, z]),
+                0 if gaps is None else int(gaps[z]),
+                ZONE_KINDS[int(policy.model.zone_kind[z])],
+            )
             for z in shown
         ],
     )
@@ -108,13 +119,17 @@ def label(zones: Sequence[str], token: np.ndarray) -> str:
     )
 
 
-def describe_option(state: int, show: int | None = None) -> str:
-    """What a candidate zone showed, from its option state and show state: "crowd B, queue
-    <6 min" or "crowd C, queue none, wanted in 30-40 min" (no show state: none named)."""
+def describe_option(state: int, show: int | None = None, gap: int = 0, kind: str = "") -> str:
+    """What a candidate zone showed, from its option state, show state and queue gap: "crowd
+    B, queue <6 min", "crowd B, queue <6 min, 2 levels over the quickest bar" or "crowd C,
+    queue none, wanted in 30-40 min" (no show state, no gap: none named)."""
     if state == FULL_OPTION:
         text = "full"
     else:
         text = f"crowd {FRUIN_LABELS[state % N_CROWD]}, queue {WAIT_LABELS[state // N_CROWD]}"
+    if gap:
+        more = "+" if gap == N_QUEUE_GAPS - 1 else ""
+        text += f", {gap}{more} level{'s' if gap > 1 else ''} over the quickest {kind}"
     return f"{text}, {SHOW_STATES[show]}" if show else text
 
 

@@ -222,25 +222,37 @@ def test_other_feature_buckets_are_refused(saved, key, value):
     assert f"other feature buckets ({key})" in message and "retrain" in message
 
 
-def test_a_checkpoint_from_before_the_needs_loads_and_one_that_needs_them_must_state_them(
-    saved,
+@pytest.mark.parametrize(
+    ("setting", "buckets", "other"),
+    [
+        (
+            "since_needs",
+            ("need_kinds", "since_edges_s"),
+            {"need_kinds": ["bar"], "since_edges_s": [60]},
+        ),
+        ("queue_gap", ("queue_gaps",), {"queue_gaps": 9}),
+    ],
+)
+def test_a_checkpoint_from_before_a_setting_loads_and_one_with_it_must_state_its_buckets(
+    saved, setting, buckets, other
 ):
-    """Checkpoints saved before ``since_needs`` state no need buckets: one whose model reads
-    no needs loads (the shipped models of that time); one whose model reads them, or that
-    states other buckets, is refused."""
+    """Checkpoints saved before ``since_needs`` (or ``queue_gap``) state no need buckets (no
+    number of queue gaps): one whose model reads no needs (no gaps) loads (the shipped
+    models of that time); one whose model reads them, or that states other buckets, is
+    refused."""
     path, model = saved
-    assert not model.config.since_needs
+    assert not getattr(model.config, setting)
 
     def before(meta):
-        for key in ("need_kinds", "since_edges_s"):
+        for key in buckets:
             meta["features"].pop(key)
 
     rewrite(path, edit_meta=before)
-    assert not load(path).model.config.since_needs
-    rewrite(path, edit_meta=lambda m: m["config"].update(since_needs=1))
-    assert "other feature buckets (need_kinds, since_edges_s)" in _refused(path)
-    rewrite(path, edit_meta=lambda m: m["features"].update(need_kinds=["bar"], since_edges_s=[60]))
-    assert "other feature buckets (need_kinds, since_edges_s)" in _refused(path)
+    assert not getattr(load(path).model.config, setting)
+    rewrite(path, edit_meta=lambda m: m["config"].update({setting: 1}))
+    assert f"other feature buckets ({', '.join(buckets)})" in _refused(path)
+    rewrite(path, edit_meta=lambda m: m["features"].update(other))
+    assert f"other feature buckets ({', '.join(buckets)})" in _refused(path)
 
 
 def test_inconsistent_metadata_is_refused(saved):

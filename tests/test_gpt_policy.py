@@ -22,9 +22,12 @@ def run(policy: str = "gpt", **changes) -> VenueModel:  # noqa: ANN003
     return VenueModel(scenario.replace(**changes)).run()
 
 
-def tiny_model_of(scenario: Scenario, folder, steps: int = 20, **given) -> checkpoint.Checkpoint:  # noqa: ANN003
+def tiny_model_of(
+    scenario: Scenario, folder, steps: int = 20, config: dict | None = None, **given
+) -> checkpoint.Checkpoint:  # noqa: ANN003
     """A tiny GPT learnt in a few steps from one scripted run of ``scenario`` (with the
-    ``programme`` or ``capacities`` given to training), loaded back from its checkpoint."""
+    ``programme`` or ``capacities`` given to training, and ``config`` added to its shape),
+    loaded back from its checkpoint."""
     from llm.train import TrainConfig, train
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,7 @@ def tiny_model_of(scenario: Scenario, folder, steps: int = 20, **given) -> check
         folder / "run",
         vocab=scenario.load_venue().vocabulary(),
         cfg=TrainConfig(max_steps=steps, eval_every=10, seed=0),
-        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
+        model_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16} | (config or {}),
         progress=False,
         **given,
     )
@@ -332,14 +335,20 @@ def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cac
     """A model trained with the programme in every token (``show_view``): the probabilities
     a cached step gave live equal a full forward over the context with each visit's show
     states (``explain``), caches re-encoded from a short window included, so that the
-    programme a re-encoded visit saw is the one it saw when it chose."""
+    programme a re-encoded visit saw is the one it saw when it chose. The model also weighs
+    queues against the quickest of their kind (``queue_gap``), as the live NumPy step and
+    the full forward must alike."""
     from twin.shipped import programme_of
 
     scenario = Scenario(venue="expo", avatars=400, hours=4.0, seed=5, policy="scripted")
-    ckpt = tiny_model_of(scenario, tmp_path, programme=programme_of(scenario))
+    ckpt = tiny_model_of(
+        scenario, tmp_path, programme=programme_of(scenario), config={"queue_gap": 1}
+    )
     assert ckpt.model.config.show_view == 1 and ckpt.model.config.n_show_states == N_SHOW_STATES
-    with torch.no_grad():  # a programme strong enough to matter in the context
+    assert ckpt.model.config.queue_gap == 1
+    with torch.no_grad():  # a programme and queue gaps strong enough to matter
         ckpt.model.programme_state.weight.normal_(0.0, 0.3)
+        ckpt.model.gap_state.weight.normal_(0.0, 0.3)
     policy = GPTPolicy(ckpt, window=6)
     model = VenueModel(scenario.replace(policy="gpt", seed=2, avatars=300), policy=policy)
     checked, longest = live_against_explained(model, policy, every=5)
@@ -354,6 +363,24 @@ def test_a_model_that_sees_the_programme_in_every_token_keeps_it_through_its_cac
     ]
     assert any("wanted in" in what for what in shown)
     assert any(what.endswith("wanted on") for what in shown)
+
+
+def test_an_explanation_says_how_much_longer_a_queue_was_than_the_quickest_of_its_kind():
+    """What a candidate showed, in words: its crowd and queue, its queue's gap to the
+    quickest place of its kind (a model that compares them), and its show state."""
+    from agents.explain import describe_option
+    from llm.features import N_CROWD, N_QUEUE_GAPS, SHOW_STATES
+
+    state = 1 + N_CROWD * 4  # crowd B, a 3-6 minute queue
+    assert describe_option(state) == "crowd B, queue <6 min"
+    assert describe_option(state, gap=1, kind="bar") == (
+        "crowd B, queue <6 min, 1 level over the quickest bar"
+    )
+    longest = describe_option(state, SHOW_STATES.index("show on"), N_QUEUE_GAPS - 1, "bar")
+    assert (
+        longest
+        == f"crowd B, queue <6 min, {N_QUEUE_GAPS - 1}+ levels over the quickest bar, show on"
+    )
 
 
 def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:

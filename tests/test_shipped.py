@@ -23,10 +23,13 @@ def test_shipped_model_fits_its_venue_and_beats_markov(venue: str) -> None:
     assert figures["perplexity"] < markov2["perplexity"]
     assert figures["acc1"] > markov2["acc1"]
     assert ckpt.training["rebuild"] == "python -m twin.shipped"
-    # Trained as long as the recipe says (``STEPS``), unless it stopped early.
-    from twin.shipped import STEPS
+    # Trained as long as the recipe says (``STEPS``), unless it stopped early, and with the
+    # shape it says (``QUEUE_GAP``, ``BLOCK_SIZE``): a rebuild gives the model shipped.
+    from twin.shipped import BLOCK_SIZE, QUEUE_GAP, STEPS
 
     assert ckpt.training["steps"] == STEPS[venue] or ckpt.training["stopped_early"]
+    assert ckpt.model.config.queue_gap == QUEUE_GAP[venue]
+    assert ckpt.model.config.block_size == BLOCK_SIZE[venue]
     # Scored on a run it never saw: the held-out seed is none of the training runs'.
     seed_of = lambda text: int(re.search(r"seed (\d+)", text).group(1))  # noqa: E731
     trained_on = {seed_of(log) for log in ckpt.training["logs"]}
