@@ -227,8 +227,9 @@ def test_a_longer_queue_never_draws_a_model_that_costs_waits_apart():
 def test_a_queue_is_scored_by_its_gap_to_the_quickest_open_place_of_its_kind():
     """``queue_gap``: a candidate's queue is compared with the shortest at a place of its
     kind that takes visitors, in wait levels (capped at ``N_QUEUE_GAPS - 1``); the quickest,
-    a kind's only place and a full place have gap 0. With it, a café's score changes when
-    only the other café's queue does, as a visitor choosing between them weighs them."""
+    a kind's only place and a full place have gap 0. A café whose own state is the same
+    scores by another row of ``gap_state`` when the other café's queue is short than when
+    it is as long: what a visitor choosing between them weighs."""
     from llm.features import FULL_OPTION, N_CROWD, N_QUEUE_GAPS
 
     model = tiny(queue_gap=1)
@@ -239,25 +240,23 @@ def test_a_queue_is_scored_by_its_gap_to_the_quickest_open_place_of_its_kind():
     assert (gaps % N_QUEUE_GAPS).tolist() == [N_QUEUE_GAPS - 1, 0, 2, 2, 0, 0]
     full = N_CROWD * waits
     full[1] = FULL_OPTION  # the short café is full: the other is its kind's quickest
-    assert (model.queue_gaps(full[None, None]) % N_QUEUE_GAPS)[0, 0].tolist()[:2] == [0, 0]
+    assert (model.queue_gaps(full) % N_QUEUE_GAPS).tolist()[:2] == [0, 0]
     tokens, _ = random_tokens(model.config, b=2, t=3)
-    short = (N_CROWD * waits).expand(2, 3, Z).clone()
-    short[..., 0] = 0  # both cafés without a queue
-    longer = short.clone()
-    longer[..., 1] = N_CROWD * 4  # only the other café's queue grows
+    as_long = (N_CROWD * waits).expand(2, 3, Z).clone()
+    as_long[..., :2] = N_CROWD * 4  # both cafés: a 3-6 minute queue
+    other_short = as_long.clone()
+    other_short[..., 1] = 0  # the other café: none
+    assert (model.queue_gaps(as_long)[..., 0] == 0).all()
+    assert (model.queue_gaps(other_short)[..., 0] == N_QUEUE_GAPS - 1).all()
     with torch.no_grad():
         model.gap_state.weight.normal_(0, 1)
-    before = model(tokens, short, mask_illegal=False).zone_logits[..., 0]
-    after = model(tokens, longer, mask_illegal=False).zone_logits[..., 0]
-    gap_part = model.gap_state.weight[:N_QUEUE_GAPS].clone()  # the cafés: kind 0
-    hidden = model(tokens, longer, mask_illegal=False).hidden
+    rows = model.gap_state.weight[[0, N_QUEUE_GAPS - 1]].clone()  # the cafés' gaps 0 and 3+
+    scored = [model(tokens, o, mask_illegal=False) for o in (as_long, other_short)]
     with torch.no_grad():
         model.gap_state.weight.zero_()
-    unscored = model(tokens, longer, mask_illegal=False).zone_logits[..., 0]
-    # the café's own gap is 0 in both states; what moves it through the gap alone is its
-    # row for gap 0 scored against the hidden state
-    assert torch.allclose(after - unscored, hidden @ gap_part[0], atol=1e-4)
-    assert not torch.allclose(before, after, atol=1e-3)
+    for out, row, options in zip(scored, rows, (as_long, other_short), strict=True):
+        unscored = model(tokens, options, mask_illegal=False).zone_logits[..., 0]
+        assert torch.allclose(out.zone_logits[..., 0] - unscored, out.hidden @ row, atol=1e-4)
 
 
 @pytest.mark.parametrize("newer", [0, 1])
