@@ -125,15 +125,19 @@ def print_tables(reports: dict[str, dict]) -> None:
         total_met, total = total_met + cells["met"], total + cells["of"]
         print(f"- {venue}: {cells['met']} of {cells['of']} intervention cells met")
     print(f"- all: {total_met} of {total} ({total_met / max(total, 1):.0%})")
-    print("\n| venue | intervention | zones most apart: change of visits, twin vs reference |")
-    print("| --- | --- | --- |")
-    for venue, report in reports.items():
-        for item in report["interventions"]:
-            apart = "; ".join(
-                f"{r['zone']} {r['twin']:+,.0f} vs {r['reference']:+,.0f}"
-                for r in zone_rows(item, 3)
-            )
-            print(f"| {venue} | {item['name']} | {apart} |")
+    for of, what in (
+        ("zone_visits", "change of visits"),
+        ("zone_crowd_risk", "change of person-minutes at Fruin E/F"),
+    ):
+        print(f"\n| venue | intervention | zones most apart: {what}, twin vs reference |")
+        print("| --- | --- | --- |")
+        for venue, report in reports.items():
+            for item in report["interventions"]:
+                apart = "; ".join(
+                    f"{r['zone']} {r['twin']:+,.0f} vs {r['reference']:+,.0f}"
+                    for r in zone_rows(item, 3, of)
+                )
+                print(f"| {venue} | {item['name']} | {apart} |")
 
 
 def _short(value: object) -> str:

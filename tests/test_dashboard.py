@@ -630,7 +630,7 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     no_trouble(at)
     assert any("No validation yet" in i.value for i in at.info)
     widget(at.selectbox, "Venue").set_value("concert_hall").run()
-    widget(at.number_input, "Avatars").set_value(300)
+    widget(at.number_input, "Avatars").set_value(1200)  # enough to crowd the gate left open
     widget(at.number_input, "Hours").set_value(1.0)
     widget(at.number_input, "Seeds").set_value(1)
     widget(at.multiselect, "What-ifs (each runs twin and reference again)").set_value(
@@ -640,7 +640,7 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     no_trouble(at)
     assert not at.error, [e.value for e in at.error]
     expected = validate(
-        "concert_hall", avatars=300, hours=1.0, seeds=1, intervention_keys=["gate_closed"]
+        "concert_hall", avatars=1200, hours=1.0, seeds=1, intervention_keys=["gate_closed"]
     )
     met = sum(expected["passed"]["figures"].values())
     shown = {m.label: m.value for m in at.metric}
@@ -656,7 +656,11 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     assert "Who attends the shows" in headers
     attendance = at.dataframe[1].value
     assert list(attendance["stage"]) == ["main_hall", "main_hall"]
-    assert any("visits per zone" in e.label for e in at.expander)
+    assert any("zone by zone" in e.label for e in at.expander)
+    captions = [c.value for c in at.caption]
+    assert "Change of visits per zone, twin against reference." in captions
+    risk = "Change of crowd risk per zone (person-minutes at Fruin E/F)."
+    assert expected["interventions"][0]["zone_crowd_risk"] and risk in captions
     assert len(at.get("plotly_chart")) >= 2  # shares, occupancy, dwell
 
 

@@ -245,6 +245,14 @@ def test_the_command_writes_the_report_with_every_key(tmp_path, capsys):
     for item in report["interventions"]:
         assert set(item["twin_change"]) == set(item["reference_change"]) == set(INTERVENTION_KPIS)
         assert {r["zone"] for r in item["zone_visits"]} <= set(load_venue("concert_hall").zones)
+        # Where crowd risk parts: the zones' changes add up to the crowd risk's change.
+        for side in ("twin", "reference"):
+            total = sum(r[side] for r in item["zone_crowd_risk"])
+            change = item[f"{side}_change"]["los_ef_person_minutes"]
+            assert total == pytest.approx(change, rel=1e-6, abs=1e-3)
+    assert any(
+        r["twin"] or r["reference"] for i in report["interventions"] for r in i["zone_crowd_risk"]
+    )
     cells = report["passed"]["intervention_cells"]
     assert cells["of"] == 9 and cells["met"] == sum(
         ok for i in report["interventions"] for ok in i["passed"].values()
@@ -260,6 +268,7 @@ def test_the_command_writes_the_report_with_every_key(tmp_path, capsys):
     text = page.read_text()
     assert "Interventions: " in text and "plotly" in text and "Occupancy" in text
     assert "Who attends the shows" in text and "visits per zone, change" in text
+    assert "crowd risk per zone (person-minutes at Fruin E/F), change" in text
     printed = capsys.readouterr().out
     assert "targets met" in printed and "zone shares" in printed
     assert "of 9 intervention cells met" in printed and "visits most apart" in printed

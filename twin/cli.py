@@ -622,10 +622,13 @@ def validate_twin(args: argparse.Namespace) -> int:
             f"{'met' if row['met'] else 'MISSED'}{' (within noise)' if row['within_noise'] else ''}"
         )
     for item in report["interventions"]:
-        apart = ", ".join(
-            f"{r['zone']} {r['twin']:+,.0f} vs {r['reference']:+,.0f}" for r in zone_rows(item, 3)
-        )
-        print(f"  {item['name']}: visits most apart: {apart}")
+        for of, what in (("zone_visits", "visits"), ("zone_crowd_risk", "crowd risk")):
+            apart = ", ".join(
+                f"{r['zone']} {r['twin']:+,.0f} vs {r['reference']:+,.0f}"
+                for r in zone_rows(item, 3, of)
+            )
+            if apart:
+                print(f"  {item['name']}: {what} most apart: {apart}")
     verdict = report["passed"]
     cells = verdict["intervention_cells"]
     if cells["of"]:

@@ -32,6 +32,7 @@ class Totals:
 
     def __init__(self, n_zones: int) -> None:
         self.person_minutes_los_ef = 0.0
+        self.los_ef_by_zone = np.zeros(n_zones)  # the same, per zone
         self.peak_density = 0.0
         self.peak_zone = -1
         self.avatar_steps = 0
@@ -44,7 +45,9 @@ class Totals:
         density = crowd.density()
         levels = crowd_level(density)
         crowded = levels >= CROWDED_LEVEL
-        self.person_minutes_los_ef += float(crowd.occupancy[crowded].sum()) * dt / 60.0
+        minutes = crowd.occupancy[crowded] * dt / 60.0
+        self.los_ef_by_zone[crowded] += minutes
+        self.person_minutes_los_ef += float(minutes.sum())
         z = int(np.argmax(density))
         if density[z] > self.peak_density:
             self.peak_density, self.peak_zone = float(density[z]), z

@@ -178,6 +178,10 @@ def run_stats(model: Any, zones: Sequence[str] | None = None) -> dict[str, Any]:
         ("mean_satisfaction", "mean_satisfaction"),
     ):
         stats[key] = float(kpis[name])
+    by_zone = model.totals.los_ef_by_zone
+    stats["zone_crowd_risk"] = {
+        venue.zones[z]: float(by_zone[z]) for z in np.flatnonzero(by_zone > 0)
+    }
     return stats
 
 
@@ -381,7 +385,9 @@ def intervention_figures(
     ``noise``: the standard error of the reference's change; a change within
     ``NOISE_SIGMAS`` of it is ``within_noise`` (its direction is not established).
     ``zone_visits``: each zone's change of visits (mean over seeds), twin and reference,
-    the largest differences first: where the twin's response parts from its reference's."""
+    the largest differences first: where the twin's response parts from its reference's;
+    ``zone_crowd_risk`` the same for each zone's person-minutes at Fruin E/F (they add up
+    to the crowd risk's change)."""
     out: dict[str, Any] = {"key": key, "name": name}
     twin_change, reference_change, passed, noise, quiet = {}, {}, {}, {}, {}
     for kpi in INTERVENTION_KPIS:
@@ -415,24 +421,26 @@ def intervention_figures(
     out["reference_noise"] = noise
     out["within_noise"] = quiet
     out["passed"] = passed
-    out["zone_visits"] = zone_visit_changes(base, changed)
+    out["zone_visits"] = zone_changes(base, changed, "zone_counts")
+    out["zone_crowd_risk"] = zone_changes(base, changed, "zone_crowd_risk")
     return out
 
 
-def zone_visit_changes(
-    base: dict[str, list[dict[str, Any]]], changed: dict[str, list[dict[str, Any]]]
+def zone_changes(
+    base: dict[str, list[dict[str, Any]]], changed: dict[str, list[dict[str, Any]]], key: str
 ) -> list[dict[str, Any]]:
-    """Each zone's change of visits under an intervention (mean over the seeds), for the
-    twin and the reference, ordered by how far apart they are."""
+    """Each zone's change of a per-zone statistic ``key`` of the runs (``zone_counts``: its
+    visits; ``zone_crowd_risk``: its person-minutes at Fruin E/F) under an intervention
+    (mean over the seeds), for the twin and the reference, ordered by how far apart they
+    are."""
 
     def change(side: str) -> dict[str, float]:
-        zones = set().union(*(s.get("zone_counts", {}) for s in base[side] + changed[side]))
+        zones = set().union(*(s.get(key, {}) for s in base[side] + changed[side]))
         return {
             z: float(
                 np.mean(
                     [
-                        after.get("zone_counts", {}).get(z, 0)
-                        - before.get("zone_counts", {}).get(z, 0)
+                        after.get(key, {}).get(z, 0) - before.get(key, {}).get(z, 0)
                         for before, after in zip(base[side], changed[side], strict=True)
                     ]
                 )

@@ -103,10 +103,13 @@ def attendance_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def zone_rows(item: dict[str, Any], n: int = ZONE_ROWS) -> list[dict[str, Any]]:
-    """The ``n`` zones whose change of visits under one intervention differs most between
-    the twin and the reference."""
-    return list(item.get("zone_visits") or [])[:n]
+def zone_rows(
+    item: dict[str, Any], n: int = ZONE_ROWS, of: str = "zone_visits"
+) -> list[dict[str, Any]]:
+    """The ``n`` zones whose change under one intervention differs most between the twin
+    and the reference: of visits (``of="zone_visits"``) or of crowd risk, person-minutes
+    at Fruin E/F (``"zone_crowd_risk"``; reports before it have none)."""
+    return list(item.get(of) or [])[:n]
 
 
 def _number(value: Any) -> Any:
@@ -266,16 +269,21 @@ def html(report: dict[str, Any]) -> str:
             f"<th></th><th></th></tr>{what_ifs}</table>"
         )
         for item in report.get("interventions", []):
-            zones = "".join(
-                f"<tr><td>{escape.escape(r['zone'])}</td><td>{_fmt(r['twin'])}</td>"
-                f"<td>{_fmt(r['reference'])}</td></tr>"
-                for r in zone_rows(item)
-            )
-            what_ifs += (
-                f"<h3>{escape.escape(item['name'])}: visits per zone, change</h3>"
-                "<table border=1 cellpadding=4><tr><th>zone</th><th>twin</th>"
-                f"<th>reference</th></tr>{zones}</table>"
-            )
+            for of, what in (
+                ("zone_visits", "visits per zone"),
+                ("zone_crowd_risk", "crowd risk per zone (person-minutes at Fruin E/F)"),
+            ):
+                zones = "".join(
+                    f"<tr><td>{escape.escape(r['zone'])}</td><td>{_fmt(r['twin'])}</td>"
+                    f"<td>{_fmt(r['reference'])}</td></tr>"
+                    for r in zone_rows(item, of=of)
+                )
+                if zones:
+                    what_ifs += (
+                        f"<h3>{escape.escape(item['name'])}: {what}, change</h3>"
+                        "<table border=1 cellpadding=4><tr><th>zone</th><th>twin</th>"
+                        f"<th>reference</th></tr>{zones}</table>"
+                    )
     shows = "".join(
         f"<tr><td>{escape.escape(r['stage'])}</td><td>{escape.escape(r['who'])}</td>"
         f"<td>{_fmt(r['twin'], 'share')}</td><td>{_fmt(r['reference'], 'share')}</td>"

@@ -145,8 +145,13 @@ def show(report: dict[str, Any]) -> None:
         )
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="val-interventions")
         for i, item in enumerate(report["interventions"]):
-            with st.expander(f"{item['name']}: the visits per zone, twin against reference"):
+            with st.expander(f"{item['name']}: where the twin parts, zone by zone"):
+                st.caption("Change of visits per zone, twin against reference.")
                 st.dataframe(pd.DataFrame(zone_rows(item)), hide_index=True, key=f"val-zones-{i}")
+                risk = zone_rows(item, of="zone_crowd_risk")
+                if risk:
+                    st.caption("Change of crowd risk per zone (person-minutes at Fruin E/F).")
+                    st.dataframe(pd.DataFrame(risk), hide_index=True, key=f"val-risk-{i}")
     for i, (title, fig) in enumerate(figures(report).items()):
         st.subheader(title)
         st.plotly_chart(fig, key=f"val-figure-{i}")
