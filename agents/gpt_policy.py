@@ -272,18 +272,20 @@ class GPTPolicy:
         place = np.where(choices.any(axis=1), place, zone)  # nowhere open: stays on
         next_show = None if shows is None else shows[np.arange(len(idx)), place]
         dwell_logits = self.decoder.dwell_logits(hidden, place, next_show).astype(np.float64)
-        left = self.show_left(zone, now, place)
-        if self.model.config.show_end_dwell:  # "until the show ends" where one is to end
-            dwell_logits[:, UNTIL_SHOW_ENDS] = np.where(
-                np.isfinite(left), dwell_logits[:, UNTIL_SHOW_ENDS], -np.inf
-            )
+        ends = self.model.config.show_end_dwell
+        left = self.show_left(zone, now, place, max(ends, 1))  # (B, classes)
+        until = slice(UNTIL_SHOW_ENDS, UNTIL_SHOW_ENDS + ends)
+        # "until a show ends" only where that show is still to end
+        open_ = np.isfinite(left[:, :ends])
+        dwell_logits[:, until] = np.where(open_, dwell_logits[:, until], -np.inf)
         dwell_probs = softmax_rows(dwell_logits / self.temperature)
         bucket = choose(dwell_probs, uniforms(self.seed, idx, visit, _DWELL_DRAW))
         stay = dwell_seconds(bucket, uniforms(self.seed, idx, visit, _DWELL_DRAW + 1))
-        if self.model.config.show_end_dwell:
-            stay = np.where(bucket == UNTIL_SHOW_ENDS, left, stay)
+        if ends:
+            nth = np.clip(bucket - UNTIL_SHOW_ENDS, 0, ends - 1)
+            stay = np.where(bucket >= UNTIL_SHOW_ENDS, left[np.arange(len(idx)), nth], stay)
         else:
-            stay = self.until_show_ends(left, bucket, stay)
+            stay = self.until_show_ends(left[:, 0], bucket, stay)
         self.goal_wait[idx] = wait_level(obs.queue_wait_s[r, place])
         self.chosen[idx, visit % MEMORY] = place
         self.kv.release(idx[self.is_exit[place]])  # heading out: no more decisions
@@ -326,17 +328,19 @@ class GPTPolicy:
         best = far.argmin(axis=1)
         return np.where(np.isfinite(far[np.arange(len(zone)), best]), best, -1)
 
-    def show_left(self, zone: np.ndarray, now: np.ndarray, place: np.ndarray) -> np.ndarray:
-        """(B,) seconds from the avatars' entry at ``place`` (walking there from ``zone``
-        from ``now``) until the first show there that is on or to come then ends (inf where
-        none: not a stage, or its shows over)."""
+    def show_left(
+        self, zone: np.ndarray, now: np.ndarray, place: np.ndarray, n: int = 1
+    ) -> np.ndarray:
+        """(B, n) seconds from the avatars' entry at ``place`` (walking there from ``zone``
+        from ``now``) until the first show there that is on or to come then ends, and the
+        ``n - 1`` after it (inf where none: not a stage, or its shows over)."""
         lay = self.layout
-        left = np.full(len(place), np.inf)
+        left = np.full((len(place), n), np.inf)
         staged = np.flatnonzero(np.isin(place, lay.show_stage))
         if len(staged):
             here, stage = zone[staged], place[staged]
             entry = now[staged] + lay.place_distance[here, stage] / PLANNING_SPEED
-            left[staged] = show_left_s(lay.show_stage, lay.show_end_s, stage, entry)
+            left[staged] = show_left_s(lay.show_stage, lay.show_end_s, stage, entry, n)
         return left
 
     def until_show_ends(

@@ -23,14 +23,15 @@ import torch
 from llm.causal import last_served_by_zone, present_at, stay_until_choice
 from llm.features import (
     FEATURES,
+    MAX_SHOW_ENDS,
     SHOW_ENDING_S,
     Capacities,
     Programme,
     dwell_bucket,
-    ends_with_show,
     needs_before,
     option_state,
     profile_vectors,
+    show_end_class,
     show_left_s,
     show_states,
     visit_features,
@@ -64,17 +65,18 @@ class Sequences:
     #: dwell less the log's queue wait, 0 where it states none): what the model predicts
     #: of a next visit, the twin adding the queue it has then (``GPTPolicy.dwell_from``).
     served_dwell: np.ndarray | None = None
-    #: (N,) float64 seconds from each visit's entry until the first show at its zone that
-    #: is on or to come then ends (``llm.features.show_left_s``; inf where none), where a
-    #: programme was given: whether a visit stayed until the show ended.
+    #: (N, MAX_SHOW_ENDS) float64 seconds from each visit's entry until the first show at
+    #: its zone that is on or to come then ends, and the next one (``llm.features.
+    #: show_left_s``; inf where none), where a programme was given: whether a visit stayed
+    #: until a show ended, and which.
     show_left_s: np.ndarray | None = None
 
-    def until_show_ends(self) -> np.ndarray:
-        """(N,) bool: visits that stayed until the show at their zone ended
-        (``llm.features.ends_with_show``); none without a programme."""
+    def show_end_class(self) -> np.ndarray:
+        """(N,) int64: k for visits that stayed until the (k+1)-th show at their zone ended
+        (``llm.features.show_end_class``), -1 for the others (all without a programme)."""
         if self.show_left_s is None:
-            return np.zeros(self.n_visits, dtype=bool)
-        return ends_with_show(self.dwell_s, self.show_left_s)
+            return np.full(self.n_visits, -1, dtype=np.int64)
+        return show_end_class(self.dwell_s, self.show_left_s)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -171,7 +173,7 @@ def encode(
         profiles = frame["profile"].to_numpy() if "profile" in frame else np.full(len(frame), "")
         moment = frame["seconds_of_day"].to_numpy() + decided
         shows = np.zeros((len(frame), len(vocab)), dtype=np.int8)
-        show_left = np.full(len(frame), np.inf)
+        show_left = np.full((len(frame), MAX_SHOW_ENDS), np.inf)
         for i, day in enumerate(programmes):
             rows = np.flatnonzero(which == i)
             if len(day) == 0 or len(rows) == 0:
@@ -187,7 +189,11 @@ def encode(
                 show_grace_s,
             )
             show_left[rows] = show_left_s(
-                stage, np.asarray(day.end_s), zone[rows], frame["seconds_of_day"].to_numpy()[rows]
+                stage,
+                np.asarray(day.end_s),
+                zone[rows],
+                frame["seconds_of_day"].to_numpy()[rows],
+                MAX_SHOW_ENDS,
             )
     place = ~vocab.passage[zone]  # ... but only places are tokens
     trajectory = trajectory[place]
@@ -412,8 +418,9 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     Each window holds the token features (B, T), ``options`` (B, T, Z) option states,
     ``profile`` (B, P) the trajectory's declared profile (where ``seqs`` has profiles),
     the targets ``next_zone`` and ``next_dwell`` (B, T; -1 where there is none),
-    ``next_ends_show`` (B, T) bool, whether that next visit stayed until the show there
-    ended (the ``UNTIL_SHOW_ENDS`` class of a model that has it), and ``length``. A
+    ``next_show_end`` (B, T) int, k where that next visit stayed until the (k+1)-th show
+    there ended (the ``UNTIL_SHOW_ENDS + k`` class of a model that has it), else -1, and
+    ``length``. A
     trajectory longer than the window is cut into windows overlapping by half, and each
     target is counted in one window only.
     """
@@ -430,8 +437,8 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
     out["options"] = np.zeros((n, block_size, z), dtype=np.int8)
     out["next_zone"] = np.full((n, block_size), -1, dtype=np.int64)
     out["next_dwell"] = np.full((n, block_size), -1, dtype=np.int64)
-    out["next_ends_show"] = np.zeros((n, block_size), dtype=bool)
-    ends_show = seqs.until_show_ends()
+    out["next_show_end"] = np.full((n, block_size), -1, dtype=np.int64)
+    show_end = seqs.show_end_class()
     out["length"] = np.zeros(n, dtype=np.int64)
     if seqs.shows is not None:
         out["shows"] = np.zeros((n, block_size, z), dtype=np.int8)
@@ -458,5 +465,5 @@ def blocks(seqs: Sequences, block_size: int) -> dict[str, torch.Tensor]:
         out["next_zone"][w, :length] = np.where(keep, seqs.features["zone"][nxt], -1)
         dwell = seqs.features["dwell"] if seqs.served_dwell is None else seqs.served_dwell
         out["next_dwell"][w, :length] = np.where(keep, dwell[nxt], -1)
-        out["next_ends_show"][w, :length] = keep & ends_show[nxt]
+        out["next_show_end"][w, :length] = np.where(keep, show_end[nxt], -1)
     return {k: torch.from_numpy(v) for k, v in out.items()}

@@ -234,15 +234,17 @@ class GPTPredictor:
 
     @staticmethod
     def until_show_ends(seqs: Sequences, dwell: np.ndarray, buckets: np.ndarray) -> np.ndarray:
-        """Dwell buckets of predictions, "until the show ends" (``UNTIL_SHOW_ENDS``) read as
-        the bucket of the time left until the show at the next visit's zone ends; where
-        no show is on or to come there, the likeliest bucket."""
-        until = dwell == UNTIL_SHOW_ENDS
+        """Dwell buckets of predictions, "until a show ends" (``UNTIL_SHOW_ENDS + k``) read
+        as the bucket of the time left until the (k+1)-th show at the next visit's zone
+        ends; where no such show is on or to come there, the likeliest bucket."""
+        until = dwell >= UNTIL_SHOW_ENDS
         if not until.any():
             return dwell
         left = np.full(len(dwell), np.inf)
         if seqs.show_left_s is not None:
-            left = seqs.show_left_s[target_positions(seqs) + 1]
+            ahead = seqs.show_left_s[target_positions(seqs) + 1]
+            nth = np.clip(dwell - UNTIL_SHOW_ENDS, 0, ahead.shape[1] - 1)
+            left = ahead[np.arange(len(dwell)), nth]
         known = until & np.isfinite(left)
         dwell = np.where(until, buckets, dwell)
         dwell[known] = dwell_bucket(left[known])

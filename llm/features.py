@@ -74,9 +74,15 @@ DWELL_CENTRES_S: tuple[float, ...] = tuple(
 #: The dwell class after the buckets, of a model whose dwell head has it
 #: (``GPTConfig.show_end_dwell``): "until the show there ends", a stay at a stage that ends
 #: with the first show there on or still to come when the visitor came in. Learnt from
-#: the programme and the log (``ends_with_show``), so that a model says which visitors
+#: the programme and the log (``show_end_class``), so that a model says which visitors
 #: stay to the end, and the twin reads the end from the programme, to the second.
+#: ``UNTIL_SHOW_ENDS + k``: until the (k+1)-th show there ends (a model with
+#: ``show_end_dwell`` above k has it): an audience that stays on through the interval
+#: for the next show, as a festival's crowd keeps its place for the headliner.
 UNTIL_SHOW_ENDS = N_DWELL
+#: The most "until a show ends" classes a model may have: the first show's end and the
+#: next's. (A stay through two intervals is rare enough to be left to the buckets.)
+MAX_SHOW_ENDS = 2
 #: A visit ends with a show when the visitor chose to leave within this of the show's end.
 SHOW_END_TOLERANCE_S = 120.0
 N_CROWD = len(FRUIN_BOUNDS) + 1
@@ -448,31 +454,45 @@ class Programme:
 
 
 def show_end_after(
-    show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, t: np.ndarray
+    show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, t: np.ndarray, nth: int = 0
 ) -> np.ndarray:
     """End of the earliest show (zones ``show_zone``, ends ``end_s``, each (S,)) at each
-    ``zone`` (B,) that is still on, or to come, at time ``t`` (B,) (inf where none)."""
+    ``zone`` (B,) that is still on, or to come, at time ``t`` (B,) (inf where none); with
+    ``nth`` k, of the (k+1)-th earliest."""
     on = (show_zone[None, :] == np.asarray(zone)[:, None]) & (
         end_s[None, :] > np.asarray(t)[:, None]
     )
-    return np.where(on, end_s[None, :], np.inf).min(axis=1, initial=np.inf)
+    ends = np.where(on, end_s[None, :], np.inf)
+    if nth == 0:
+        return ends.min(axis=1, initial=np.inf)
+    if ends.shape[1] <= nth:
+        return np.full(len(ends), np.inf)
+    return np.partition(ends, nth, axis=1)[:, nth]
 
 
 def show_left_s(
-    show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, entered_s: np.ndarray
+    show_zone: np.ndarray,
+    end_s: np.ndarray,
+    zone: np.ndarray,
+    entered_s: np.ndarray,
+    n: int = 1,
 ) -> np.ndarray:
-    """(B,) seconds from each visit's entry (``entered_s``, on the clock of ``end_s``: the
-    day's in a log, the twin's since opening live) at ``zone`` until the first show there
-    that is on or to come then ends (inf where none)."""
+    """(B, n) seconds from each visit's entry (``entered_s``, on the clock of ``end_s``:
+    the day's in a log, the twin's since opening live) at ``zone`` until the first show
+    there that is on or to come then ends, and the ``n - 1`` after it (inf where none)."""
     entered = np.asarray(entered_s, dtype=np.float64)
-    return show_end_after(show_zone, end_s, zone, entered) - entered
+    return np.stack(
+        [show_end_after(show_zone, end_s, zone, entered, k) - entered for k in range(n)], axis=1
+    )
 
 
-def ends_with_show(stay_s: np.ndarray, show_left: np.ndarray) -> np.ndarray:
-    """(B,) bool: visits whose choice to leave (``stay_s`` after entry) came within
-    ``SHOW_END_TOLERANCE_S`` of the end of the show there (``show_left_s``): the
-    "until the show ends" class of a model that has it (``UNTIL_SHOW_ENDS``)."""
-    return np.abs(np.asarray(stay_s) - np.asarray(show_left)) <= SHOW_END_TOLERANCE_S
+def show_end_class(stay_s: np.ndarray, show_left: np.ndarray) -> np.ndarray:
+    """(B,) int64: k where a visit's choice to leave (``stay_s`` after entry) came within
+    ``SHOW_END_TOLERANCE_S`` of the end of the (k+1)-th show there (``show_left`` (B, K),
+    ``show_left_s``), the earliest such; -1 where none: the "until a show ends" class
+    ``UNTIL_SHOW_ENDS + k`` of a model that has it."""
+    near = np.abs(np.asarray(stay_s)[:, None] - np.asarray(show_left)) <= SHOW_END_TOLERANCE_S
+    return np.where(near.any(axis=1), near.argmax(axis=1), -1).astype(np.int64)
 
 
 def show_states(

@@ -53,6 +53,7 @@ from torch import nn
 from llm.features import (
     FEATURES,
     FULL_OPTION,
+    MAX_SHOW_ENDS,
     N_CROWD,
     N_DWELL,
     N_OPTION,
@@ -99,7 +100,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "n_profile": (0, 100_000),
     "n_show_states": (0, 1_000),
     "show_view": (0, 1),
-    "show_end_dwell": (0, 1),
+    "show_end_dwell": (0, MAX_SHOW_ENDS),
     "end_stay": (0, 1),
     "since_needs": (0, 1),
     "wait_apart": (0, 1),
@@ -135,9 +136,11 @@ class GPTConfig:
     # included, knows which of its shows are to come and which are over, not only the
     # score of a stage. 0: only the candidates' scores see it (models before issue 25).
     show_view: int = 0
-    # 1: the dwell head has one class more, "until the show there ends"
-    # (``llm.features.UNTIL_SHOW_ENDS``): the model says who stays to the end of a show, the
-    # programme says when that is. 0: buckets only (models before it, and without shows).
+    # k > 0: the dwell head has k classes more, "until the show there ends" and (k = 2)
+    # "until the next show there ends" (``llm.features.UNTIL_SHOW_ENDS``): the model says
+    # who stays to the end of a show, or on through the interval to the end of the next,
+    # the programme says when that is. 0: buckets only (models before it, and without
+    # shows); 1: the first show only (models before issue 25's ninth part).
     show_end_dwell: int = 0
     # 1: each token also holds the time since the visitor's arrival at its choice
     # (``end_stay``), beside the time at the visit's start (``stay``). 0: models before it,
@@ -796,8 +799,11 @@ class GPT(nn.Module):
             next_show = torch.gather(shows.long(), 2, target.clamp(min=0)[..., None])[..., 0]
         dwell = self.dwell_logits(out.hidden, target, next_show)
         dwell_target = batch["next_dwell"]
-        if self.config.show_end_dwell and "next_ends_show" in batch:
-            dwell_target = dwell_target.masked_fill(batch["next_ends_show"], UNTIL_SHOW_ENDS)
+        ends = batch.get("next_show_end")
+        if self.config.show_end_dwell and ends is not None:
+            # A stay until the end of a show this model has no class for keeps its bucket.
+            known = (ends >= 0) & (ends < self.config.show_end_dwell)
+            dwell_target = torch.where(known, UNTIL_SHOW_ENDS + ends, dwell_target)
         dwell_loss = F.cross_entropy(
             dwell.flatten(0, 1),
             dwell_target.flatten(),

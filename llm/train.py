@@ -49,6 +49,7 @@ from safetensors.torch import save_file
 from llm import checkpoint
 from llm.data import Sequences, blocks, encode, split, visitor_digests, visitor_parts
 from llm.features import (
+    MAX_SHOW_ENDS,
     N_OPTION,
     N_OPTION_STATES,
     N_SHOW_STATES,
@@ -517,7 +518,7 @@ def build_model(
                 n_show_states=n_show_states,
                 **{
                     "show_view": int(bool(n_show_states)),
-                    "show_end_dwell": int(bool(n_show_states)),
+                    "show_end_dwell": MAX_SHOW_ENDS if n_show_states else 0,
                     "end_stay": 1,
                     "since_needs": 1,
                     "n_options": N_OPTION_STATES if data.has_capacities else N_OPTION,

@@ -239,13 +239,18 @@ def test_gpt_samples_are_reproducible_legal_and_bounded(expo) -> None:
 
 
 def test_until_the_show_ends_is_scored_as_the_time_left_to_the_show() -> None:
-    """A prediction "until the show ends" is scored as the bucket of the time the next
-    visit had left until its show ended; where that visit's zone has no show to come, as
-    the likeliest bucket instead (the dwell metrics stay comparable with the baselines')."""
+    """A prediction "until the show ends" (or "until the next show ends") is scored as the
+    bucket of the time the next visit had left until that show ended; where that visit's
+    zone has no such show to come, as the likeliest bucket instead (the dwell metrics stay
+    comparable with the baselines')."""
     from llm.features import UNTIL_SHOW_ENDS, dwell_bucket
 
     # Two trajectories of three visits: targets at positions 0, 1, 3, 4.
     zone = np.array([0, 1, 2, 0, 1, 2])
+    left = np.full((6, 2), np.inf)
+    left[1] = [1800.0, np.inf]
+    left[4] = [600.0, 3000.0]
+    left[5] = [900.0, np.inf]  # a show to end there, none after it
     seqs = Sequences(
         features={"zone": zone},
         options=np.zeros((6, 3), dtype=np.int8),
@@ -254,9 +259,10 @@ def test_until_the_show_ends_is_scored_as_the_time_left_to_the_show() -> None:
         offsets=np.array([0, 3, 6]),
         keys=np.array(["a", "b"]),
         visitors=np.array(["a", "b"]),
-        show_left_s=np.array([np.inf, 1800.0, np.inf, np.inf, np.inf, np.inf]),
+        show_left_s=left,
     )
-    dwell = np.array([UNTIL_SHOW_ENDS, 5, UNTIL_SHOW_ENDS, 7])
+    dwell = np.array([UNTIL_SHOW_ENDS, 5, UNTIL_SHOW_ENDS + 1, UNTIL_SHOW_ENDS + 1])
     buckets = np.array([3, 5, 9, 7])
     got = GPTPredictor.until_show_ends(seqs, dwell, buckets)
-    assert got.tolist() == [dwell_bucket(np.array([1800.0]))[0], 5, 9, 7]
+    bucket = lambda s: int(dwell_bucket(np.array([s]))[0])  # noqa: E731
+    assert got.tolist() == [bucket(1800.0), 5, bucket(3000.0), 7]

@@ -725,28 +725,32 @@ def test_a_model_of_sixteen_show_states_reads_after_another_as_the_minutes():
 
 @torch.no_grad()
 def test_a_model_that_says_until_the_show_ends_learns_it_as_a_class_of_its_own():
-    """With ``show_end_dwell`` the dwell head has one class more, and a next visit that
-    stayed until its show ended is scored against it (``UNTIL_SHOW_ENDS``); a model
-    without it scores the same visit against its dwell bucket."""
+    """With ``show_end_dwell`` k the dwell head has k classes more, and a next visit that
+    stayed until the end of the first show at its stage, or (k = 2) the next, is scored
+    against its class (``UNTIL_SHOW_ENDS + 0`` or ``+ 1``); a model without that class
+    scores the same visit against its dwell bucket."""
     import torch.nn.functional as F
 
     from llm.features import N_DWELL, UNTIL_SHOW_ENDS
 
-    for flag in (0, 1):
+    for flag in (0, 1, 2):
         model = tiny(dropout=0.0, show_end_dwell=flag)
         assert model.dwell_head.out_features == N_DWELL + flag
         tokens, options = random_tokens(model.config, b=2, t=5)
         batch = dict(tokens, options=options)
         batch["next_zone"] = (tokens["zone"] + 1) % Z
         batch["next_dwell"] = tokens["dwell"]
-        batch["next_ends_show"] = torch.zeros(2, 5, dtype=torch.bool)
-        batch["next_ends_show"][0, 1:3] = True
+        batch["next_show_end"] = torch.full((2, 5), -1, dtype=torch.long)
+        batch["next_show_end"][0, 1:3] = 0
+        batch["next_show_end"][1, 2] = 1
         _, dwell_loss = model.loss(batch)
         out = model(batch, options)
         logits = model.dwell_logits(out.hidden, batch["next_zone"])
         target = batch["next_dwell"].clone()
-        if flag:
-            target[batch["next_ends_show"]] = UNTIL_SHOW_ENDS
+        if flag >= 1:
+            target[0, 1:3] = UNTIL_SHOW_ENDS
+        if flag == 2:
+            target[1, 2] = UNTIL_SHOW_ENDS + 1
         expected = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         assert torch.allclose(dwell_loss, expected)
 

@@ -384,32 +384,38 @@ def test_an_explanation_says_how_much_longer_a_queue_was_than_the_quickest_of_it
 
 
 def test_a_model_that_says_until_the_show_ends_leaves_with_it(tmp_path) -> None:
-    """A model trained with the programme has the dwell class "until the show ends"; an
-    avatar that draws it at a stage stays until the first show there that is on or to come
-    ends, read from the programme (forced here: every stay at a stage ends with its show,
-    and no stay elsewhere is endless); a model that never draws it leaves at its buckets."""
-    from llm.features import UNTIL_SHOW_ENDS
+    """A model trained with the programme has the dwell classes "until the show ends" and
+    "until the next show ends"; an avatar that draws the first at a stage stays until the
+    first show there that is on or to come ends, read from the programme (forced here:
+    every stay at a stage ends with its show, and no stay elsewhere is endless); one that
+    draws the second stays on through the interval until the show after it ends (where
+    there is one: else it draws another class); a model that never draws them leaves at
+    its buckets."""
+    from llm.features import MAX_SHOW_ENDS, UNTIL_SHOW_ENDS
     from twin.shipped import programme_of
 
     scenario = Scenario(venue="concert_hall", avatars=400, hours=4.0, seed=5, policy="scripted")
     ckpt = tiny_model_of(scenario, tmp_path, programme=programme_of(scenario))
-    assert ckpt.model.config.show_end_dwell == 1
+    assert ckpt.model.config.show_end_dwell == MAX_SHOW_ENDS == 2
     ends_with_show = {}
-    for bias in (30.0, -30.0):
+    for nth, bias in ((0, 30.0), (0, -30.0), (1, 30.0)):
         with torch.no_grad():
-            ckpt.model.dwell_head.bias[UNTIL_SHOW_ENDS] = bias
+            ckpt.model.dwell_head.bias[UNTIL_SHOW_ENDS : UNTIL_SHOW_ENDS + 2] = -30.0
+            ckpt.model.dwell_head.bias[UNTIL_SHOW_ENDS + nth] = bias
         run = VenueModel(scenario.replace(policy="gpt", seed=2), policy=GPTPolicy(ckpt)).run()
         visits, lay = run.visits(), run.layout
         start = (visits["timestamp"] - run.scenario.opening_time).dt.total_seconds()
         chose = start + visits["dwell_s"] - visits["leave_wait_s"]
-        at_stage = (visits["zone"] == lay.zones[lay.show_stage[0]]) & (start < lay.show_end_s[-1])
         ends = np.sort(lay.show_end_s)
-        show_end = ends[np.searchsorted(ends, start[at_stage], side="right")]
-        ends_with_show[bias] = float((abs(chose[at_stage] - show_end) < 60).mean())
-        assert at_stage.sum() > 200 and np.isfinite(visits["dwell_s"]).all()
+        # stays that have the show to end, and for the second class the one after it too
+        at_stage = (visits["zone"] == lay.zones[lay.show_stage[0]]) & (start < ends[-1 - nth])
+        show_end = ends[np.searchsorted(ends, start[at_stage], side="right") + nth]
+        ends_with_show[nth, bias] = float((abs(chose[at_stage] - show_end) < 60).mean())
+        assert at_stage.sum() > 100 and np.isfinite(visits["dwell_s"]).all()
         assert run.kpis()["left"] == 400
-    assert ends_with_show[30.0] > 0.95, ends_with_show
-    assert ends_with_show[-30.0] < 0.5, ends_with_show
+    assert ends_with_show[0, 30.0] > 0.95, ends_with_show
+    assert ends_with_show[0, -30.0] < 0.5, ends_with_show
+    assert ends_with_show[1, 30.0] > 0.95, ends_with_show
 
 
 def test_the_audience_leaving_at_a_shows_end_sees_what_its_log_shows(tmp_path) -> None:

@@ -1141,33 +1141,43 @@ def test_a_booked_show_after_another_says_so():
 def test_a_visit_that_stays_until_the_show_ends_is_marked(tmp_path):
     """With a programme, a visit at a stage whose choice to leave came at the end of the
     show there (within ``SHOW_END_TOLERANCE_S``; the wait at the door after it not
-    counted) is the "until the show ends" target of the visit before it; one that left
-    ten minutes early, or a visit elsewhere, is not; without a programme, none is."""
+    counted) is the "until the show ends" target of the visit before it (class 0); one
+    that stayed on through the interval to the end of the next show there is class 1; one
+    that left ten minutes early, or a visit elsewhere, is none (-1); without a programme,
+    none is."""
     from llm.features import Programme
 
-    # The show on s runs 18:10 to 18:50 (T0 is 18:00). Visitor 1 stays to its end and
-    # waits 90 s at the door; visitor 2 leaves at 18:40.
+    # The shows on s run 18:10 to 18:50 and 19:00 to 19:30 (T0 is 18:00). Visitor 1 stays
+    # to the end of the first and waits 90 s at the door; visitor 2 leaves at 18:40;
+    # visitor 3 stays for both.
     rows = [(1, 0, "g"), (1, 40, "s"), (1, 3090, "x"), (2, 0, "g"), (2, 30, "s"), (2, 2400, "x")]
+    rows += [(3, 0, "g"), (3, 30, "s"), (3, 5400, "x")]
     frame = log_frame(
         rows,
-        dwell_s=[40.0, 3050.0, 0.0, 30.0, 2370.0, 0.0],
-        leave_wait_s=[0.0, 90.0, 0.0, 0.0, 0.0, 0.0],
-        profile=["show=s@18:10", "", "", "", "", ""],
+        dwell_s=[40.0, 3050.0, 0.0, 30.0, 2370.0, 0.0, 30.0, 5370.0, 0.0],
+        leave_wait_s=[0.0, 90.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        profile=["show=s@18:10", "", "", "", "", "", "", "", ""],
     )
     read = read_frame(tmp_path, frame)
     vocab = ZoneVocab.from_venue(
         ["g", "s", "x"], ["entrance", "stage", "exit"], [10.0, 50.0, 10.0], np.ones((3, 3))
     )
-    programme = Programme(("s",), (65400.0,), (67800.0,))
+    programme = Programme(("s", "s"), (65400.0, 68400.0), (67800.0, 70200.0))
     seqs = encode(read, vocab, programme)
-    assert seqs.show_left_s[[0, 1, 3, 4]].tolist() == [np.inf, 2960.0, np.inf, 2970.0]
-    assert seqs.until_show_ends().tolist() == [False, True, False, False, False, False]
-    data = blocks(seqs, 4)
-    assert data["next_ends_show"].tolist() == [
-        [True, False, False, False],  # g -> s: stays until the show ends
-        [False, False, False, False],  # g -> s: leaves ten minutes early
+    assert seqs.show_left_s[[0, 1, 4, 7]].tolist() == [
+        [np.inf, np.inf],
+        [2960.0, 5360.0],
+        [2970.0, 5370.0],
+        [2970.0, 5370.0],
     ]
-    assert not blocks(encode(read, vocab), 4)["next_ends_show"].any()
+    assert seqs.show_end_class().tolist() == [-1, 0, -1, -1, -1, -1, -1, 1, -1]
+    data = blocks(seqs, 4)
+    assert data["next_show_end"].tolist() == [
+        [0, -1, -1, -1],  # g -> s: stays until the show ends
+        [-1, -1, -1, -1],  # g -> s: leaves ten minutes early
+        [1, -1, -1, -1],  # g -> s: stays until the next show ends
+    ]
+    assert (blocks(encode(read, vocab), 4)["next_show_end"] == -1).all()
 
 
 def test_a_zone_at_its_capacity_shows_full_in_a_log_read_with_capacities(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from llm import checkpoint
@@ -65,6 +66,13 @@ def test_training_days_vary_as_a_venues_history_does(venue: str) -> None:
     for day in days:
         day.check(spec)
         assert 0.6 * AVATARS[venue] <= day.avatars <= 1.3 * AVATARS[venue]
+    # The crowds cover the range evenly (one day in each of n equal slices), so the design
+    # crowd the twin is validated at lies inside them, not at their edge.
+    shares = np.sort([d.avatars / AVATARS[venue] for d in days])
+    middles = 0.6 + 0.7 * (np.arange(len(days)) + 0.5) / len(days)
+    assert np.all(np.abs(shares - middles) <= 0.7 / len(days) / 2 + 1e-3)  # 1e-3: rounding
+    assert (shares < 1).sum() >= len(days) // 3 and (shares > 1).sum() >= len(days) // 3
+    for day in days:
         if day.shows is not None:
             assert min(s.start_h for s in day.shows) >= 0.25 - 1e-9
             assert day.hours >= max(s.end_h for s in day.shows) + 0.75 - 1e-9
