@@ -463,8 +463,6 @@ def show_end_after(
         end_s[None, :] > np.asarray(t)[:, None]
     )
     ends = np.where(on, end_s[None, :], np.inf)
-    if nth == 0:
-        return ends.min(axis=1, initial=np.inf)
     if ends.shape[1] <= nth:
         return np.full(len(ends), np.inf)
     return np.partition(ends, nth, axis=1)[:, nth]

@@ -31,8 +31,7 @@ class Totals:
     """Running sums over steps: person-minutes at level E/F, peak density, services."""
 
     def __init__(self, n_zones: int) -> None:
-        self.person_minutes_los_ef = 0.0
-        self.los_ef_by_zone = np.zeros(n_zones)  # the same, per zone
+        self.los_ef_by_zone = np.zeros(n_zones)  # person-minutes at level E/F, per zone
         self.peak_density = 0.0
         self.peak_zone = -1
         self.avatar_steps = 0
@@ -40,14 +39,17 @@ class Totals:
         self.upcoming = (np.empty(0, dtype=np.int64), np.empty(0))  # services not yet begun
         self.n_zones = n_zones
 
+    @property
+    def person_minutes_los_ef(self) -> float:
+        """Person-minutes at level E/F so far, over every zone."""
+        return float(self.los_ef_by_zone.sum())
+
     def account(self, crowd: Crowd, dt: float) -> None:
         """Add one step of ``dt`` seconds to the totals (it changes nothing of the run)."""
         density = crowd.density()
         levels = crowd_level(density)
         crowded = levels >= CROWDED_LEVEL
-        minutes = crowd.occupancy[crowded] * dt / 60.0
-        self.los_ef_by_zone[crowded] += minutes
-        self.person_minutes_los_ef += float(minutes.sum())
+        self.los_ef_by_zone[crowded] += crowd.occupancy[crowded] * dt / 60.0
         z = int(np.argmax(density))
         if density[z] > self.peak_density:
             self.peak_density, self.peak_zone = float(density[z]), z
