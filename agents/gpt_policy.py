@@ -130,6 +130,10 @@ class GPTPolicy:
         #: Places that turned each avatar away (full when it got there): not chosen again,
         #: as a visitor remembers being turned away (the scripted one gives them up too).
         self.turned_away = np.zeros((n, layout.n_zones), dtype=bool)
+        kinds = np.array(layout.kinds)
+        self.need_places = [np.flatnonzero(kinds == k) for k in NEED_KINDS]
+        self.need_places = [p for p in self.need_places if len(p)]
+        self.need_place = np.isin(kinds, NEED_KINDS)
         #: Each avatar's declared profile, for a model that takes one: what a log's
         #: ``profile`` column would say of its visitor, never its needs' state.
         #: The programme on the clock, and the shows each avatar's profile booked.
@@ -266,7 +270,7 @@ class GPTPolicy:
             slots, stacked, states.astype(np.int64), profile, seen, shows, row
         )
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
-        probs = self.probabilities(logits, choices)
+        probs = self.probabilities(logits, choices, self.turned_away[idx] & ~choices)
         self.last_probs, self.last_avatars = probs, idx
         place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         place = np.where(choices.any(axis=1), place, zone)  # nowhere open: stays on
@@ -358,15 +362,40 @@ class GPTPolicy:
         ends_within = np.isfinite(left) & (left >= lower) & (left <= upper)
         return np.where(ends_within, left, dwell)
 
-    def probabilities(self, logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    def probabilities(
+        self, logits: np.ndarray, legal: np.ndarray, turned_away: np.ndarray | None = None
+    ) -> np.ndarray:
         """Next-place probabilities over the places open (``legal``), with temperature and
-        top-k (rows with none open are all zero)."""
+        top-k (rows with none open are all zero).
+
+        ``turned_away`` (B, Z): places that refused each avatar (closed, or full). A visitor
+        turned away from a bar or a restroom keeps its purpose: the odds the model gives
+        such a place go to the open places of its kind (``NEED_KINDS``), in proportion to
+        their own, where there are any (else to every open place, as the others' do). A
+        log shows no refusal, so no model learns it: renormalised over every place, a
+        thirsty avatar turned away from a closed café went to the other café half as
+        often as its visitors did (expo: +518 visits there against +937)."""
+        legal = np.asarray(legal)
+        moved = np.zeros_like(legal) if turned_away is None else np.asarray(turned_away)
+        moved = moved & ~legal & self.need_place[None, :]
         scores = np.asarray(logits, dtype=np.float64) / self.temperature
-        scaled = np.where(np.asarray(legal), scores, -np.inf)
+        scaled = np.where(legal | moved, scores, -np.inf)
         if self.top_k is not None and self.top_k < scaled.shape[1]:
             kth = np.partition(scaled, -self.top_k, axis=1)[:, -self.top_k :][:, :1]
             scaled = np.where(scaled < kth, -np.inf, scaled)
-        return softmax_rows(scaled)
+        probs = softmax_rows(scaled)
+        if moved.any():
+            open_ = np.where(legal, probs, 0.0)
+            for places in self.need_places:
+                lost = np.where(moved[:, places], probs[:, places], 0.0).sum(axis=1)
+                kin = open_[:, places]
+                total = kin.sum(axis=1)
+                share = np.divide(
+                    kin, total[:, None], out=np.zeros_like(kin), where=total[:, None] > 0
+                )
+                open_[:, places] += lost[:, None] * share
+            probs = open_ / np.maximum(open_.sum(axis=1, keepdims=True), 1e-300)
+        return probs
 
     # ------------------------------------------------------------------ the cache
     def slots_for(self, idx: np.ndarray, visit: np.ndarray) -> np.ndarray:

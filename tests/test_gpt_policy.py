@@ -499,3 +499,27 @@ def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> Non
     plain = VenueModel(scenario.replace(policy="gpt"), policy=GPTPolicy(checkpoints["without"]))
     plain.run()
     assert not (plain.policy.states == FULL_OPTION).any()
+
+
+def test_an_avatar_turned_away_from_a_bar_takes_its_odds_to_another_bar() -> None:
+    """The odds of a bar or restroom that refused an avatar go to the open places of its
+    kind, in proportion to theirs; those of any other place (a booth) to every open place,
+    as plain renormalisation does."""
+    policy = GPTPolicy(shipped_model_path("expo"))
+    VenueModel(Scenario(venue="expo", avatars=10, hours=0.5, seed=1), policy=policy)
+    kinds = np.array(policy.layout.kinds)
+    bars, booths = np.flatnonzero(kinds == "bar"), np.flatnonzero(kinds == "booth")
+    logits = np.zeros((2, len(kinds)))
+    legal = np.ones((2, len(kinds)), dtype=bool)
+    away = np.zeros_like(legal)
+    legal[0, bars[0]] = legal[1, booths[0]] = False
+    away[0, bars[0]] = away[1, booths[0]] = True
+    plain = policy.probabilities(logits, legal)
+    kept = policy.probabilities(logits, legal, away)
+    assert kept.sum(axis=1) == pytest.approx(1.0)
+    assert kept[0, bars[0]] == 0.0
+    # the shut bar's share (1/Z of the odds) went to the other bar, nothing else moved
+    assert kept[0, bars[1]] == pytest.approx(2.0 / len(kinds))
+    assert kept[0, booths[0]] == pytest.approx(1.0 / len(kinds))
+    assert plain[0, bars[1]] == pytest.approx(1.0 / (len(kinds) - 1))
+    np.testing.assert_allclose(kept[1], plain[1])  # a booth: as before
