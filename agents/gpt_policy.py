@@ -297,15 +297,31 @@ class GPTPolicy:
 
     def shows_at(self, idx: np.ndarray, now_s: np.ndarray) -> np.ndarray | None:
         """(B, Z) show state of every zone for avatars ``idx`` choosing at ``now_s``
-        (seconds after opening), for a model that takes the programme."""
+        (seconds after opening), for a model that takes the programme.
+
+        A show at a stage that turned the avatar away (full) reads as one it did not book:
+        it will not see it there, and chooses as a visitor who came for other things (the
+        scripted visitor gives such a show up too). A log shows no refusal, so no model
+        learns what a refused visitor does. Shown its show as still wanted, and the stage
+        masked, the model's odds went where no visitor's did: on the festival (12,000
+        visitors, the main stage capped at 6,000) the GPT avatars turned away there went
+        home 35 minutes earlier than on a plain day, with no more visits, where the
+        refused visitors stayed on at the bars, shops and other stages (now: 11 minutes
+        earlier, six visits more each); on the concert hall, with nothing else to see,
+        they wandered its foyer and bars (3.3 visits more each, the visitors none)."""
         if not self.model.config.n_show_states:
             return None
+        stage = np.asarray(self.layout.show_stage)
+        wanted = self.show_wanted[idx]
+        if len(stage) and stage.max() >= 0:
+            away = self.turned_away[np.asarray(idx)][:, np.maximum(stage, 0)] & (stage >= 0)
+            wanted = wanted & ~away
         states = show_states(
             seconds_of_day(self.layout.opening, now_s),
-            self.layout.show_stage,
+            stage,
             np.asarray(self.programme.start_s),
             np.asarray(self.programme.end_s),
-            self.show_wanted[idx],
+            wanted,
             self.n_zones,
             show_grace_s(self.model.config.n_show_states),
         )

@@ -118,3 +118,26 @@ def test_gpt_avatars_turned_away_at_a_shut_bar_drink_at_another() -> None:
         shut += int((closed["zone_kind"] == "bar").sum())
         plain += int((VenueModel(scenario).run().visits()["zone_kind"] == "bar").sum())
     assert shut >= 0.93 * plain, (shut, plain)
+
+
+def test_gpt_avatars_turned_away_from_a_full_stage_do_as_their_visitors_do() -> None:
+    """The concert hall's hall capped at 1,000: some 1,150 visitors are turned away from the
+    show they came for and, with nothing else there to see, go home early. The GPT avatars
+    turned away do the same; shown their show as still wanted (before), they wandered the
+    foyer and bars instead, three to four visits more each than on a plain day (the
+    visitors: none more)."""
+    base = Scenario(venue="concert_hall", avatars=2500, hours=4.0, seed=1)
+    change = {}
+    for policy in ("scripted", "gpt"):
+        plain = VenueModel(base.replace(policy=policy)).run()
+        capped = VenueModel(
+            base.replace(policy=policy, levers=Levers(capacity_caps={"main_hall": 1000}))
+        ).run()
+        hall = capped.venue.index["main_hall"]
+        refused = capped.policy.given_up if policy == "scripted" else capped.policy.turned_away
+        away = np.flatnonzero(refused[:, hall])
+        assert len(away) > 500
+        visits = [m.visits() for m in (plain, capped)]
+        each = [float(v["avatar_id"].isin(away).sum()) / len(away) for v in visits]
+        change[policy] = each[1] - each[0]
+    assert abs(change["gpt"] - change["scripted"]) < 1.0, change

@@ -523,3 +523,29 @@ def test_an_avatar_turned_away_from_a_bar_takes_its_odds_to_another_bar() -> Non
     assert kept[0, booths[0]] == pytest.approx(1.0 / len(kinds))
     assert plain[0, bars[1]] == pytest.approx(1.0 / (len(kinds) - 1))
     np.testing.assert_allclose(kept[1], plain[1])  # a booth: as before
+
+
+def test_a_show_at_a_stage_that_turned_an_avatar_away_reads_as_not_booked() -> None:
+    """An avatar turned away from a full stage will not see its show there: the model is
+    shown that stage's show as to one who did not book it (the scripted visitor gives such
+    a show up too), so it chooses among the other things it came for instead of, as
+    before, heading home (a log shows no refusal: no model learns what follows one)."""
+    from llm.features import SHOW_STATES
+
+    policy = GPTPolicy(shipped_model_path("concert_hall"))
+    VenueModel(Scenario(venue="concert_hall", avatars=200, hours=4.0, seed=1), policy=policy)
+    lay = policy.layout
+    booked = np.flatnonzero(policy.show_wanted[:, 0])
+    others = np.flatnonzero(~policy.show_wanted.any(axis=1))
+    assert len(booked) >= 2 and len(others)
+    who = np.array([booked[0], booked[1], others[0]])
+    stage = int(lay.show_stage[0])
+    now = np.full(3, lay.show_start_s[0] - 1200.0)  # twenty minutes before the first show
+    before = policy.shows_at(who, now)
+    assert SHOW_STATES[before[0, stage]].startswith("wanted")
+    policy.turned_away[booked[0], stage] = True
+    after = policy.shows_at(who, now)
+    assert after[0, stage] == before[2, stage]  # as for a visitor who booked nothing
+    assert not SHOW_STATES[after[0, stage]].startswith("wanted")
+    np.testing.assert_array_equal(after[1], before[1])  # the others' as before
+    np.testing.assert_array_equal(np.delete(after[0], stage), np.delete(before[0], stage))
