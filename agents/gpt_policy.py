@@ -130,6 +130,8 @@ class GPTPolicy:
         #: Places that turned each avatar away (full when it got there): not chosen again,
         #: as a visitor remembers being turned away (the scripted one gives them up too).
         self.turned_away = np.zeros((n, layout.n_zones), dtype=bool)
+        #: The places of each kind met for a need (bars, restrooms, lounges), among which
+        #: an avatar turned away from one looks for another (``probabilities``).
         kinds = np.array(layout.kinds)
         self.need_places = [np.flatnonzero(kinds == k) for k in NEED_KINDS]
         self.need_places = [p for p in self.need_places if len(p)]
@@ -385,9 +387,9 @@ class GPTPolicy:
         top-k (rows with none open are all zero).
 
         ``turned_away`` (B, Z): places that refused each avatar (closed, or full). A visitor
-        turned away from a bar or a restroom keeps its purpose: the odds the model gives
-        such a place go to the open places of its kind (``NEED_KINDS``), in proportion to
-        their own, where there are any (else to every open place, as the others' do). A
+        turned away from a bar, a restroom or a lounge keeps its purpose: the odds the model
+        gives such a place go to the open places of its kind (``NEED_KINDS``), in proportion
+        to their own, where there are any (else to every open place, as the others' do). A
         log shows no refusal, so no model learns it: renormalised over every place, a
         thirsty avatar turned away from a closed café went to the other café half as
         often as its visitors did (expo: +518 visits there against +937)."""

@@ -502,7 +502,7 @@ def test_a_full_zone_shows_full_live_as_the_log_reader_reads_it(tmp_path) -> Non
 
 
 def test_an_avatar_turned_away_from_a_bar_takes_its_odds_to_another_bar() -> None:
-    """The odds of a bar or restroom that refused an avatar go to the open places of its
+    """The odds of a bar (a restroom, a lounge) that refused an avatar go to the open places of its
     kind, in proportion to theirs; those of any other place (a booth) to every open place,
     as plain renormalisation does."""
     policy = GPTPolicy(shipped_model_path("expo"))
