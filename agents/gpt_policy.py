@@ -313,11 +313,8 @@ class GPTPolicy:
         they wandered its foyer and bars (3.3 visits more each, the visitors none)."""
         if not self.model.config.n_show_states:
             return None
-        stage = np.asarray(self.layout.show_stage)
-        wanted = self.show_wanted[idx]
-        if len(stage) and stage.max() >= 0:
-            away = self.turned_away[np.asarray(idx)][:, np.maximum(stage, 0)] & (stage >= 0)
-            wanted = wanted & ~away
+        stage = self.layout.show_stage
+        wanted = self.show_wanted[idx] & ~self.turned_away[np.asarray(idx)][:, stage]
         states = show_states(
             seconds_of_day(self.layout.opening, now_s),
             stage,

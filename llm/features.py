@@ -453,21 +453,6 @@ class Programme:
         return cls(tuple(data["stages"]), tuple(data["start_s"]), tuple(data["end_s"]))
 
 
-def show_end_after(
-    show_zone: np.ndarray, end_s: np.ndarray, zone: np.ndarray, t: np.ndarray, nth: int = 0
-) -> np.ndarray:
-    """End of the earliest show (zones ``show_zone``, ends ``end_s``, each (S,)) at each
-    ``zone`` (B,) that is still on, or to come, at time ``t`` (B,) (inf where none); with
-    ``nth`` k, of the (k+1)-th earliest."""
-    on = (show_zone[None, :] == np.asarray(zone)[:, None]) & (
-        end_s[None, :] > np.asarray(t)[:, None]
-    )
-    ends = np.where(on, end_s[None, :], np.inf)
-    if ends.shape[1] <= nth:
-        return np.full(len(ends), np.inf)
-    return np.partition(ends, nth, axis=1)[:, nth]
-
-
 def show_left_s(
     show_zone: np.ndarray,
     end_s: np.ndarray,
@@ -477,11 +462,17 @@ def show_left_s(
 ) -> np.ndarray:
     """(B, n) seconds from each visit's entry (``entered_s``, on the clock of ``end_s``:
     the day's in a log, the twin's since opening live) at ``zone`` until the first show
-    there that is on or to come then ends, and the ``n - 1`` after it (inf where none)."""
+    there that is on or to come then ends, and the ``n - 1`` after it (inf where none).
+    ``show_zone`` and ``end_s`` (S,): the programme's shows."""
     entered = np.asarray(entered_s, dtype=np.float64)
-    return np.stack(
-        [show_end_after(show_zone, end_s, zone, entered, k) - entered for k in range(n)], axis=1
+    end_s = np.asarray(end_s, dtype=np.float64)
+    on = (np.asarray(show_zone)[None, :] == np.asarray(zone)[:, None]) & (
+        end_s[None, :] > entered[:, None]
     )
+    ends = np.sort(np.where(on, end_s[None, :], np.inf), axis=1)[:, :n]
+    if ends.shape[1] < n:  # fewer shows than asked for
+        ends = np.pad(ends, ((0, 0), (0, n - ends.shape[1])), constant_values=np.inf)
+    return ends - entered[:, None]
 
 
 def show_end_class(stay_s: np.ndarray, show_left: np.ndarray) -> np.ndarray:
