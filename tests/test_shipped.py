@@ -94,6 +94,35 @@ def test_training_days_vary_as_a_venues_history_does(venue: str) -> None:
     assert plain.avatars == AVATARS[venue] and not plain.levers.servers and plain.shows is None
 
 
+@pytest.mark.parametrize("venue", BUILTIN_VENUES)
+def test_shows_moved_apart_keep_each_stage_in_order(venue: str) -> None:
+    """``shows_apart`` (off in the shipped recipe: ``SHOWS_APART_CHANCE``) moves each show on
+    its own: a stage's interval changes from day to day, its shows stay in order at least
+    ``SHOW_INTERVAL_H`` apart and keep their length, none before a quarter hour after
+    opening; the same draws give the same shows."""
+    from twin.scenario import Scenario
+    from twin.shipped import HOURS, SHOW_APART_H, SHOW_INTERVAL_H, shows_apart
+
+    plain = Scenario(venue=venue, avatars=100, hours=HOURS[venue]).programme(load_venue(venue))
+    intervals = set()
+    for seed in range(12):
+        shows = shows_apart(plain, np.random.default_rng(seed))
+        assert shows == shows_apart(plain, np.random.default_rng(seed))
+        for before, after in zip(plain, shows, strict=True):
+            assert after.stage == before.stage and after.headline == before.headline
+            assert after.end_h - after.start_h == pytest.approx(
+                before.end_h - before.start_h, abs=2e-3
+            )
+            assert after.start_h >= 0.25 - 1e-9
+        for stage in {s.stage for s in plain}:
+            mine = [s for s in shows if s.stage == stage]  # in the programme's order
+            gaps = [b.start_h - a.end_h for a, b in zip(mine, mine[1:], strict=False)]
+            assert all(g >= SHOW_INTERVAL_H - 2e-3 for g in gaps)
+            intervals.update(round(g, 1) for g in gaps)
+    assert len(intervals) >= 4, intervals  # not the same interval every day
+    assert max(intervals) > 0.75 + SHOW_APART_H / 2  # a headliner running well late
+
+
 def test_rebuild_refuses_a_step_count_below_one(capsys: pytest.CaptureFixture[str]) -> None:
     from twin.shipped import main
 
