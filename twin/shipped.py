@@ -151,7 +151,7 @@ SHOW_SHIFT_H = 1.0
 #: (the expo's GPT bookers, teacher-forced on its visitors' day with the headline an hour
 #: later, are sent home 15-60 minutes before it 0.043 of their decisions against the log's
 #: 0.002; ``bench/bookers_leaving.py``). Shows moved apart on half the days brought that to
-#: 0.032 and the expo's headline-later cells from 1 to 3 of 3, but the expo's occupancy
+#: 0.032 and the expo's headline-later cells from 2 to 3 of 3, but the expo's occupancy
 #: NRMSE rose from 0.119 to 0.196 (its stage's curve) and the festival met 16 cells of 24
 #: against 18, its headline's crowd risk further the wrong way (-564,164 against -300,650;
 #: visitors +194,658): ``bench/README.md``, issue 25, eleventh part.
