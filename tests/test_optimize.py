@@ -441,7 +441,16 @@ def test_two_optimisers_on_one_postgresql_study_survive_one_killed(
             pytest.fail("the first optimiser never got going")
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
-        killed = running[0]
+        # The trial it died in: the one of its trials that never completed (the one seen
+        # running may have completed between the look and the kill: a trial takes ~1 s).
+        unfinished = [
+            t
+            for t in study.get_trials()
+            if t.user_attrs.get("worker", {}).get("pid") == victim.pid
+            and t.state != optuna.trial.TrialState.COMPLETE
+        ]
+        assert len(unfinished) == 1, unfinished
+        killed = unfinished[0]
         assert survivor.wait(timeout=300) == 0
     finally:
         for worker in workers:
