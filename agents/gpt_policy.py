@@ -133,8 +133,7 @@ class GPTPolicy:
         #: The places of each kind met for a need (bars, restrooms, lounges), among which
         #: an avatar turned away from one looks for another (``probabilities``).
         kinds = np.array(layout.kinds)
-        self.need_places = [np.flatnonzero(kinds == k) for k in NEED_KINDS]
-        self.need_places = [p for p in self.need_places if len(p)]
+        self.need_places = [np.flatnonzero(kinds == k) for k in NEED_KINDS if (kinds == k).any()]
         self.need_place = np.isin(kinds, NEED_KINDS)
         #: Each avatar's declared profile, for a model that takes one: what a log's
         #: ``profile`` column would say of its visitor, never its needs' state.
@@ -272,7 +271,7 @@ class GPTPolicy:
             slots, stacked, states.astype(np.int64), profile, seen, shows, row
         )
         self.context_of[idx, visit % MEMORY] = visit - self.window_start[idx]
-        probs = self.probabilities(logits, choices, self.turned_away[idx] & ~choices)
+        probs = self.probabilities(logits, choices, self.turned_away[idx])
         self.last_probs, self.last_avatars = probs, idx
         place = choose(probs, uniforms(self.seed, idx, visit, _ZONE_DRAW))
         place = np.where(choices.any(axis=1), place, zone)  # nowhere open: stays on
@@ -314,7 +313,7 @@ class GPTPolicy:
         if not self.model.config.n_show_states:
             return None
         stage = self.layout.show_stage
-        wanted = self.show_wanted[idx] & ~self.turned_away[np.asarray(idx)][:, stage]
+        wanted = self.show_wanted[idx] & ~self.turned_away[np.asarray(idx)[:, None], stage]
         states = show_states(
             seconds_of_day(self.layout.opening, now_s),
             stage,

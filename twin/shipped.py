@@ -165,6 +165,8 @@ SURGE_CHANCE = 0.3  # most visitors in the first slice of the window
 SURGE_PROFILE = [6.0, 2.0, 1.0, 1.0]
 #: Shows keep this many hours before closing after a move (the day is made longer if not).
 SHOW_CLOSING_H = 0.75
+#: No show moved to start before this long (hours) after opening.
+FIRST_SHOW_H = 0.25
 DAY_DRAW = 11
 CROWD_ORDER_DRAW = 12
 
@@ -226,7 +228,7 @@ def training_day(venue: str, seed: int) -> Scenario:
     if rng.random() < SHOWS_MOVED_CHANCE:
         changes["shows"] = shows = moved_shows(shows, rng, hours)
     apart = np.random.default_rng([seed, SHOWS_APART_DRAW])  # the draws above unchanged
-    if shows and SHOWS_APART_CHANCE and apart.random() < SHOWS_APART_CHANCE:
+    if shows and apart.random() < SHOWS_APART_CHANCE:
         changes["shows"] = shows = shows_apart(shows, apart)
     if "shows" in changes:
         last_end = max((s.end_h for s in shows), default=0.0)
@@ -240,11 +242,11 @@ def training_day(venue: str, seed: int) -> Scenario:
 
 def moved_shows(shows: list[Show], rng: np.random.Generator, hours: float) -> list[Show]:
     """Each stage's shows moved together (so they never overlap) by up to ``SHOW_SHIFT_H``
-    either way, none before a quarter of an hour after opening."""
+    either way, none before ``FIRST_SHOW_H`` after opening."""
     shift = {s.stage: rng.uniform(-SHOW_SHIFT_H, SHOW_SHIFT_H) for s in shows}
     for stage in shift:
         first = min(s.start_h for s in shows if s.stage == stage)
-        shift[stage] = max(shift[stage], 0.25 - first)
+        shift[stage] = max(shift[stage], FIRST_SHOW_H - first)
     return [
         dataclasses.replace(
             s,
@@ -256,8 +258,8 @@ def moved_shows(shows: list[Show], rng: np.random.Generator, hours: float) -> li
 
 
 def shows_apart(shows: list[Show], rng: np.random.Generator) -> list[Show]:
-    """Each show moved on its own by up to ``SHOW_APART_H`` either way, none before a
-    quarter of an hour after opening; a stage's shows keep their order, each starting at
+    """Each show moved on its own by up to ``SHOW_APART_H`` either way, none before
+    ``FIRST_SHOW_H`` after opening; a stage's shows keep their order, each starting at
     least ``SHOW_INTERVAL_H`` after the one before it there ends (pushed later if not)."""
     moved = [
         dataclasses.replace(s, start_h=s.start_h + float(d), end_h=s.end_h + float(d))
@@ -268,7 +270,7 @@ def shows_apart(shows: list[Show], rng: np.random.Generator) -> list[Show]:
         order = sorted(
             (i for i, s in enumerate(shows) if s.stage == stage), key=lambda i: shows[i].start_h
         )
-        earliest = 0.25
+        earliest = FIRST_SHOW_H
         for i in order:
             late = max(0.0, earliest - moved[i].start_h)
             out[i] = dataclasses.replace(
