@@ -95,6 +95,32 @@ def test_training_days_vary_as_a_venues_history_does(venue: str) -> None:
 
 
 @pytest.mark.parametrize("venue", BUILTIN_VENUES)
+def test_a_service_closed_leaves_the_rest_of_each_day_as_it_was(
+    venue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closures (off in the shipped recipe: ``SERVICE_CLOSED_CHANCE``) are drawn apart from
+    the rest of a day: turned on, each training day closes one bar or shop (capacity 0) and
+    is otherwise the same day, so that a recipe with closures is compared with one without
+    on the same crowds, staff, gates and shows."""
+    import twin.shipped as shipped
+    from twin.whatifs import CLOSABLE_KINDS
+
+    spec = load_venue(venue)
+    before = [shipped.training_scenario(venue, s) for s in shipped.train_seeds(venue)]
+    monkeypatch.setattr(shipped, "SERVICE_CLOSED_CHANCE", 1.0)
+    after = [shipped.training_scenario(venue, s) for s in shipped.train_seeds(venue)]
+    shut = set()
+    for plain, closed in zip(before, after, strict=True):
+        (zone, limit), *others = closed.levers.capacity_caps.items()
+        assert limit == 0 and not others and spec.kinds[spec.index[zone]] in CLOSABLE_KINDS
+        shut.add(zone)
+        assert closed.replace(levers=plain.levers) == plain
+        assert closed.levers.servers == plain.levers.servers
+        assert closed.levers.open_gates == plain.levers.open_gates
+    assert len(shut) >= 2  # not the same zone every day
+
+
+@pytest.mark.parametrize("venue", BUILTIN_VENUES)
 def test_shows_moved_apart_keep_each_stage_in_order(venue: str) -> None:
     """``shows_apart`` (off in the shipped recipe: ``SHOWS_APART_CHANCE``) moves each show on
     its own: a stage's interval changes from day to day, its shows stay in order at least
