@@ -133,7 +133,8 @@ class GPTPolicy:
         #: The places of each kind met for a need (bars, restrooms, lounges), among which
         #: an avatar turned away from one looks for another (``probabilities``).
         kinds = np.array(layout.kinds)
-        self.need_places = [np.flatnonzero(kinds == k) for k in NEED_KINDS if (kinds == k).any()]
+        places = (np.flatnonzero(kinds == k) for k in NEED_KINDS)
+        self.need_places = [p for p in places if len(p)]
         self.need_place = np.isin(kinds, NEED_KINDS)
         #: Each avatar's declared profile, for a model that takes one: what a log's
         #: ``profile`` column would say of its visitor, never its needs' state.
