@@ -1,6 +1,6 @@
 """A twin of a real place from its data: GPT avatars against the visitors they never saw.
 
-    python bench/bench_pois.py DATA_DIR [--avatars 2000] [--seeds 2] [--train-seeds 0 1 2]
+    python bench/bench_pois.py DATA_DIR [--avatars N] [--seeds 2] [--train-seeds 0 1 2]
                                [--json out.json]
 
 DATA_DIR holds the Flickr visits and POI tables of Toronto and Melbourne (Lim et al., IJCAI
@@ -12,8 +12,9 @@ DATA_DIR holds the Flickr visits and POI tables of Toronto and Melbourne (Lim et
    (``twin.from_pois.build_venue``, every POI kept);
 3. ``venuetwin train --venue`` on the training users (the defaults);
 4. ``venuetwin validate --reference`` the held-out users' log (``twin.validate``): the
-   twin runs the held-out log's crowd (opening, arrival profile) with ``--avatars``
-   visitors, for ``--seeds`` seeds;
+   twin runs the held-out log's crowd (opening hours, arrival profile) with validate's
+   default sample (or ``--avatars`` visitors a day), for ``--seeds`` seeds, each figure with
+   its noise floor and status;
 5. the same with Markov-2 avatars fitted on the training users (``policy="markov"``);
 6. steps 3-5 for each of ``--train-seeds``: figures are medians over them.
 
@@ -117,7 +118,7 @@ def scale(
 
 
 def bench_city(
-    name: str, data: Path, avatars: int, seeds: int, train_seeds: list[int], folder: Path
+    name: str, data: Path, avatars: int | None, seeds: int, train_seeds: list[int], folder: Path
 ) -> dict[str, Any]:
     pois, visits, tz = CITIES[name]
     columns = columns_of(tz)
@@ -178,6 +179,14 @@ def bench_city(
             )
             per_seed[policy].append(
                 {
+                    "avatars": report["avatars"],
+                    "open": report["log"]["open"],
+                    "outside_hours_share": report["log"]["outside_hours_share"],
+                    **{
+                        f"{key}_{what}": report[key][what]
+                        for key in FIGURES
+                        for what in ("noise_floor", "status")
+                    },
                     "zone_share_js": report["zone_share_js"]["distance"],
                     "zone_share_js_vs_training_users": learned["zone_share_js"]["distance"],
                     "visits_vs_training_users": learned["visits_per_avatar"]["rel_error"],
@@ -188,7 +197,7 @@ def bench_city(
                 }
             )
     runs = {
-        policy: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        policy: {key: typical([r[key] for r in results]) for key in results[0]}
         | {"per_seed": results}
         for policy, results in per_seed.items()
     }
@@ -206,6 +215,13 @@ def bench_city(
         "twin": runs,
         "summary": built.summary,
     }
+
+
+def typical(values: list[Any]) -> Any:
+    """The median of numbers; of words (a status, the hours), the most common."""
+    if all(isinstance(v, (int, float)) for v in values):
+        return statistics.median(values)
+    return statistics.mode(values)
 
 
 def show(result: dict[str, Any]) -> None:
@@ -230,6 +246,15 @@ def show(result: dict[str, Any]) -> None:
             f"{figures['reference_visits_per_trajectory']:>9.2f} "
             f"{figures['zone_share_js_vs_training_users']:>26.4f}"
         )
+    gpt = result["twin"]["gpt"]
+    print(
+        f"  validate's defaults: {gpt['avatars']:,} twin visitors a day, open {gpt['open']} "
+        f"({gpt['outside_hours_share']:.0%} of the held-out visits outside); noise floor / "
+        "status (GPT): "
+        + ", ".join(
+            f"{key} {gpt[key + '_noise_floor']:.4f} {gpt[key + '_status']}" for key in FIGURES
+        )
+    )
     scale_ = result["scale"]
     print(
         f"  training users  {scale_['train_vs_held_out_zone_share_js']:>9.4f} "
@@ -247,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("--cities", nargs="+", default=list(CITIES), choices=list(CITIES))
-    parser.add_argument("--avatars", type=int, default=2000)
+    parser.add_argument(
+        "--avatars", type=int, help="twin visitors a day (default: validate's, from the log)"
+    )
     parser.add_argument("--seeds", type=int, default=2, help="twin runs per model")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", type=Path)

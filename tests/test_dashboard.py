@@ -623,7 +623,7 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     targets met, the compared KPIs as the report has them, who attends the shows, the
     what-ifs picked with their count of cells met and their zones, and its charts."""
     from twin.validate import validate
-    from twin.validate_report import table
+    from twin.validate_report import readable_table
 
     at = new_app()
     at.switch_page("pages/validate.py").run()
@@ -646,9 +646,14 @@ def test_validate_shows_the_report_of_the_current_venue_and_model(workdir: Path)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Targets met"] == f"{met} of {len(expected['passed']['figures'])}"
     frame = at.dataframe[0].value
-    rows = table(expected)
+    rows = readable_table(expected)
     assert list(frame["figure"]) == [r["figure"] for r in rows]
-    assert frame["met"].tolist() == [r["met"] for r in rows]
+    assert frame["status"].tolist() == [r["status"] for r in rows]
+    assert frame["twin"].tolist() == [r["twin"] for r in rows]  # with units, rounded
+    dwell = rows[[r["figure"] for r in rows].index("mean dwell (s)")]
+    assert dwell["twin"].endswith(" s") and "." not in dwell["twin"]  # 1,208 s, not 1208.09...
+    assert "None" not in frame.to_string()
+    assert any("the venue's shipped model" in c.value for c in at.caption)
     cells = expected["passed"]["intervention_cells"]
     assert cells["of"] == 3
     headers = [h.value for h in at.subheader]

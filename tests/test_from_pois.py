@@ -104,6 +104,31 @@ def test_an_unmapped_theme_is_a_booth_named_in_a_warning_and_kinds_override(
     assert kind_of_theme("Railway Station", {}) == "hall"
 
 
+@pytest.mark.parametrize(
+    ("theme", "kind"),
+    [
+        # theme parks' ride categories, and what a park's table lists beside them
+        *[(t, "ride") for t in ("Family", "Kids", "Kiddie", "Water", "Thrill", "Dark ride")],
+        ("Parade", "stage"),
+        ("Character meet", "booth"),
+        ("Ice cream", "bar"),
+        # museums, fairs, campuses and cities
+        ("Art", "booth"),
+        ("Science centre", "booth"),
+        ("Pavilion", "booth"),
+        ("Lecture room", "booth"),
+        ("Lecture theatre", "stage"),
+        ("Cafeteria", "bar"),
+        ("Quad", "hall"),
+        ("Historic site", "booth"),
+        ("Waterfront", "hall"),
+        ("Harbour", "hall"),
+    ],
+)
+def test_the_words_of_parks_museums_fairs_campuses_and_cities_have_kinds(theme, kind):
+    assert kind_of_theme(theme, {}) == kind
+
+
 def test_x_y_in_metres_and_given_entrances(tmp_path: Path) -> None:
     table = "id,x,y\nA,0,0\nB,0,100\nC,100,100\nD,100,0\nE,50,50\n"
     pois, visits = write(tmp_path, table)

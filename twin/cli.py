@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -216,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--entrances", help="POI ids the entrance joins (default: where trajectories begin most)"
     )
     pois.add_argument("--exits", help="POI ids the exit joins (default: where they end most)")
+    pois.add_argument(
+        "--open",
+        metavar="HH:MM-HH:MM",
+        help="the place's opening hours, in the time zone of --tz (default: inferred from the "
+        "visits' times of day)",
+    )
     pois.add_argument("--name", help="the venue's name (default: the POI file's)")
     pois.add_argument(
         "--scenario-out", help="scenario TOML of the crowd (default: beside --out, .toml)"
@@ -270,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="'scripted' (the scripted visitors, same scenario and seeds) or visit logs",
     )
     add_log_format_arguments(val, defaults=False)
+    val.add_argument(
+        "--open",
+        metavar="HH:MM-HH:MM",
+        help="against a log: the place's opening hours (default: inferred from the visits)",
+    )
     val.add_argument("--scenario", help="scenario TOML file to start from (default: built-in)")
     val.add_argument("--no-interventions", action="store_true", help="skip the what-ifs")
     val.add_argument(
@@ -344,6 +356,7 @@ def venue_from_pois(args: argparse.Namespace) -> int:
     from llm.fileio import check_writable
     from llm.train import columns_from_args
     from twin.from_pois import PoiColumns, build_venue, parse_kinds
+    from twin.log_crowd import parse_open
 
     out = Path(args.out)
     scenario_out = Path(args.scenario_out) if args.scenario_out else out.with_suffix(".toml")
@@ -379,6 +392,7 @@ def venue_from_pois(args: argparse.Namespace) -> int:
         exits=ids(args.exits),
         name=args.name,
         venue_path=str(out),
+        hours=parse_open(args.open) if args.open else None,
     )
     for warning in built.warnings:
         print(f"venuetwin: warning: {warning}", file=sys.stderr)
@@ -538,8 +552,16 @@ def validate_twin(args: argparse.Namespace) -> int:
 
     from llm.fileio import write_text_atomic
     from llm.train import columns_from_args
+    from twin.log_crowd import parse_open
     from twin.validate import validate
-    from twin.validate_report import attendance_rows, html, intervention_rows, table, zone_rows
+    from twin.validate_report import (
+        attendance_rows,
+        html,
+        intervention_rows,
+        log_text,
+        readable_table,
+        zone_rows,
+    )
 
     if args.workers < 1:
         raise OptionError("--workers must be at least 1")
@@ -548,6 +570,9 @@ def validate_twin(args: argparse.Namespace) -> int:
     if args.hours is not None and args.hours <= 0:
         raise OptionError("--hours must be positive")
     reference = "scripted" if args.reference == ["scripted"] else args.reference
+    if args.open and reference == "scripted":
+        raise OptionError("--open: only against a log (--reference LOGS)")
+    opening_hours = parse_open(args.open) if args.open else None
     if args.model is not None:
         from llm import checkpoint
 
@@ -577,6 +602,7 @@ def validate_twin(args: argparse.Namespace) -> int:
         intervention_keys=args.interventions,
         workers=args.workers,
         scenario=Scenario.from_toml(args.scenario) if args.scenario else None,
+        opening_hours=opening_hours,
         on_done=done,
     )
     if bar is not None:
@@ -599,16 +625,13 @@ def validate_twin(args: argparse.Namespace) -> int:
         f"{report['venue']}: GPT twin against {report['reference']}, "
         f"{report['avatars']:,} visitors, {report['hours']} h, seeds {report['seeds']}"
     )
-    for row in table(report):
-        if row["error"] is None:
-            error = "—"
-        elif row["error_kind"] == "relative":
-            error = f"{row['error']:+.1%}"
-        else:
-            error = f"{row['error']:.4f}"
+    if report.get("log"):
+        print(textwrap.fill(log_text(report), 92, initial_indent="  ", subsequent_indent="  "))
+    print(f"  {'figure':<42} {'error':>9} {'noise floor':>11}  {'target':<13} status")
+    for row in readable_table(report):
         print(
-            f"  {row['figure']:<42} {error:>9}  {row['target']:<13} "
-            f"{'met' if row['met'] else 'MISSED'}"
+            f"  {row['figure']:<42} {row['difference']:>9} {row['noise floor']:>11}  "
+            f"{row['target']:<13} {row['status']}"
         )
     for row in attendance_rows(report):
         print(
@@ -633,7 +656,8 @@ def validate_twin(args: argparse.Namespace) -> int:
     cells = verdict["intervention_cells"]
     if cells["of"]:
         print(f"{cells['met']} of {cells['of']} intervention cells met")
-    print(f"{sum(verdict['figures'].values())} of {len(verdict['figures'])} targets met")
+    noisy = f"; {len(verdict['too_noisy'])} too noisy to tell" if verdict["too_noisy"] else ""
+    print(f"{sum(verdict['figures'].values())} of {len(verdict['figures'])} targets met{noisy}")
     for name in ("json", "html"):
         if getattr(args, name):
             print(f"{name:>5}: {getattr(args, name)}")

@@ -25,8 +25,9 @@ a theme) and logs visits (ticket scans, Wi-Fi pings, photos) gets an ordinary ve
 - **service times** from the duration column (a ride's length) where given, else from the
   visits (``SERVICE_QUANTILE`` of the stays stated there), else ``SERVICE_S``; areas,
   widths and servers from ``AREA_M2``, ``SERVERS`` and the widths below;
-- **a scenario** beside it: visitors per day, opening, length and arrival profile as the
-  log shows them (``twin.validate.crowd_of_log``), no shows.
+- **a scenario** beside it: visitors per day, the opening hours (inferred from the visits'
+  times of day, or ``--open HH:MM-HH:MM``), length and arrival profile as the log shows
+  them (``twin.log_crowd``), no shows.
 
 Everything that was inferred or defaulted is listed in ``Built.summary`` (printed by the
 command line), so the user knows what to edit.
@@ -51,6 +52,7 @@ import pandas as pd
 
 from llm.logs import Columns, detect_separator, read_logs
 from llm.zones import ZONE_KINDS
+from twin.log_crowd import OpenHours, crowd_of_log
 from twin.scenario import Scenario
 from twin.venue import Venue
 
@@ -60,14 +62,30 @@ KIND_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("entrance", "gate", "turnstile"), "entrance"),
     (("exit",), "exit"),
     (("toilet", "restroom", "wc", "washroom"), "restroom"),
-    (("restaurant", "food", "cafe", "café", "bar", "pub", "dining", "drink", "snack"), "bar"),
-    (("shop", "retail", "store", "market", "mall", "boutique", "souvenir"), "shop"),
     (
-        ("ride", "amusement", "coaster", "zoo", "aquarium", "observation", "wheel", "casino"),
+        (
+            *("restaurant", "food", "cafe", "café", "bar", "pub", "dining", "drink", "snack"),
+            *("cafeteria", "canteen", "coffee", "ice cream", "beer", "wine", "eatery"),
+        ),
+        "bar",
+    ),
+    (("shop", "retail", "store", "market", "mall", "boutique", "souvenir", "merch"), "shop"),
+    # A city's areas before the rides' words ("Waterfront" is no water ride).
+    (("waterfront", "harbour", "harbor", "district", "neighbo", "precinct", "street"), "hall"),
+    (
+        (
+            *("ride", "amusement", "coaster", "zoo", "aquarium", "observation", "wheel", "casino"),
+            # theme parks' ride categories
+            *("thrill", "family", "kid", "water", "flume", "rapids", "slide", "dark ride"),
+            *("simulator", "carousel", "spinner", "drop tower"),
+        ),
         "ride",
     ),
     (
-        ("show", "theatre", "theater", "stage", "concert", "sport", "stadium", "arena"),
+        (
+            *("show", "theatre", "theater", "stage", "concert", "sport", "stadium", "arena"),
+            *("amphitheat", "parade", "firework", "performance"),
+        ),
         "stage",
     ),
     (("assembly", "cinema", "film", "auditorium"), "stage"),
@@ -76,6 +94,7 @@ KIND_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
         "hall",
     ),
     (("transport", "station", "terminal", "pier", "marina"), "hall"),
+    (("lawn", "quad", "courtyard", "atrium", "lobby", "foyer", "green", "campus"), "hall"),
     (("lounge", "rest area", "seating"), "lounge"),
     (
         (
@@ -92,6 +111,11 @@ KIND_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
             "exhibit",
             "education",
             "building",
+            # museums, fairs, campuses and cities
+            *("art", "science", "planetarium", "collection", "pavilion", "stand", "tent"),
+            *("exhibitor", "character", "lecture", "classroom", "lab", "faculty", "department"),
+            *("histor", "memorial", "tower", "castle", "palace", "bridge", "lookout"),
+            "viewpoint",
         ),
         "booth",
     ),
@@ -340,6 +364,7 @@ def build_venue(
     exits: Sequence[str] | None = None,
     name: str | None = None,
     venue_path: str | None = None,
+    hours: OpenHours | None = None,
 ) -> Built:
     """The venue of a POI table and its visit logs (see the module's docstring).
 
@@ -347,7 +372,8 @@ def build_venue(
     naming them), ``"keep"`` (places nobody visited yet) or ``"drop"``. ``entrances`` /
     ``exits``: POI ids whose corners the entrance / exit join (default: where trajectories
     begin / end most). ``venue_path``: where the venue will be written (the scenario names
-    it)."""
+    it). ``hours``: the place's opening hours (default: inferred from the visits,
+    ``twin.log_crowd.open_hours``)."""
     if unvisited not in ("error", "keep", "drop"):
         raise PoiError(f"--unvisited: 'error', 'keep' or 'drop', got {unvisited!r}")
     pois_path = Path(pois_path)
@@ -447,7 +473,7 @@ def build_venue(
     summary.extend(_streets(graph, pois, places))
     summary.extend(_gates(graph, pois, places, entrances, exits, pois_path))
     venue = Venue(graph, source=venue_path or f"{pois_path.stem}.json")
-    scenario, figures = _scenario(frame, venue, log_names, venue_path)
+    scenario, figures = _scenario(frame, venue, log_names, venue_path, hours)
     summary.append(figures)
     return Built(venue, scenario, summary, warnings)
 
@@ -600,12 +626,15 @@ def _stated_stays(places: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _scenario(
-    frame: pd.DataFrame, venue: Venue, log_names: str, venue_path: str | None
+    frame: pd.DataFrame,
+    venue: Venue,
+    log_names: str,
+    venue_path: str | None,
+    hours: OpenHours | None,
 ) -> tuple[Scenario, str]:
     """The crowd the log shows, as a scenario on the new venue (no shows)."""
-    from twin.validate import crowd_of_log
-
-    changes, _ = crowd_of_log(frame, venue, log_names)
+    crowd = crowd_of_log(frame, venue, log_names, hours)
+    changes = crowd.changes
     trips = frame.groupby("trajectory")
     span = (trips["timestamp"].max() - trips["timestamp"].min()).dt.total_seconds()
     stay = span + trips["dwell_s"].last()  # from the first visit to the end of the last
@@ -616,11 +645,18 @@ def _scenario(
         shows=[],
         **changes,
     )
+    outside = (
+        f", {crowd.outside_hours_share:.0%} of the visits outside them"
+        if crowd.outside_hours_share >= 0.005
+        else ""
+    )
+    how = "as given" if hours else "inferred from the visits' times of day"
     figures = (
-        f"crowd from the visits: {changes['avatars']:,} visitor(s) a day, opening "
-        f"{changes['opening'][11:16]}, {changes['hours']:g} h, arrivals over the first "
-        f"{changes['arrival_window_h']:.2f} h; mean stay {stay.mean() / 60:.0f} min, "
-        f"{visits.mean():.2f} visits per trajectory"
+        f"open {crowd.hours.text()} ({how}{outside}; --open HH:MM-HH:MM sets them); "
+        "crowd from the visits: "
+        f"{changes['avatars']:,} visitor(s) a day, opening {changes['opening'][11:16]}, "
+        f"{changes['hours']:g} h, arrivals over the first {changes['arrival_window_h']:.2f} h; "
+        f"mean stay {stay.mean() / 60:.0f} min, {visits.mean():.2f} visits per trajectory"
     )
     return scenario, figures
 

@@ -37,7 +37,9 @@ LABELS: dict[str, str] = {
 
 
 def table(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per compared KPI: twin, reference, error (relative or distance), target, met."""
+    """One row per compared KPI: twin, reference, error (relative or distance), target, met,
+    its noise floor (the same figure between samples that differ by chance alone: None
+    where not measured, ``twin.noise_floor``) and status (met, missed or too noisy)."""
     rows = []
     for key, label in LABELS.items():
         item = report.get(key)
@@ -47,6 +49,7 @@ def table(report: dict[str, Any]) -> list[dict[str, Any]]:
         value = item["distance"] if distance else item["rel_error"]
         rows.append(
             {
+                "key": key,
                 "figure": label,
                 "twin": _number(item["twin"]),
                 "reference": _number(item["reference"]),
@@ -56,9 +59,83 @@ def table(report: dict[str, Any]) -> list[dict[str, Any]]:
                 if key in TARGETS
                 else "",
                 "met": item["passed"],
+                "noise_floor": item.get("noise_floor"),
+                "status": item.get("status") or ("met" if item["passed"] else "missed"),
             }
         )
     return rows
+
+
+def readable_table(report: dict[str, Any]) -> list[dict[str, str]]:
+    """``table`` as a reader takes it: values with their units and sensible rounding, the
+    noise floor beside the error, the status in words ("MISSED" stands out)."""
+    return [
+        {
+            "figure": r["figure"],
+            "twin": value_text(r["key"], r["twin"]),
+            "reference": value_text(r["key"], r["reference"]),
+            "difference": error_text(r["error"], r["error_kind"]),
+            "noise floor": error_text(r["noise_floor"], r["error_kind"], floor=True),
+            "target": r["target"],
+            "status": "MISSED" if r["status"] == "missed" else r["status"],
+        }
+        for r in table(report)
+    ]
+
+
+def value_text(key: str, value: Any) -> str:
+    """A figure's value with its unit: "—" for a distribution (its chart shows it)."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    if key.endswith("_s"):
+        return f"{value:,.0f} s" if abs(value) >= 100 else f"{value:.1f} s"
+    if key == "visits_per_avatar":
+        return f"{value:.2f}"
+    if key == "mean_satisfaction":
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def error_text(value: Any, kind: str, floor: bool = False) -> str:
+    """A difference (or a noise floor): a relative error in percent, a distance to four
+    decimals; "—" where there is none."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    if kind == "relative":
+        return f"±{value:.1%}" if floor else f"{value:+.1%}"
+    return f"{value:.4f}"
+
+
+def model_text(report: dict[str, Any]) -> str:
+    """The model the twin's avatars decided with, as a reader names it."""
+    if report.get("policy") != "gpt":
+        return f"{report.get('policy')} avatars (no model)"
+    model = report.get("model")
+    if model in (None, "", "shipped"):
+        return "the venue's shipped model"
+    return str(model)
+
+
+def log_text(report: dict[str, Any]) -> str:
+    """Against a log: its hours, crowd and what the twin ran (empty against scripted
+    visitors)."""
+    log = report.get("log")
+    if not log:
+        return ""
+    outside = log["outside_hours_share"]
+    return (
+        f"The log: {log['trajectories']:,} trajectories over {log['days']:,} day(s) "
+        f"({log['visitors_per_day']:,} a day), open {log['open']}"
+        + (
+            f" ({outside:.0%} of its visits outside those hours, left out of the hour-of-day "
+            "shares)"
+            if outside >= 0.005
+            else ""
+        )
+        + f"; the twin ran {report['avatars']:,} visitors a day for {len(report['seeds'])} "
+        "seed(s). A figure whose noise floor is above its target is too noisy to call met "
+        "or missed."
+    )
 
 
 def intervention_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -235,21 +312,24 @@ def html(report: dict[str, Any]) -> str:
     verdict = report["passed"]
     head = (
         f"<h1>venuetwin validate: {escape.escape(str(report['venue']))}</h1>"
-        f"<p>Twin: GPT avatars ({escape.escape(str(report['model']))}); reference: "
+        f"<p>Twin: GPT avatars ({escape.escape(model_text(report))}); reference: "
         f"{escape.escape(str(report['reference']))}; {report['avatars']:,} visitors, "
         f"{report['hours']} h, seeds {report['seeds']}. "
         f"<b>{'All targets met' if verdict['all'] else 'Some targets missed'}</b> "
-        f"({sum(verdict['figures'].values())} of {len(verdict['figures'])}).</p>"
+        f"({sum(verdict['figures'].values())} of {len(verdict['figures'])}"
+        + (f"; {len(verdict['too_noisy'])} too noisy to tell" if verdict.get("too_noisy") else "")
+        + f").</p><p>{escape.escape(log_text(report))}</p>"
     )
+    readable = readable_table(report)
+    columns = list(readable[0]) if readable else []
     rows = "".join(
-        f"<tr><td>{escape.escape(r['figure'])}</td><td>{_fmt(r['twin'])}</td>"
-        f"<td>{_fmt(r['reference'])}</td><td>{_fmt(r['error'], r['error_kind'])}</td>"
-        f"<td>{escape.escape(r['target'])}</td><td>{'met' if r['met'] else 'MISSED'}</td></tr>"
-        for r in table(report)
+        "<tr>" + "".join(f"<td>{escape.escape(r[c])}</td>" for c in columns) + "</tr>"
+        for r in readable
     )
     kpis = (
-        "<table border=1 cellpadding=4><tr><th>figure</th><th>twin</th><th>reference</th>"
-        f"<th>error</th><th>target</th><th></th></tr>{rows}</table>"
+        "<table border=1 cellpadding=4><tr>"
+        + "".join(f"<th>{escape.escape(c)}</th>" for c in columns)
+        + f"</tr>{rows}</table>"
     )
     what_ifs = "".join(
         f"<tr><td>{escape.escape(r['intervention'])}</td><td>{escape.escape(r['kpi'])}</td>"

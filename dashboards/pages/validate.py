@@ -15,6 +15,7 @@ last report in ``"validation"``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +27,15 @@ from llm.checkpoint import CheckpointError
 from llm.logs import Columns, LogError
 from twin import ScenarioError, VenueError
 from twin.validate import validate
-from twin.validate_report import attendance_rows, figures, intervention_rows, table, zone_rows
+from twin.validate_report import (
+    attendance_rows,
+    figures,
+    intervention_rows,
+    log_text,
+    model_text,
+    readable_table,
+    zone_rows,
+)
 from twin.venue import BUILTIN_VENUES
 from twin.whatifs import WHATIFS
 
@@ -123,13 +132,29 @@ def show(report: dict[str, Any]) -> None:
     verdict = report["passed"]
     met, total = sum(verdict["figures"].values()), len(verdict["figures"])
     st.subheader(f"{report['venue']}: {met} of {total} targets met")
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Targets met", f"{met} of {total}")
-    cols[1].metric("Visitors", f"{report['avatars']:,}")
-    cols[2].metric("Hours", report["hours"])
-    cols[3].metric("Seeds", len(report["seeds"]))
-    st.caption(f"Model: {report['model']}; reference: {report['reference']}.")
-    st.dataframe(pd.DataFrame(table(report)), hide_index=True, key="val-table")
+    cols[1].metric("Too noisy to tell", len(verdict.get("too_noisy", [])))
+    cols[2].metric("Visitors", f"{report['avatars']:,}")
+    cols[3].metric("Hours", f"{report['hours']:g}")
+    cols[4].metric("Seeds", len(report["seeds"]))
+    reference = report["reference"]
+    if isinstance(reference, list):
+        reference = ", ".join(Path(p).name for p in reference)
+    st.caption(f"Model: {model_text(report)}; reference: {reference}.")
+    if report.get("log"):
+        st.caption(log_text(report))
+    st.caption(
+        "Noise floor: the same figure between samples that differ by chance alone (two "
+        "random halves of the reference's visitors, or two of its seeds; two of the twin's "
+        "seeds), the larger. A figure whose floor is above its target is too noisy to tell."
+    )
+    st.dataframe(
+        pd.DataFrame(readable_table(report)),
+        hide_index=True,
+        width="stretch",
+        key="val-table",
+    )
     shows = attendance_rows(report)
     if shows:
         st.subheader("Who attends the shows")
