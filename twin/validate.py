@@ -42,7 +42,14 @@ import pandas as pd
 
 from llm.logs import Columns, read_logs
 from twin.attendance import attendance_shares, show_attendance
-from twin.log_crowd import LogCrowd, OpenHours, crowd_of_log, sample_size, within_hours
+from twin.log_crowd import (
+    LogCrowd,
+    OpenHours,
+    crowd_of_log,
+    sample_size,
+    seconds_of_day,
+    within_hours,
+)
 from twin.noise_floor import TOO_NOISY, annotate, figure_values, halves_floor, pair_floor
 from twin.scenario import Scenario, ScenarioError
 from twin.venue import STAFFED_KINDS, Venue, load_venue
@@ -107,10 +114,7 @@ def visit_stats(
     stats: dict[str, Any] = {
         "zone_counts": visits["zone"].value_counts().to_dict(),
         "kind_counts": kinds.value_counts().to_dict(),
-        "hour_counts": {
-            str(h): int(n)
-            for h, n in pd.to_datetime(visits["timestamp"]).dt.hour.value_counts().items()
-        },
+        "hour_counts": hour_counts(visits["timestamp"]),
         "visitors": int(visits[visitor].nunique()),
         "visits": len(visits),
     }
@@ -128,6 +132,11 @@ def visit_stats(
         served = visits["zone"].map(kind_of).isin(SERVED_KINDS)
         stats["visit_wait_s"] = float(wait[served].mean()) if served.any() else 0.0
     return stats
+
+
+def hour_counts(timestamps: pd.Series) -> dict[str, int]:
+    """Visits by the hour of the day they begin ("0" to "23")."""
+    return {str(h): int(n) for h, n in pd.to_datetime(timestamps).dt.hour.value_counts().items()}
 
 
 #: Kinds whose visits queue for service (gates, bars, restrooms, shops).
@@ -630,15 +639,12 @@ def log_stats(
     crowd: LogCrowd, kind_of: dict[str, str], frame: pd.DataFrame | None = None
 ) -> dict[str, Any]:
     """The statistics of a log (or of a part of it, ``frame``) as the twin's are compared
-    with them: on the zones the venue shares, hours of the day within the opening."""
-    stats = visit_stats(
-        crowd.frame if frame is None else frame,
-        kind_of,
-        visitor="trajectory",
-        zones=crowd.zones,
-        days=crowd.days,
-    )
-    stats["hour_counts"] = within_hours(stats["hour_counts"], crowd.hours)
+    with them: on the zones the venue shares, hours of the day of the visits within the
+    opening hours (the twin has none outside them)."""
+    frame = crowd.frame if frame is None else frame
+    stats = visit_stats(frame, kind_of, visitor="trajectory", zones=crowd.zones, days=crowd.days)
+    stamps = frame["timestamp"][frame["zone"].isin(crowd.zones)]
+    stats["hour_counts"] = hour_counts(stamps[crowd.hours.holds(seconds_of_day(stamps))])
     return stats
 
 
