@@ -147,6 +147,8 @@ def open_hours(seconds_of_day: np.ndarray) -> OpenHours:
 
 
 def seconds_of_day(stamps: pd.Series) -> np.ndarray:
+    """Seconds after midnight of each time stamp (as ``llm.logs.read_logs`` gives a visit's
+    in its ``seconds_of_day`` column)."""
     return (stamps - stamps.dt.normalize()).dt.total_seconds().to_numpy()
 
 
@@ -186,7 +188,7 @@ def crowd_of_log(
         frame = frame.assign(dwell_s=np.nan)
     first = frame.groupby("trajectory")["timestamp"].min()
     days = max(1, first.dt.normalize().nunique())
-    times = seconds_of_day(frame["timestamp"])
+    times = frame["seconds_of_day"].to_numpy()
     hours = hours or open_hours(times)
     span_s = hours.hours * 3600.0
     arrive = hours.since_opening(seconds_of_day(first))
@@ -226,12 +228,6 @@ def crowd_of_log(
     )
 
 
-def within_hours(hour_counts: dict[str, float], hours: OpenHours) -> dict[str, float]:
-    """Hour-of-day counts of the clock hours the opening touches."""
-    keep = {str(h) for h in hours.clock_hours()}
-    return {h: c for h, c in hour_counts.items() if h in keep}
-
-
 __all__ = [
     "LogCrowd",
     "OpenHours",
@@ -240,5 +236,4 @@ __all__ = [
     "open_hours",
     "parse_open",
     "sample_size",
-    "within_hours",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,11 +52,7 @@ def figure_values(report: dict[str, Any], keys: Sequence[str]) -> dict[str, floa
 def pair_floor(samples: Sequence[Any], measure: Measure) -> dict[str, float]:
     """Median over every pair of ``samples`` of each figure ``measure(a, b)`` gives
     (empty with fewer than two samples)."""
-    found: dict[str, list[float]] = {}
-    for a, b in itertools.combinations(samples, 2):
-        for key, value in measure(a, b).items():
-            found.setdefault(key, []).append(value)
-    return {key: float(statistics.median(values)) for key, values in found.items()}
+    return _medians(itertools.combinations(samples, 2), measure)
 
 
 def halves_floor(
@@ -69,21 +65,30 @@ def halves_floor(
 ) -> dict[str, float]:
     """Median over ``rounds`` random halvings of ``frame``'s visitors of each figure between
     the halves' statistics (``stats_of``)."""
+    halves = (
+        (stats_of(frame[mine]), stats_of(frame[~mine]))
+        for mine in _halvings(frame[visitor].to_numpy(), rounds, seed)
+    )
+    return _medians(halves, measure)
+
+
+def _medians(pairs: Iterable[tuple[Any, Any]], measure: Measure) -> dict[str, float]:
     found: dict[str, list[float]] = {}
-    for mine in _halvings(frame[visitor].to_numpy(), rounds, seed):
-        for key, value in measure(stats_of(frame[mine]), stats_of(frame[~mine])).items():
+    for a, b in pairs:
+        for key, value in measure(a, b).items():
             found.setdefault(key, []).append(value)
     return {key: float(statistics.median(values)) for key, values in found.items()}
 
 
 def _halvings(visitors: np.ndarray, rounds: int, seed: int) -> Iterator[np.ndarray]:
-    names = pd.unique(visitors)
+    codes, names = pd.factorize(visitors)
     if len(names) < 2:
         return
     rng = np.random.default_rng(seed)
     for _ in range(rounds):
-        half = rng.permutation(names)[: len(names) // 2]
-        yield np.isin(visitors, half)
+        half = np.zeros(len(names), dtype=bool)
+        half[rng.permutation(len(names))[: len(names) // 2]] = True
+        yield half[codes]
 
 
 def status(passed: bool, floor: float | None, target: float) -> str:

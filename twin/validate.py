@@ -42,14 +42,7 @@ import pandas as pd
 
 from llm.logs import Columns, read_logs
 from twin.attendance import attendance_shares, show_attendance
-from twin.log_crowd import (
-    LogCrowd,
-    OpenHours,
-    crowd_of_log,
-    sample_size,
-    seconds_of_day,
-    within_hours,
-)
+from twin.log_crowd import LogCrowd, OpenHours, crowd_of_log, sample_size
 from twin.noise_floor import TOO_NOISY, annotate, figure_values, halves_floor, pair_floor
 from twin.scenario import Scenario, ScenarioError
 from twin.venue import STAFFED_KINDS, Venue, load_venue
@@ -643,16 +636,15 @@ def log_stats(
     opening hours (the twin has none outside them)."""
     frame = crowd.frame if frame is None else frame
     stats = visit_stats(frame, kind_of, visitor="trajectory", zones=crowd.zones, days=crowd.days)
-    stamps = frame["timestamp"][frame["zone"].isin(crowd.zones)]
-    stats["hour_counts"] = hour_counts(stamps[crowd.hours.holds(seconds_of_day(stamps))])
+    kept = frame["zone"].isin(crowd.zones) & crowd.hours.holds(frame["seconds_of_day"])
+    stats["hour_counts"] = hour_counts(frame["timestamp"][kept])
     return stats
 
 
 def as_log(stats: dict[str, Any], crowd: LogCrowd, visitors: int) -> None:
-    """A twin run's statistics as a log's are compared: hours of the day within the log's
-    opening, occupancy per visitor of the log's crowd (the twin may run more visitors than
-    a log that samples its place's crowd)."""
-    stats["hour_counts"] = within_hours(stats["hour_counts"], crowd.hours)
+    """A twin run's statistics as a log's are compared: occupancy per visitor of the log's
+    crowd (the twin may run more visitors than a log that samples its place's crowd). Its
+    visits all fall within the log's hours, as it runs them."""
     scale = crowd.crowd_per_day / max(visitors, 1)
     if "occupancy" in stats and scale != 1.0:
         stats["occupancy"] = {
